@@ -1,0 +1,129 @@
+"""GET /health and GET /status (SERVER.md §3.1). No auth, not rate-limited.
+
+The keys keep the reference's names: "postgres" is the database (whatever engine), "redis"
+is the shared cache (CACHE_URL). The engine processes record their last cycle in the cache
+(`engine_heartbeat`), which is how staleness is seen from here.
+"""
+
+import time
+from datetime import timedelta
+
+from django.apps import apps
+from django.core.cache import cache
+from django.db import connection
+from django.utils import timezone
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from cueapi.timefmt import ts_iso
+
+VERSION = "1.0.0"
+POLLER_STALE_SECONDS = 30
+STALE_DELIVERING_SECONDS = 300
+
+
+def engine_heartbeat(process, **stats):
+    """Called by run_poller / run_dispatcher after each cycle."""
+    values = {f"{process}:last_run": ts_iso(timezone.now())}
+    values.update({f"{process}:{name}": value for name, value in stats.items()})
+    cache.set_many(values, timeout=120)
+
+
+def _database_ok():
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "unreachable"
+        return False
+
+
+def _cache_ok():
+    try:
+        cache.set("health:ping", "1", 10)
+        return cache.get("health:ping") == "1"
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def _poller_state():
+    """("ok"|"stale"|"unknown", details dict)."""
+    stats = cache.get_many(["poller:last_run", "poller:cues_processed", "poller:cycle_duration_ms"])
+    last_run = stats.get("poller:last_run")
+    if last_run is None:
+        return "unknown", {"status": "unknown"}
+    seconds_ago = int(time.time() - timezone.datetime.fromisoformat(last_run).timestamp())
+    details = {"last_run": last_run, "seconds_ago": seconds_ago}
+    for key in ("cues_processed", "cycle_duration_ms"):
+        if f"poller:{key}" in stats:
+            details["cues_last_cycle" if key == "cues_processed" else key] = stats[f"poller:{key}"]
+    return ("stale" if seconds_ago > POLLER_STALE_SECONDS else "ok"), details
+
+
+def _queue_stats():
+    Execution = apps.get_model("executions", "Execution")
+    now = timezone.now()
+    return {
+        "stale_executions": Execution.objects.filter(
+            status="delivering", updated_at__lt=now - timedelta(seconds=STALE_DELIVERING_SECONDS)
+        ).count(),
+        "pending_retries": Execution.objects.filter(
+            status__in=["retrying", "retry_ready"]
+        ).count(),
+        "pending_worker_claims": Execution.objects.filter(
+            status="pending", cue__callback_transport="worker"
+        ).count(),
+    }
+
+
+class HealthApi(APIView):
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    def get(self, request):
+        return Response(health_report())
+
+
+class StatusApi(APIView):
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    def get(self, request):
+        body, code = status_report()
+        return Response(body, status=code)
+
+
+def health_report():
+    db_ok = _database_ok()
+    cache_ok = _cache_ok()
+    services = {
+        "postgres": "ok" if db_ok else "error",
+        "redis": "ok" if cache_ok else "error",
+        "poller": "unknown",
+        "worker": "unknown",
+    }
+    body = {"status": "healthy" if db_ok and cache_ok else "degraded", "version": VERSION}
+    body["timestamp"] = ts_iso(timezone.now())
+    body["services"] = services
+    if cache_ok:
+        services["poller"], body["poller"] = _poller_state()
+        if services["poller"] == "stale":
+            body["status"] = "degraded"
+    try:
+        body["queue"] = _queue_stats() if db_ok else {}
+    except Exception:  # noqa: BLE001
+        body["queue"] = {}
+    return body
+
+
+def status_report():
+    if not _database_ok():
+        body, code = {"status": "down", "reason": "postgres unreachable"}, 503
+    elif not _cache_ok():
+        body, code = {"status": "down", "reason": "redis unreachable"}, 503
+    elif _poller_state()[0] == "stale":
+        body, code = {"status": "degraded", "reason": "poller stale"}, 200
+    else:
+        body, code = {"status": "healthy"}, 200
+    return body, code

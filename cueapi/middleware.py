@@ -1,0 +1,158 @@
+"""Request plumbing shared by every endpoint (SERVER.md §1.4)."""
+
+import io
+import json
+import logging
+import uuid
+
+from django.conf import settings
+from django.core.handlers.wsgi import LimitedStream
+from django.http import HttpResponse, HttpResponseRedirect
+from django.urls import Resolver404, resolve
+
+from cueapi import ratelimit
+from cueapi.authentication import bearer_token, request_key_user
+from cueapi.errors import error_response
+from cueapi.ids import api_key_hash
+
+logger = logging.getLogger("cueapi.request")
+
+
+class RequestIdMiddleware:
+    """A fresh `X-Request-Id` on every response (an inbound one is ignored, not echoed)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        request.request_id = str(uuid.uuid4())
+        response = self.get_response(request)
+        response["X-Request-Id"] = request.request_id
+        return response
+
+
+class BodySizeLimitMiddleware:
+    """413 for bodies over 1 MiB, by Content-Length or, for chunked bodies, while reading.
+
+    A chunked body (no Content-Length) is read here, at most limit + 1 bytes, and handed on
+    with its length set, so Django sees it (it reads nothing without a Content-Length).
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        limit = settings.CUEAPI_MAX_BODY_BYTES
+        length = request.META.get("CONTENT_LENGTH")
+        if length:
+            try:
+                too_large = int(length) > limit
+            except ValueError:
+                return error_response("http_error", "Invalid Content-Length", 400)
+            if too_large:
+                return self.too_large(limit)
+        elif "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+            data = self.read_up_to(request.environ["wsgi.input"], limit + 1)
+            if len(data) > limit:
+                return self.too_large(limit)
+            request._stream = LimitedStream(io.BytesIO(data), len(data))
+            request.META["CONTENT_LENGTH"] = str(len(data))
+        return self.get_response(request)
+
+    @staticmethod
+    def read_up_to(stream, size):
+        chunks, total = [], 0
+        while total < size:
+            chunk = stream.read(min(65536, size - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        return b"".join(chunks)
+
+    @staticmethod
+    def too_large(limit):
+        # The reference serialises this one body with spaced separators.
+        body = {
+            "error": {
+                "code": "request_too_large",
+                "message": f"Request body exceeds {limit} bytes",
+                "status": 413,
+            }
+        }
+        return HttpResponse(json.dumps(body), status=413, content_type="application/json")
+
+
+RATE_LIMIT_EXEMPT_PATHS = {
+    "/health",
+    "/status",
+    "/docs",
+    "/openapi.json",
+    "/redoc",
+    "/auth/device",
+    "/v1/auth/verify",
+}
+# Operators' pages are not part of the API surface the limiter protects.
+RATE_LIMIT_EXEMPT_PREFIXES = ("/admin/", "/static/")
+
+
+def rate_limit_bucket(request):
+    """Per API key when the bearer token looks like one (valid or not), else per client IP."""
+    token = bearer_token(request)
+    if token and "cue_sk_" in token:
+        return f"ratelimit:{api_key_hash(token)}"
+    return f"ratelimit:ip:{request.META.get('REMOTE_ADDR', '')}"
+
+
+class RateLimitMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        path = request.path
+        if (
+            not settings.CUEAPI_RATE_LIMIT_ENABLED
+            or path in RATE_LIMIT_EXEMPT_PATHS
+            or path.startswith(RATE_LIMIT_EXEMPT_PREFIXES)
+        ):
+            return self.get_response(request)
+        user = request_key_user(request)
+        limit = user.rate_limit_per_minute if user else settings.CUEAPI_DEFAULT_RATE_LIMIT_PER_MINUTE
+        try:
+            decision = ratelimit.hit(rate_limit_bucket(request), limit)
+        except Exception:  # noqa: BLE001 - a cache outage must not take the API down
+            logger.warning("rate limiter unavailable; request allowed", exc_info=True)
+            return self.get_response(request)
+        if not decision.allowed:
+            return error_response(
+                "rate_limit_exceeded",
+                f"Too many requests. Retry after {decision.retry_after} seconds.",
+                429,
+                headers=decision.headers(),
+            )
+        response = self.get_response(request)
+        for name, value in decision.headers().items():
+            response[name] = value
+        return response
+
+
+class TrailingSlashRedirectMiddleware:
+    """`/v1/cues/` → 307 to `/v1/cues`, as the reference does (no client sends the slash)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        path = request.path_info
+        if path.startswith("/v1/") and path.endswith("/"):
+            canonical = path.rstrip("/")
+            try:
+                resolve(canonical)
+            except Resolver404:
+                pass
+            else:
+                query = request.META.get("QUERY_STRING", "")
+                response = HttpResponseRedirect(canonical + (f"?{query}" if query else ""))
+                response.status_code = 307
+                return response
+        return self.get_response(request)

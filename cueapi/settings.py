@@ -1,0 +1,222 @@
+"""Settings: every tunable is read from the environment here, and only here.
+
+Each variable is documented in the README with its default. A `.env` file in the project
+directory is read if present (optional). SQLite in the project directory is the zero-setup
+default database; set DATABASE_URL for PostgreSQL.
+"""
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+if (BASE_DIR / ".env").is_file():
+    env.read_env(BASE_DIR / ".env")
+
+
+def env_bool(name, default):
+    """Like env.bool, but a typo ("ture") is an error, not a silent False."""
+    raw = env.str(name, default=None)
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, got {raw!r}")
+
+
+def env_positive_int(name, default, minimum=1):
+    value = env.int(name, default=default)
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+DEBUG = env_bool("DEBUG", False)
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    # Fine for a local `make run`; a deployment sets SECRET_KEY (the README says so).
+    SECRET_KEY = "insecure-development-key-set-SECRET_KEY-in-production"
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["*"])
+BASE_URL = env.str("BASE_URL", default="http://localhost:8000").rstrip("/")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "corsheaders",
+    "cueapi",
+    "accounts",
+    "cues",
+    "executions",
+    "alerts",
+]
+
+# Order matters and mirrors the reference (SERVER.md §1.4):
+# request id -> body limit -> rate limit -> CORS -> the rest. 413s are not rate-limited and
+# 429s carry no CORS headers.
+MIDDLEWARE = [
+    "cueapi.middleware.RequestIdMiddleware",
+    "cueapi.middleware.BodySizeLimitMiddleware",
+    "cueapi.middleware.RateLimitMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "cueapi.middleware.TrailingSlashRedirectMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "cueapi.urls"
+WSGI_APPLICATION = "cueapi.wsgi.application"
+APPEND_SLASH = False  # clients never send a trailing slash; see TrailingSlashRedirectMiddleware
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The API and the engine processes share one SQLite file: WAL lets readers run beside the
+    # writer, IMMEDIATE takes the write lock up front (no deadlock on upgrade), and the busy
+    # timeout makes a writer wait instead of failing with "database is locked".
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+        }
+    )
+    DATABASES["default"].setdefault("TEST", {})
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
+    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+CACHE_TABLE = "cueapi_cache"
+# The rate limiter and the auth cache must be shared by every process, so the default is the
+# database cache table (created by `migrate`), not per-process memory. Redis when CACHE_URL is
+# set to redis://...
+CACHES = {"default": env.cache("CACHE_URL", default=f"dbcache://{CACHE_TABLE}")}
+
+AUTH_USER_MODEL = "accounts.User"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+# Only needed for `collectstatic` (the Dockerfile sets it); WhiteNoise serves from the apps.
+STATIC_ROOT = env.str("STATIC_ROOT", default=None)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True  # no collectstatic step needed for `make run`
+
+EMAIL_CONFIG = env.email("EMAIL_URL", default="consolemail://")
+vars().update(EMAIL_CONFIG)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="CueAPI <noreply@localhost>")
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["cueapi.authentication.BearerAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": ["cueapi.parsers.JSONBodyParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "cueapi.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+    "DEFAULT_THROTTLE_CLASSES": [],
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "CueAPI",
+    "DESCRIPTION": "Self-hosted scheduler that knows whether each job succeeded.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_AUTHENTICATION": [],
+}
+
+# --- CueAPI settings (README "Configuration") --------------------------------------------
+CUEAPI_ALLOW_PRIVATE_URLS = env_bool("CUEAPI_ALLOW_PRIVATE_URLS", False)
+CUEAPI_ALLOW_REGISTER = env_bool("CUEAPI_ALLOW_REGISTER", True)
+CUEAPI_DEFAULT_CUE_LIMIT = env_positive_int("CUEAPI_DEFAULT_CUE_LIMIT", 10, minimum=0)
+CUEAPI_DEFAULT_MONTHLY_EXECUTION_LIMIT = env_positive_int(
+    "CUEAPI_DEFAULT_MONTHLY_EXECUTION_LIMIT", 300, minimum=0
+)
+CUEAPI_DEFAULT_RATE_LIMIT_PER_MINUTE = env_positive_int("CUEAPI_DEFAULT_RATE_LIMIT_PER_MINUTE", 60)
+CUEAPI_RATE_LIMIT_ENABLED = env_bool("CUEAPI_RATE_LIMIT_ENABLED", True)
+CUEAPI_RETRY_UNIT_SECONDS = env_positive_int("CUEAPI_RETRY_UNIT_SECONDS", 60)
+CUEAPI_POLL_INTERVAL_SECONDS = env.float("CUEAPI_POLL_INTERVAL_SECONDS", default=5.0)
+CUEAPI_DISPATCH_CONCURRENCY = env_positive_int("CUEAPI_DISPATCH_CONCURRENCY", 16)
+CUEAPI_WEBHOOK_TIMEOUT_SECONDS = env.float("CUEAPI_WEBHOOK_TIMEOUT_SECONDS", default=30.0)
+CUEAPI_WORKER_LEASE_SECONDS = env_positive_int("CUEAPI_WORKER_LEASE_SECONDS", 900)
+CUEAPI_MAX_BODY_BYTES = 1_048_576
+CUEAPI_AUTH_CACHE_SECONDS = 300
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.request": {"level": "ERROR"}},
+}
+
+# Signs session JWTs and keys the encrypted API-key copy; derived from SECRET_KEY when unset.
+SESSION_SECRET = env.str("SESSION_SECRET", default="")
+
+# CORS as the reference (SERVER.md §1.4): any origin, credentials allowed (so the request's
+# Origin is reflected), our headers readable by browser clients.
+CORS_ALLOW_ALL_ORIGINS = True
+CORS_ALLOW_CREDENTIALS = True
+CORS_EXPOSE_HEADERS = [
+    "X-Request-Id",
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+    "Retry-After",
+    "X-CueAPI-Usage-Warning",
+]
+CORS_ALLOW_HEADERS = [
+    "accept",
+    "authorization",
+    "content-type",
+    "user-agent",
+    "x-confirm-destructive",
+    "x-worker-id",
+    "x-cueapi-verify-echo",
+    "x-request-id",
+]

@@ -1,0 +1,51 @@
+"""Shared test fixtures: alice owns things, bob is someone else (STYLE.md "Tests")."""
+
+import json
+
+from django.test import TestCase
+
+from accounts.services import user_create
+
+
+class BaseTestCase(TestCase):
+    """Alice and Bob, each with a real API key, and JSON helpers that send it."""
+
+    def setUp(self):
+        super().setUp()
+        self.alice, self.alice_key = user_create(email="alice@example.org")
+        self.bob, self.bob_key = user_create(email="bob@example.org")
+
+    def auth(self, key=None):
+        return {"HTTP_AUTHORIZATION": f"Bearer {key or self.alice_key}"}
+
+    def call(self, method, path, body=None, *, key=None, anonymous=False, headers=None, **extra):
+        kwargs = {} if anonymous else self.auth(key)
+        kwargs.update(extra)
+        for name, value in (headers or {}).items():
+            kwargs["HTTP_" + name.upper().replace("-", "_")] = value
+        if body is not None:
+            kwargs["data"] = body if isinstance(body, (str, bytes)) else json.dumps(body)
+            kwargs.setdefault("content_type", "application/json")
+        return getattr(self.client, method.lower())(path, **kwargs)
+
+    def get(self, path, **kwargs):
+        return self.call("GET", path, **kwargs)
+
+    def post(self, path, body=None, **kwargs):
+        return self.call("POST", path, body, **kwargs)
+
+    def patch(self, path, body=None, **kwargs):
+        return self.call("PATCH", path, body, **kwargs)
+
+    def delete(self, path, **kwargs):
+        return self.call("DELETE", path, **kwargs)
+
+    def assertError(self, response, status, code, message=None):
+        """The response is the error envelope with this status and code (and message)."""
+        self.assertEqual(response.status_code, status, response.content)
+        error = response.json()["error"]
+        self.assertEqual(error["code"], code)
+        self.assertEqual(error["status"], status)
+        if message is not None:
+            self.assertEqual(error["message"], message)
+        return error

@@ -1,0 +1,78 @@
+"""Every bad input gets a clear 4xx in the envelope and changes nothing."""
+
+import json
+from unittest import mock
+
+from accounts.models import User
+from cueapi.testing import BaseTestCase
+
+
+class BadInputTests(BaseTestCase):
+    def test_table(self):
+        cases = [
+            # (description, request kwargs, status, code, message)
+            ("no auth header", dict(method="get", path="/v1/auth/me", anonymous=True),
+             401, "invalid_api_key", "Missing or invalid Authorization header"),
+            ("lowercase bearer", dict(method="get", path="/v1/auth/me",
+                                      headers={"Authorization": f"bearer {self.alice_key}"}, anonymous=True),
+             401, "invalid_api_key", "Missing or invalid Authorization header"),
+            ("unknown key", dict(method="get", path="/v1/auth/me", key="cue_sk_deadbeef"),
+             401, "invalid_api_key", "Invalid API key"),
+            ("bad JSON", dict(method="post", path="/v1/auth/register", body="{not json", anonymous=True),
+             400, "invalid_json", "Request body is not valid JSON"),
+            ("bad UTF-8", dict(method="post", path="/v1/auth/register", body=b"\xff\xfe", anonymous=True),
+             400, "invalid_json", "Request body is not valid JSON"),
+            ("form content type", dict(method="post", path="/v1/auth/register", body="email=x@example.com",
+                                       content_type="application/x-www-form-urlencoded", anonymous=True),
+             422, "validation_error",
+             "body: Input should be a valid dictionary or object to extract fields from"),
+            ("JSON array body", dict(method="post", path="/v1/auth/register", body=["x"], anonymous=True),
+             422, "validation_error",
+             "body: Input should be a valid dictionary or object to extract fields from"),
+            ("empty body", dict(method="post", path="/v1/auth/register", body="", anonymous=True),
+             422, "validation_error", "body: Field required"),
+            ("wrong type", dict(method="post", path="/v1/auth/register", body={"email": 42}, anonymous=True),
+             422, "validation_error", "body.email: Input should be a valid string"),
+            ("too long", dict(method="post", path="/v1/auth/register",
+                              body={"email": "a" * 250 + "@example.com"}, anonymous=True),
+             422, "validation_error", "body.email: String should have at most 255 characters"),
+            ("unknown route", dict(method="get", path="/v1/nope"), 404, "http_error", "Not Found"),
+            ("wrong method", dict(method="delete", path="/v1/auth/register", anonymous=True),
+             405, "http_error", "Method Not Allowed"),
+            ("wrong method, authed", dict(method="put", path="/v1/auth/me"),
+             405, "http_error", "Method Not Allowed"),
+        ]
+        users_before = list(User.objects.order_by("pk").values())
+        for description, kwargs, status, code, message in cases:
+            with self.subTest(description):
+                kwargs = dict(kwargs)
+                r = self.call(kwargs.pop("method"), kwargs.pop("path"), kwargs.pop("body", None), **kwargs)
+                self.assertError(r, status, code, message)
+                self.assertEqual(r["Content-Type"], "application/json")
+        self.assertEqual(list(User.objects.order_by("pk").values()), users_before)
+
+    def test_json_with_plus_json_content_type_is_parsed(self):
+        r = self.post("/v1/auth/register", {"email": "carol@example.com"},
+                      anonymous=True, content_type="application/vnd.api+json")
+        self.assertEqual(r.status_code, 201)
+
+    def test_json_without_content_type_is_parsed(self):
+        r = self.client.generic("POST", "/v1/auth/register", json.dumps({"email": "carol@example.com"}),
+                                content_type="")
+        self.assertEqual(r.status_code, 201)
+
+    def test_validation_lists_every_problem(self):
+        error = self.assertError(self.patch("/v1/auth/me", {"email": 1, "alert_webhook_url": []}),
+                                 422, "validation_error")
+        self.assertEqual(
+            sorted(d["field"] for d in error["details"]), ["body.alert_webhook_url", "body.email"]
+        )
+
+    def test_unhandled_error_is_500_without_details(self):
+        secret = self.alice.webhook_secret
+        with mock.patch("accounts.selectors.user_active_cue_count", side_effect=RuntimeError(secret)):
+            with self.assertLogs("cueapi.errors", "ERROR"):
+                r = self.get("/v1/auth/me")
+        self.assertError(r, 500, "internal_error", "An internal error occurred")
+        self.assertNotIn(secret, r.content.decode())
+        self.assertIn("X-Request-Id", r.headers)

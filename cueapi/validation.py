@@ -1,0 +1,158 @@
+"""Request validation with the reference's wording (Pydantic v2 texts, SERVER.md §1.3 B).
+
+The real clients map status codes, not texts, but people read these messages: a field that
+fails says what the reference would say. DRF serializers do the validating; the fields
+below are DRF fields with Pydantic's rules (a string must be a string, no trimming) and
+messages, and `errors_from_drf` flattens DRF's nested errors into (location, message) pairs.
+"""
+
+from collections.abc import Mapping
+
+from rest_framework import serializers
+from rest_framework.exceptions import ErrorDetail
+from rest_framework.exceptions import ValidationError as DRFValidationError
+
+from cueapi.errors import RequestValidationError
+
+NOT_A_DICT = "Input should be a valid dictionary or object to extract fields from"
+EXTRA_FORBIDDEN = "Extra inputs are not permitted"
+
+
+class Str(serializers.CharField):
+    default_error_messages = {
+        "required": "Field required",
+        "null": "Input should be a valid string",
+        "invalid": "Input should be a valid string",
+        "blank": "String should have at least 1 character",
+        "max_length": "String should have at most {max_length} characters",
+        "min_length": "String should have at least {min_length} characters",
+    }
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("trim_whitespace", False)
+        kwargs.setdefault("allow_blank", True)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class Int(serializers.IntegerField):
+    default_error_messages = {
+        "required": "Field required",
+        "null": "Input should be a valid integer",
+        "invalid": "Input should be a valid integer, unable to parse string as an integer",
+        "max_value": "Input should be less than or equal to {max_value}",
+        "min_value": "Input should be greater than or equal to {min_value}",
+        "max_string_length": "Input should be a valid integer",
+    }
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class Bool(serializers.BooleanField):
+    default_error_messages = {
+        "required": "Field required",
+        "null": "Input should be a valid boolean",
+        "invalid": "Input should be a valid boolean, unable to interpret input",
+    }
+
+
+class Dict(serializers.DictField):
+    default_error_messages = {
+        "required": "Field required",
+        "null": "Input should be a valid dictionary",
+        "not_a_dict": "Input should be a valid dictionary",
+    }
+
+
+class List(serializers.ListField):
+    default_error_messages = {
+        "required": "Field required",
+        "null": "Input should be a valid list",
+        "not_a_list": "Input should be a valid list",
+    }
+
+
+class InputSerializer(serializers.Serializer):
+    """Base for request bodies and query strings.
+
+    `forbid_extra = True` makes unknown keys an error (the reference does this only for
+    PATCH /v1/cues/{id}); otherwise they are ignored.
+    """
+
+    forbid_extra = False
+    default_error_messages = {"required": "Field required", "null": NOT_A_DICT}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, Mapping):
+            raise DRFValidationError({"non_field_errors": [ErrorDetail(NOT_A_DICT, "invalid")]})
+        errors = {}
+        if self.forbid_extra:
+            for key in data:
+                if key not in self.fields:
+                    errors[key] = [ErrorDetail(EXTRA_FORBIDDEN, "extra_forbidden")]
+        try:
+            value = super().to_internal_value(data)
+        except DRFValidationError as exc:
+            errors = {**exc.detail, **errors}
+            raise DRFValidationError(errors) from None
+        if errors:
+            raise DRFValidationError(errors)
+        return value
+
+
+def errors_from_drf(detail, loc):
+    """Flatten DRF's nested error structure into [(location, message), ...]."""
+    if isinstance(detail, Mapping):
+        out = []
+        for key, value in detail.items():
+            child = loc if key == "non_field_errors" else f"{loc}.{key}" if loc else str(key)
+            out.extend(errors_from_drf(value, child))
+        return out
+    if isinstance(detail, list):
+        out = []
+        for index, item in enumerate(detail):
+            if isinstance(item, (Mapping, list)):
+                out.extend(errors_from_drf(item, f"{loc}.{index}"))
+            else:
+                out.append((loc, str(item)))
+        return out
+    return [(loc, str(detail))]
+
+
+def validate(serializer_class, data, loc, **kwargs):
+    """Run a serializer and return its validated data, or raise a 422 envelope."""
+    serializer = serializer_class(data=data, **kwargs)
+    if not serializer.is_valid():
+        raise RequestValidationError(errors_from_drf(serializer.errors, loc))
+    return serializer.validated_data
+
+
+def validate_body(serializer_class, request, *, required=True, **kwargs):
+    """Validate a JSON body. An empty body is `{}`, or 422 `body: Field required` if required."""
+    if _empty_stream(request):
+        if required:
+            raise RequestValidationError([("body", "Field required")])
+        data = {}
+    else:
+        data = request.data
+    return validate(serializer_class, data, "body", **kwargs)
+
+
+def validate_query(serializer_class, request, **kwargs):
+    # Empty query values mean "not given" (the reference treats `?status=` as no filter).
+    data = {k: v for k, v in request.query_params.items() if v != ""}
+    return validate(serializer_class, data, "query", **kwargs)
+
+
+def _empty_stream(request):
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0) == 0
+    except ValueError:
+        return True
