@@ -1,0 +1,94 @@
+import uuid
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.db import models
+
+from cueapi.authentication import forget_api_key
+from cueapi.ids import new_webhook_secret
+
+
+def default_cue_limit():
+    return settings.CUEAPI_DEFAULT_CUE_LIMIT
+
+
+def default_monthly_execution_limit():
+    return settings.CUEAPI_DEFAULT_MONTHLY_EXECUTION_LIMIT
+
+
+def default_rate_limit_per_minute():
+    return settings.CUEAPI_DEFAULT_RATE_LIMIT_PER_MINUTE
+
+
+class UserManager(BaseUserManager):
+    use_in_migrations = True
+
+    def create_user(self, email, password=None, **fields):
+        user = self.model(email=self.normalize_email(email), **fields)
+        if password:
+            user.set_password(password)
+        else:
+            user.set_unusable_password()  # API users log in with keys, not passwords
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, email, password=None, **fields):
+        fields.update(is_staff=True, is_superuser=True)
+        return self.create_user(email, password, **fields)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """An API user (owns cues) and, with is_staff, an operator of the admin dashboard."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    email = models.EmailField(max_length=255, unique=True)
+    api_key_hash = models.CharField(max_length=64, unique=True, null=True, blank=True, editable=False)
+    api_key_prefix = models.CharField(max_length=12, blank=True, editable=False)
+    # Only set where the contract allows revealing the key again (SERVER.md §1.6).
+    api_key_encrypted = models.CharField(max_length=256, null=True, blank=True, editable=False)
+    plan = models.CharField(max_length=20, default="free")
+    active_cue_limit = models.PositiveIntegerField(default=default_cue_limit)
+    monthly_execution_limit = models.PositiveIntegerField(default=default_monthly_execution_limit)
+    rate_limit_per_minute = models.PositiveIntegerField(default=default_rate_limit_per_minute)
+    webhook_secret = models.CharField(max_length=80, default=new_webhook_secret, editable=False)
+    alert_webhook_url = models.CharField(max_length=2048, null=True, blank=True)
+    alert_webhook_secret = models.CharField(max_length=64, null=True, blank=True, editable=False)
+    is_active = models.BooleanField(default=True)
+    is_staff = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS = []
+
+    class Meta:
+        db_table = "users"
+
+    def __str__(self):
+        return self.email
+
+    def save(self, *args, **kwargs):
+        super().save(*args, **kwargs)
+        # The auth cache holds a copy of this row: drop it so limits edited in the admin
+        # (or anywhere) apply to the very next request.
+        forget_api_key(self.api_key_hash)
+
+
+class UsageMonthly(models.Model):
+    """Executions created per user per UTC calendar month (DESIGN.md §3.11)."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="usage_months")
+    month_start = models.DateField()
+    execution_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        db_table = "usage_monthly"
+        constraints = [
+            models.UniqueConstraint(fields=["user", "month_start"], name="unique_user_month")
+        ]
+
+    def __str__(self):
+        return f"{self.user_id} {self.month_start:%Y-%m}: {self.execution_count}"

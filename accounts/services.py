@@ -1,0 +1,142 @@
+"""Account rules: registration, keys and secrets, profile changes, usage counting."""
+
+import datetime
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+from email_validator import EmailNotValidError, validate_email
+
+from accounts.models import UsageMonthly, User
+from cueapi.authentication import forget_api_key, mark_key_rotated
+from cueapi.errors import AppError, RequestValidationError
+from cueapi.ids import (
+    api_key_hash,
+    api_key_prefix,
+    new_alert_webhook_secret,
+    new_api_key,
+    new_webhook_secret,
+)
+from cueapi.sessions import encrypt_api_key
+from cueapi.urlsafety import UnsafeURL, validate_url
+
+
+def normalize_email(*, email, loc="body.email"):
+    """The address as the reference's EmailStr normalises it (domain lower-cased), or 422."""
+    try:
+        return validate_email(email, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise RequestValidationError(
+            [(loc, f"value is not a valid email address: {exc}")]
+        ) from None
+
+
+def _set_api_key(user, api_key):
+    user.api_key_hash = api_key_hash(api_key)
+    user.api_key_prefix = api_key_prefix(api_key)
+
+
+def user_create(*, email, store_encrypted_key=False):
+    """Create an API user with a fresh key; return (user, plaintext key). 409 if taken."""
+    api_key = new_api_key()
+    user = User(email=email)
+    user.set_unusable_password()
+    _set_api_key(user, api_key)
+    if store_encrypted_key:
+        user.api_key_encrypted = encrypt_api_key(api_key)
+    try:
+        with transaction.atomic():
+            user.save(force_insert=True)
+    except IntegrityError:
+        raise AppError("duplicate_email", "Email already registered", 409) from None
+    return user, api_key
+
+
+def user_regenerate_api_key(*, user):
+    """Replace the key; the old one stops working at once and answers `key_rotated`."""
+    old_hash = user.api_key_hash
+    api_key = new_api_key()
+    _set_api_key(user, api_key)
+    user.api_key_encrypted = encrypt_api_key(api_key)
+    user.save(update_fields=["api_key_hash", "api_key_prefix", "api_key_encrypted", "updated_at"])
+    forget_api_key(old_hash)
+    if old_hash:
+        mark_key_rotated(old_hash)
+    return api_key
+
+
+def user_regenerate_webhook_secret(*, user):
+    user.webhook_secret = new_webhook_secret()
+    user.save(update_fields=["webhook_secret", "updated_at"])
+    return user.webhook_secret
+
+
+def user_get_alert_webhook_secret(*, user):
+    """The alert-webhook secret, created on first need (and kept from then on)."""
+    if not user.alert_webhook_secret:
+        secret = new_alert_webhook_secret()
+        # Guarded: two first calls at once must agree on one secret.
+        User.objects.filter(pk=user.pk, alert_webhook_secret__isnull=True).update(
+            alert_webhook_secret=secret
+        )
+        user.alert_webhook_secret = (
+            User.objects.filter(pk=user.pk).values_list("alert_webhook_secret", flat=True).get()
+        )
+        forget_api_key(user.api_key_hash)
+    return user.alert_webhook_secret
+
+
+def user_regenerate_alert_webhook_secret(*, user):
+    user.alert_webhook_secret = new_alert_webhook_secret()
+    user.save(update_fields=["alert_webhook_secret", "updated_at"])
+    return user.alert_webhook_secret
+
+
+def user_update(*, user, email=None, alert_webhook_url=None):
+    """PATCH /v1/auth/me: only the fields given change. 422 `no_fields` if none."""
+    fields = []
+    if alert_webhook_url is not None:
+        if alert_webhook_url == "":
+            user.alert_webhook_url = None
+        else:
+            try:
+                validate_url(alert_webhook_url)
+            except UnsafeURL as exc:
+                raise AppError("invalid_alert_webhook_url", str(exc), 400) from None
+            user.alert_webhook_url = alert_webhook_url
+        fields.append("alert_webhook_url")
+    if email is not None:
+        if User.objects.filter(email=email).exclude(pk=user.pk).exists():
+            raise AppError("duplicate_email", "Email already registered", 409)
+        user.email = email
+        fields.append("email")
+    if not fields:
+        raise AppError("no_fields", "No fields to update", 422)
+    try:
+        with transaction.atomic():
+            user.save(update_fields=[*fields, "updated_at"])
+    except IntegrityError:
+        raise AppError("duplicate_email", "Email already registered", 409) from None
+    return user
+
+
+def month_start(moment=None):
+    moment = moment or timezone.now()
+    return moment.astimezone(datetime.timezone.utc).date().replace(day=1)
+
+
+def usage_increment(*, user_id, count=1, moment=None):
+    """Count `count` created executions against the user's month (an upsert, race-safe)."""
+    start = month_start(moment)
+    updated = UsageMonthly.objects.filter(user_id=user_id, month_start=start).update(
+        execution_count=F("execution_count") + count
+    )
+    if updated:
+        return
+    try:
+        with transaction.atomic():
+            UsageMonthly.objects.create(user_id=user_id, month_start=start, execution_count=count)
+    except IntegrityError:  # another process created the row first
+        UsageMonthly.objects.filter(user_id=user_id, month_start=start).update(
+            execution_count=F("execution_count") + count
+        )

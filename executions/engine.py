@@ -1,0 +1,71 @@
+"""The shape both engine processes share (STYLE.md "Engine command").
+
+A process runs cycles. Each cycle drains its units of work (each returns whether it found
+some), records a heartbeat, then waits for the poll interval or until woken. SIGTERM and
+SIGINT only set a flag: the current cycle finishes and the process exits 0.
+"""
+
+import logging
+import signal
+import threading
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import close_old_connections, connection
+
+from cueapi.health import engine_heartbeat
+
+logger = logging.getLogger("cueapi.engine")
+
+
+class EngineCommand(BaseCommand):
+    process_name = "engine"  # "poller" / "dispatcher": heartbeat keys and application_name
+
+    def add_arguments(self, parser):
+        parser.add_argument("--once", action="store_true", help="run one cycle and exit")
+
+    def handle(self, *args, once=False, **options):
+        self.stopping = False
+        self.wakeup = threading.Event()
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self.request_stop)
+            signal.signal(signal.SIGINT, self.request_stop)
+        self.set_application_name()
+        logger.info("%s started", self.process_name)
+        while not self.stopping:
+            if not connection.in_atomic_block:  # inside a test's transaction: keep it
+                close_old_connections()
+            started = time.monotonic()
+            stats = self.cycle()
+            engine_heartbeat(
+                self.process_name,
+                cycle_duration_ms=int((time.monotonic() - started) * 1000),
+                **stats,
+            )
+            if once:
+                break
+            self.wakeup.wait(self.sleep_seconds())
+            self.wakeup.clear()
+        self.shutdown()
+        logger.info("%s stopped", self.process_name)
+
+    def request_stop(self, signum, frame):
+        self.stopping = True
+        self.wakeup.set()
+
+    def set_application_name(self):
+        # Shows up in pg_stat_activity, so an operator can tell the processes apart.
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET application_name = %s", [f"cueapi-{self.process_name}"])
+
+    def sleep_seconds(self):
+        return settings.CUEAPI_POLL_INTERVAL_SECONDS
+
+    def cycle(self):
+        """Do one cycle's work; return stats for the heartbeat."""
+        raise NotImplementedError
+
+    def shutdown(self):
+        """Finish in-flight work before exiting."""

@@ -1,0 +1,74 @@
+import uuid
+
+from django.db import models
+
+from cues.models import Cue
+
+
+class Execution(models.Model):
+    """One firing of a cue: its delivery (status, attempts) and its outcome (SERVER.md §2)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        DELIVERING = "delivering"
+        SUCCESS = "success"
+        FAILED = "failed"
+        RETRYING = "retrying"
+        RETRY_READY = "retry_ready"
+        MISSED = "missed"
+        PENDING_OUTCOME = "pending_outcome"
+        OUTCOME_TIMEOUT = "outcome_timeout"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    cue = models.ForeignKey(Cue, on_delete=models.CASCADE, related_name="executions")
+    scheduled_for = models.DateTimeField()
+    status = models.CharField(max_length=20, choices=Status, default=Status.PENDING)
+    http_status = models.IntegerField(null=True, blank=True)
+    response_body = models.TextField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    next_retry = models.DateTimeField(null=True, blank=True)
+    error_message = models.TextField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    claimed_by_worker = models.CharField(max_length=255, null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    last_heartbeat_at = models.DateTimeField(null=True, blank=True)
+    outcome_success = models.BooleanField(null=True, blank=True)
+    outcome_result = models.TextField(null=True, blank=True)
+    outcome_error = models.TextField(null=True, blank=True)
+    outcome_metadata = models.JSONField(null=True, blank=True)
+    outcome_recorded_at = models.DateTimeField(null=True, blank=True)
+    outcome_deadline_seconds = models.PositiveIntegerField(null=True, blank=True)
+    outcome_deadline_at = models.DateTimeField(null=True, blank=True)
+    outcome_state = models.CharField(max_length=30, null=True, blank=True)
+    triggered_by = models.CharField(max_length=50, null=True, blank=True)
+    # Evidence columns are as wide as the API accepts (DESIGN.md §3.8).
+    evidence_external_id = models.CharField(max_length=500, null=True, blank=True)
+    evidence_result_url = models.TextField(null=True, blank=True)
+    evidence_result_ref = models.CharField(max_length=500, null=True, blank=True)
+    evidence_result_type = models.CharField(max_length=100, null=True, blank=True)
+    evidence_summary = models.TextField(null=True, blank=True)
+    evidence_validation_state = models.CharField(max_length=20, null=True, blank=True)
+    evidence_produced_at = models.DateTimeField(null=True, blank=True)
+    evidence_artifacts = models.JSONField(null=True, blank=True)
+    evidence_metadata = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "executions"
+        constraints = [
+            # A scheduled slot fires at most once, whatever runs (DESIGN.md §2).
+            models.UniqueConstraint(fields=["cue", "scheduled_for"], name="idx_executions_dedup"),
+        ]
+        indexes = [
+            models.Index(fields=["cue", "created_at"], name="ix_executions_cue_created"),
+            models.Index(fields=["status", "next_retry"], name="ix_executions_status_retry"),
+            models.Index(fields=["status", "updated_at"], name="ix_executions_status_updated"),
+            models.Index(fields=["created_at"], name="ix_executions_created"),
+        ]
+
+    def __str__(self):
+        return f"{self.cue_id} @ {self.scheduled_for:%Y-%m-%d %H:%M:%S} ({self.status})"
