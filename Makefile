@@ -1,0 +1,38 @@
+# Two commands from a fresh clone: `make run` and `make test` (see README).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+
+# `make test DATABASE_URL=postgres://...` runs the suite on PostgreSQL.
+ifdef DATABASE_URL
+export DATABASE_URL
+endif
+
+.PHONY: run test migrate bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.runtime-installed: requirements.txt | $(BIN)/python
+	$(BIN)/python -m pip install --disable-pip-version-check -q -r requirements.txt
+	touch $@
+
+$(VENV)/.test-installed: requirements.txt requirements-test.txt $(VENV)/.runtime-installed
+	$(BIN)/python -m pip install --disable-pip-version-check -q -r requirements-test.txt
+	touch $@
+
+migrate: $(VENV)/.runtime-installed
+	$(BIN)/python manage.py migrate --noinput
+
+# API on http://127.0.0.1:8000 plus run_poller and run_dispatcher; Ctrl-C stops all three.
+run: migrate
+	$(BIN)/python manage.py serve --bind 127.0.0.1:8000
+
+test: $(VENV)/.test-installed
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(VENV)/.test-installed
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) db.sqlite3 db.sqlite3-wal db.sqlite3-shm

@@ -1,0 +1,94 @@
+"""A real server for end-to-end tests: `manage.py serve` (what `make run` starts) as a child
+process on a free port, with its own fresh database of the engine under test."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import requests
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveServer:
+    def __init__(self, **env):
+        self.extra_env = env
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.tmp = tempfile.TemporaryDirectory(prefix="cueapi-live-")
+        self.pg_database = None
+
+    def database_url(self):
+        url = os.environ.get("DATABASE_URL", "")
+        if url.startswith(("postgres://", "postgresql://")):
+            import psycopg
+
+            self.pg_admin_url = url.rsplit("/", 1)[0] + "/postgres"
+            self.pg_database = f"cueapi_live_{uuid.uuid4().hex[:10]}"
+            with psycopg.connect(self.pg_admin_url, autocommit=True) as conn:
+                conn.execute(f'CREATE DATABASE "{self.pg_database}"')
+            return url.rsplit("/", 1)[0] + "/" + self.pg_database
+        return f"sqlite:///{self.tmp.name}/live.sqlite3"
+
+    def __enter__(self):
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": self.database_url(),
+            "CUEAPI_ALLOW_PRIVATE_URLS": "true",
+            "CUEAPI_POLL_INTERVAL_SECONDS": "1",
+            "DJANGO_SETTINGS_MODULE": "cueapi.settings",
+            **self.extra_env,
+        }
+        subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=BASE_DIR,
+                       env=self.env, check=True, capture_output=True)
+        self.log = open(Path(self.tmp.name) / "server.log", "w+b")
+        self.process = subprocess.Popen(
+            [sys.executable, "manage.py", "serve", "--bind", f"127.0.0.1:{self.port}"],
+            cwd=BASE_DIR, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(self.url + "/health", timeout=1).status_code == 200:
+                    return self
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"server did not start:\n{self.output()}")
+
+    def output(self):
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+    def stop(self):
+        """Ctrl-C, as a person would; returns the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def __exit__(self, *exc):
+        self.stop()
+        self.log.close()
+        if self.pg_database:
+            import psycopg
+
+            with psycopg.connect(self.pg_admin_url, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{self.pg_database}" WITH (FORCE)')
+        self.tmp.cleanup()
