@@ -1,6 +1,8 @@
 """Account endpoints: /v1/auth/* (keys, secrets, profile, sessions) and /v1/usage."""
 
 from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from django.utils import timezone
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -32,6 +34,7 @@ class RegisterApi(APIView):
     class InputSerializer(InputSerializer):
         email = Str(max_length=255)
 
+    @extend_schema(request=InputSerializer, responses={201: OpenApiTypes.OBJECT})
     def post(self, request):
         if not settings.CUEAPI_ALLOW_REGISTER:
             raise AppError("not_found", "Not found", 404)
@@ -46,6 +49,7 @@ class MeApi(APIView):
         email = Str(required=False, allow_null=True, max_length=255)
         alert_webhook_url = Str(required=False, allow_null=True, max_length=2048)
 
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def get(self, request):
         user = request.user
         return Response(
@@ -62,6 +66,7 @@ class MeApi(APIView):
             }
         )
 
+    @extend_schema(request=PatchSerializer, responses=OpenApiTypes.OBJECT)
     def patch(self, request):
         data = validate_body(self.PatchSerializer, request)
         email = data.get("email")
@@ -74,6 +79,7 @@ class MeApi(APIView):
 
 
 class KeyRegenerateApi(APIView):
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def post(self, request):
         require_destructive_confirmation(request)
         api_key = services.user_regenerate_api_key(user=request.user)
@@ -83,6 +89,7 @@ class KeyRegenerateApi(APIView):
 class KeyApi(APIView):
     """Reveal the key, only if an encrypted copy exists (SERVER.md §3.2)."""
 
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def get(self, request):
         user = request.user
         if not user.api_key_encrypted:
@@ -96,6 +103,7 @@ class KeyApi(APIView):
 
 
 class WebhookSecretApi(APIView):
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def get(self, request):
         if not request.user.webhook_secret:
             raise AppError("no_webhook_secret", "No webhook secret found", 404)
@@ -103,6 +111,7 @@ class WebhookSecretApi(APIView):
 
 
 class WebhookSecretRegenerateApi(APIView):
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def post(self, request):
         require_destructive_confirmation(request)
         secret = services.user_regenerate_webhook_secret(user=request.user)
@@ -110,12 +119,14 @@ class WebhookSecretRegenerateApi(APIView):
 
 
 class AlertWebhookSecretApi(APIView):
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def get(self, request):
         secret = services.user_get_alert_webhook_secret(user=request.user)
         return Response({"alert_webhook_secret": secret})
 
 
 class AlertWebhookSecretRegenerateApi(APIView):
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def post(self, request):
         require_destructive_confirmation(request)
         secret = services.user_regenerate_alert_webhook_secret(user=request.user)
@@ -123,6 +134,7 @@ class AlertWebhookSecretRegenerateApi(APIView):
 
 
 class SessionRefreshApi(APIView):
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def post(self, request):
         return Response(
             {"session_token": issue_session_token(request.user), "email": request.user.email}
@@ -130,6 +142,7 @@ class SessionRefreshApi(APIView):
 
 
 class UsageApi(APIView):
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def get(self, request):
         # Requests in this key's rate-limit window; 0 for session-token callers (per IP).
         by_key = isinstance(request.auth, str) and request.auth.startswith(API_KEY_PREFIX)

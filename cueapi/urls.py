@@ -1,13 +1,13 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularJSONAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from cueapi import health
 
 urlpatterns = [
     path("health", health.HealthApi.as_view()),
     path("status", health.StatusApi.as_view()),
-    path("openapi.json", SpectacularAPIView.as_view(), name="openapi"),
+    path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
     path("docs", SpectacularSwaggerView.as_view(url_name="openapi")),
     path("redoc", SpectacularRedocView.as_view(url_name="openapi")),
     path("admin/", admin.site.urls),

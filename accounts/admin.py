@@ -1,0 +1,71 @@
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+
+from accounts.models import UsageMonthly, User
+from accounts.services import user_regenerate_api_key
+
+
+class UserCreationForm(forms.ModelForm):
+    """Add an operator (staff) or an API user from the admin; keys are regenerated below."""
+
+    password = forms.CharField(widget=forms.PasswordInput, required=False,
+                               help_text="Only needed for admin logins; API users use keys.")
+
+    class Meta:
+        model = User
+        fields = ["email"]
+
+    def save(self, commit=True):
+        user = super().save(commit=False)
+        if self.cleaned_data["password"]:
+            user.set_password(self.cleaned_data["password"])
+        else:
+            user.set_unusable_password()
+        if commit:
+            user.save()
+        return user
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    add_form = UserCreationForm
+    add_fieldsets = ((None, {"fields": ("email", "password")}),)
+    ordering = ["-created_at"]
+    list_display = ["email", "plan", "api_key_prefix", "active_cue_limit",
+                    "monthly_execution_limit", "rate_limit_per_minute", "is_staff", "created_at"]
+    list_filter = ["plan", "is_staff", "is_active"]
+    search_fields = ["email", "api_key_prefix", "id"]
+    readonly_fields = ["id", "api_key_prefix", "has_webhook_secret", "created_at", "updated_at",
+                       "last_login"]
+    fieldsets = (
+        (None, {"fields": ("id", "email", "password")}),
+        ("API access", {"fields": ("api_key_prefix", "has_webhook_secret", "alert_webhook_url")}),
+        ("Plan and limits", {"fields": ("plan", "active_cue_limit", "monthly_execution_limit",
+                                        "rate_limit_per_minute")}),
+        ("Admin permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups",
+                                          "user_permissions")}),
+        ("Dates", {"fields": ("last_login", "created_at", "updated_at")}),
+    )
+    actions = ["regenerate_api_key"]
+
+    @admin.display(boolean=True, description="webhook secret set")
+    def has_webhook_secret(self, obj):
+        # The secret itself is never shown here.
+        return bool(obj.webhook_secret)
+
+    @admin.action(description="Regenerate API key (the old key stops working)")
+    def regenerate_api_key(self, request, queryset):
+        # Django asks no confirmation for actions, so this one shows the new key once and
+        # tells the operator to hand it over; the old key answers `key_rotated` from now on.
+        for user in queryset:
+            key = user_regenerate_api_key(user=user)
+            self.message_user(request, f"New API key for {user.email}: {key}", messages.WARNING)
+
+
+@admin.register(UsageMonthly)
+class UsageMonthlyAdmin(admin.ModelAdmin):
+    list_display = ["user", "month_start", "execution_count"]
+    list_filter = ["month_start"]
+    search_fields = ["user__email"]
+    raw_id_fields = ["user"]

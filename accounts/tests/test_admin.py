@@ -1,0 +1,46 @@
+from accounts.models import User
+from cueapi.ids import api_key_hash
+from cueapi.testing import BaseTestCase
+
+
+class UserAdminTests(BaseTestCase):
+    def setUp(self):
+        super().setUp()
+        self.operator = User.objects.create_superuser("ops@example.org", "correct horse battery")
+        self.client.force_login(self.operator)
+
+    def test_changelist_shows_prefix_not_secrets(self):
+        r = self.client.get("/admin/accounts/user/")
+        self.assertEqual(r.status_code, 200)
+        page = r.content.decode()
+        self.assertIn(self.alice.api_key_prefix, page)
+        self.assertNotIn(self.alice_key, page)
+        self.assertNotIn(self.alice.webhook_secret, page)
+
+    def test_change_page_edits_limits_and_hides_secrets(self):
+        url = f"/admin/accounts/user/{self.alice.pk}/change/"
+        page = self.client.get(url).content.decode()
+        self.assertNotIn(self.alice.webhook_secret, page)
+        self.assertNotIn(self.alice.api_key_hash, page)
+        r = self.client.post(url, {
+            "email": "alice@example.org", "plan": "pro", "active_cue_limit": 50,
+            "monthly_execution_limit": 10000, "rate_limit_per_minute": 600, "is_active": "on",
+        })
+        self.assertEqual(r.status_code, 302, r.content[:2000])
+        self.alice.refresh_from_db()
+        self.assertEqual((self.alice.plan, self.alice.active_cue_limit, self.alice.rate_limit_per_minute),
+                         ("pro", 50, 600))
+        self.assertEqual(self.get("/v1/auth/me").json()["active_cue_limit"], 50)
+
+    def test_regenerate_key_action(self):
+        r = self.client.post("/admin/accounts/user/", {
+            "action": "regenerate_api_key", "_selected_action": [str(self.alice.pk)],
+        }, follow=True)
+        self.assertEqual(r.status_code, 200)
+        self.alice.refresh_from_db()
+        self.assertNotEqual(self.alice.api_key_hash, api_key_hash(self.alice_key))
+        self.assertError(self.get("/v1/auth/me"), 401, "key_rotated")
+
+    def test_staff_only(self):
+        self.client.logout()
+        self.assertEqual(self.client.get("/admin/accounts/user/").status_code, 302)

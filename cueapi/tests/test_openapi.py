@@ -1,0 +1,27 @@
+import json
+
+from cueapi.testing import BaseTestCase
+
+
+class OpenApiTests(BaseTestCase):
+    def test_schema_lists_the_api(self):
+        r = self.get("/openapi.json", anonymous=True)
+        self.assertEqual(r.status_code, 200)
+        schema = json.loads(r.content)
+        self.assertIn("/v1/auth/register", schema["paths"])
+        self.assertIn("/v1/usage", schema["paths"])
+
+    def test_docs_page(self):
+        r = self.get("/docs", anonymous=True)
+        self.assertEqual(r.status_code, 200)
+        self.assertIn(b"swagger", r.content.lower())
+
+
+class AuthQueryCountTests(BaseTestCase):
+    def test_a_cached_key_costs_one_indexed_lookup(self):
+        from cueapi.authentication import user_for_api_key
+
+        user_for_api_key(self.alice_key)  # warms the cache
+        # One read of the cache row by its primary key (zero with Redis); no users query.
+        with self.assertNumQueries(1):
+            self.assertEqual(user_for_api_key(self.alice_key).pk, self.alice.pk)
