@@ -6,7 +6,7 @@ is the shared cache (CACHE_URL). The engine processes record their last cycle in
 """
 
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.apps import apps
 from django.core.cache import cache
@@ -55,7 +55,7 @@ def _poller_state():
     last_run = stats.get("poller:last_run")
     if last_run is None:
         return "unknown", {"status": "unknown"}
-    seconds_ago = int(time.time() - timezone.datetime.fromisoformat(last_run).timestamp())
+    seconds_ago = int(time.time() - datetime.fromisoformat(last_run).timestamp())
     details = {"last_run": last_run, "seconds_ago": seconds_ago}
     for key in ("cues_processed", "cycle_duration_ms"):
         if f"poller:{key}" in stats:
