@@ -69,8 +69,9 @@ def normalize_cron(expr):
     return text
 
 
-def is_interval_style(expr):
-    return normalize_cron(expr).split(" ")[1] in ("*", "*/1")
+def _is_interval_style(normalized):
+    """Hour field `*`: the job follows real elapsed time across DST changes."""
+    return normalized.split(" ")[1] in ("*", "*/1")
 
 
 def _instants(wall, zone, interval_style):
@@ -104,7 +105,7 @@ def _transition(before, after, zone):
 def _nearest_fire(expr, tz_name, moment, forward):
     text = normalize_cron(expr)
     zone = get_zone(tz_name)
-    interval_style = text.split(" ")[1] in ("*", "*/1")
+    interval_style = _is_interval_style(text)
     wall_moment = moment.astimezone(zone).replace(tzinfo=None)
     shift = _MAX_SHIFT if forward else -_MAX_SHIFT
     candidates = croniter(text, wall_moment - shift)
