@@ -63,7 +63,8 @@ def normalize_cron(expr):
     if len(expr) > MAX_CRON_LENGTH or len(fields) not in (5, 6):
         raise ScheduleError("Invalid cron expression")
     try:
-        croniter(text, datetime(2000, 1, 1))
+        # Also catches expressions that parse but never fire (`0 0 30 2 *`).
+        croniter(text, datetime(2000, 1, 1)).get_next(datetime)
     except (ValueError, KeyError, TypeError, OverflowError):
         raise ScheduleError("Invalid cron expression") from None
     return text

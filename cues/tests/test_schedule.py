@@ -97,9 +97,14 @@ class CronDialectTests(SimpleTestCase):
                 normalize_cron(expr)
 
     def test_rejected(self):
-        for expr in ("", "   ", "* * * *", "61 * * * *", "not a cron", "* * * * * * *",
+        for expr in ("", "   "):
+            with self.subTest(expr), self.assertRaisesMessage(
+                ScheduleError, "Cron expression is required for recurring schedules"
+            ):
+                normalize_cron(expr)
+        for expr in ("* * * *", "61 * * * *", "not a cron", "* * * * * * *", "0 0 30 2 *",
                      "0 " * 60 + "*"):
-            with self.subTest(expr), self.assertRaisesMessage(ScheduleError, ""):
+            with self.subTest(expr), self.assertRaisesMessage(ScheduleError, "Invalid cron expression"):
                 normalize_cron(expr)
 
     def test_unknown_zone(self):
