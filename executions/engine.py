@@ -28,27 +28,41 @@ class EngineCommand(BaseCommand):
     def handle(self, *args, once=False, **options):
         self.stopping = False
         self.wakeup = threading.Event()
+        previous_handlers = {}
         if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, self.request_stop)
-            signal.signal(signal.SIGINT, self.request_stop)
-        self.set_application_name()
-        logger.info("%s started", self.process_name)
-        while not self.stopping:
-            if not connection.in_atomic_block:  # inside a test's transaction: keep it
-                close_old_connections()
-            started = time.monotonic()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                previous_handlers[signum] = signal.signal(signum, self.request_stop)
+        try:
+            self.set_application_name()
+            logger.info("%s started", self.process_name)
+            while not self.stopping:
+                self.run_cycle()
+                if once:
+                    break
+                self.wakeup.wait(self.sleep_seconds())
+                self.wakeup.clear()
+            self.shutdown()
+            logger.info("%s stopped", self.process_name)
+        finally:
+            # Called in-process (tests, `--once` from a script): leave the caller's handlers.
+            for signum, handler in previous_handlers.items():
+                signal.signal(signum, handler)
+
+    def run_cycle(self):
+        """One cycle. A failure is logged and the next cycle runs: one bad row or a cache
+        outage must not stop the engine (the reference's poller does the same)."""
+        if not connection.in_atomic_block:  # inside a test's transaction: keep it
+            close_old_connections()
+        started = time.monotonic()
+        try:
             stats = self.cycle()
             engine_heartbeat(
                 self.process_name,
                 cycle_duration_ms=int((time.monotonic() - started) * 1000),
                 **stats,
             )
-            if once:
-                break
-            self.wakeup.wait(self.sleep_seconds())
-            self.wakeup.clear()
-        self.shutdown()
-        logger.info("%s stopped", self.process_name)
+        except Exception:
+            logger.exception("%s cycle failed", self.process_name)
 
     def request_stop(self, signum, frame):
         self.stopping = True

@@ -1,0 +1,43 @@
+import signal
+from unittest import mock
+
+from django.core.cache import cache
+from django.core.management import call_command
+from django.test import TestCase
+
+from executions.management.commands.run_poller import Command as PollerCommand
+
+
+class EngineLoopTests(TestCase):
+    def test_once_runs_one_cycle_and_records_the_heartbeat(self):
+        call_command("run_dispatcher", once=True)
+        self.assertIsNotNone(cache.get("dispatcher:last_run"))
+        self.assertEqual(cache.get("dispatcher:delivered"), 0)
+
+    def test_a_failing_cycle_is_logged_and_the_loop_goes_on(self):
+        command = PollerCommand()
+        calls = []
+
+        def cycle():
+            calls.append(1)
+            if len(calls) == 1:
+                raise RuntimeError("boom")
+            command.stopping = True  # stop after the second cycle
+            return {"cues_processed": 0}
+
+        command.cycle = cycle
+        command.sleep_seconds = lambda: 0
+        with self.assertLogs("cueapi.engine", "ERROR") as logs:
+            command.handle(once=False)
+        self.assertEqual(len(calls), 2)
+        self.assertIn("poller cycle failed", logs.output[0])
+
+    def test_a_cache_outage_does_not_stop_the_engine(self):
+        with mock.patch.object(cache, "set_many", side_effect=ConnectionError("cache down")):
+            with self.assertLogs("cueapi.engine", "ERROR"):
+                call_command("run_poller", once=True)
+
+    def test_signal_handlers_are_restored(self):
+        before = signal.getsignal(signal.SIGINT)
+        call_command("run_poller", once=True)
+        self.assertIs(signal.getsignal(signal.SIGINT), before)
