@@ -36,14 +36,12 @@ def _set_api_key(user, api_key):
     user.api_key_prefix = api_key_prefix(api_key)
 
 
-def user_create(*, email, store_encrypted_key=False):
+def user_create(*, email):
     """Create an API user with a fresh key; return (user, plaintext key). 409 if taken."""
     api_key = new_api_key()
     user = User(email=email)
     user.set_unusable_password()
     _set_api_key(user, api_key)
-    if store_encrypted_key:
-        user.api_key_encrypted = encrypt_api_key(api_key)
     try:
         with transaction.atomic():
             user.save(force_insert=True)
