@@ -100,8 +100,6 @@ def exception_handler(exc, context):
         from cueapi.validation import errors_from_drf
 
         return app_error_response(RequestValidationError(errors_from_drf(exc.detail, "body")))
-    if isinstance(exc, drf_exceptions.Throttled):
-        return error_response("rate_limit_exceeded", "Too many requests.", 429)
     if isinstance(exc, (drf_exceptions.NotAuthenticated, drf_exceptions.AuthenticationFailed)):
         code = getattr(exc, "app_code", "invalid_api_key")
         message = getattr(exc, "app_message", "Missing or invalid Authorization header")
