@@ -2,7 +2,7 @@
 
 import json
 
-from django.test import TestCase
+from django.test import TestCase, override_settings
 
 from accounts.services import user_create
 
@@ -26,6 +26,11 @@ class BaseTestCase(TestCase):
         if body is not None:
             kwargs["data"] = body if isinstance(body, (str, bytes)) else json.dumps(body)
             kwargs.setdefault("content_type", "application/json")
+        elif method.upper() in ("POST", "PUT", "PATCH"):
+            # No body and no Content-Type, as cueapi-worker sends (not the test client's
+            # default empty multipart form).
+            kwargs.setdefault("data", b"")
+            kwargs.setdefault("content_type", "")
         return getattr(self.client, method.lower())(path, **kwargs)
 
     def get(self, path, **kwargs):
@@ -49,3 +54,25 @@ class BaseTestCase(TestCase):
         if message is not None:
             self.assertEqual(error["message"], message)
         return error
+
+
+HOOK_URL = "http://127.0.0.1:9/hook"
+
+
+def cue_body(name="nightly", **overrides):
+    """A valid POST /v1/cues body (a webhook cue on loopback, allowed in these tests)."""
+    body = {
+        "name": name,
+        "schedule": {"type": "recurring", "cron": "0 9 * * *", "timezone": "UTC"},
+        "callback": {"url": HOOK_URL},
+    }
+    body.update(overrides)
+    return body
+
+
+@override_settings(CUEAPI_ALLOW_PRIVATE_URLS=True)
+class CueTestCase(BaseTestCase):
+    def create_cue(self, key=None, **overrides):
+        r = self.post("/v1/cues", cue_body(**overrides), key=key)
+        assert r.status_code == 201, r.content
+        return r.json()

@@ -12,6 +12,8 @@ urlpatterns = [
     path("redoc", SpectacularRedocView.as_view(url_name="openapi")),
     path("admin/", admin.site.urls),
     path("", include("accounts.urls")),
+    path("", include("cues.urls")),
+    path("", include("executions.urls")),
 ]
 
 handler400 = "cueapi.errors.handler400"

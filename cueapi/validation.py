@@ -6,8 +6,11 @@ below are DRF fields with Pydantic's rules (a string must be a string, no trimmi
 messages, and `errors_from_drf` flattens DRF's nested errors into (location, message) pairs.
 """
 
+import datetime
 from collections.abc import Mapping
 
+from pydantic import AwareDatetime, HttpUrl, TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail
 from rest_framework.exceptions import ValidationError as DRFValidationError
@@ -26,6 +29,7 @@ class Str(serializers.CharField):
         "blank": "String should have at least 1 character",
         "max_length": "String should have at most {max_length} characters",
         "min_length": "String should have at least {min_length} characters",
+        "nul": "String should not contain NUL characters",
     }
 
     def __init__(self, **kwargs):
@@ -36,6 +40,9 @@ class Str(serializers.CharField):
     def to_internal_value(self, data):
         if not isinstance(data, str):
             self.fail("invalid")
+        if "\x00" in data:
+            # PostgreSQL cannot store NUL in text: refuse it here rather than fail there.
+            self.fail("nul")
         return super().to_internal_value(data)
 
 
@@ -77,6 +84,77 @@ class List(serializers.ListField):
         "null": "Input should be a valid list",
         "not_a_list": "Input should be a valid list",
     }
+
+
+class Choice(serializers.Field):
+    """One of fixed strings; the message lists them as Pydantic's Literal does.
+
+    `upper=True` accepts any case and returns the upper-case value (HTTP methods).
+    """
+
+    default_error_messages = {"required": "Field required", "null": "Input should be a string"}
+
+    def __init__(self, choices, *, upper=False, **kwargs):
+        self.choices = list(choices)
+        self.upper = upper
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        value = data.upper() if self.upper and isinstance(data, str) else data
+        if value not in self.choices:
+            quoted = [f"'{c}'" for c in self.choices]
+            listed = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
+            raise serializers.ValidationError(f"Input should be {listed}")
+        return value
+
+    def to_representation(self, value):
+        return value
+
+
+class _PydanticField(serializers.Field):
+    """A field validated by a Pydantic type, so it accepts and says what the reference does."""
+
+    adapter = None
+    default_error_messages = {"required": "Field required"}
+
+    def to_internal_value(self, data):
+        try:
+            return self.adapter.validate_python(data)
+        except PydanticValidationError as exc:
+            raise serializers.ValidationError(exc.errors()[0]["msg"]) from None
+
+    def to_representation(self, value):
+        return value
+
+
+class Url(_PydanticField):
+    """An http(s) URL, normalised as Pydantic's HttpUrl does; returned as a string."""
+
+    adapter = TypeAdapter(HttpUrl)
+    default_error_messages = {"required": "Field required", "null": "URL input should be a string or URL"}
+
+    def to_internal_value(self, data):
+        return str(super().to_internal_value(data))
+
+
+class DateTime(_PydanticField):
+    """ISO-8601 or Unix time; a value without an offset is UTC (SERVER.md §1.5)."""
+
+    adapter = TypeAdapter(datetime.datetime)
+    default_error_messages = {"required": "Field required", "null": "Input should be a valid datetime"}
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=datetime.timezone.utc)
+        return value
+
+
+class AwareDateTime(_PydanticField):
+    """Like DateTime, but an offset is required (it is kept, not converted)."""
+
+    adapter = TypeAdapter(AwareDatetime)
+    default_error_messages = {"required": "Field required", "null": "Input should be a valid datetime"}
 
 
 class InputSerializer(serializers.Serializer):

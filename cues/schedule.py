@@ -17,7 +17,8 @@ datetime.datetime(2026, 3, 8, 7, 0, tzinfo=datetime.timezone.utc)
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from functools import cache
+from zoneinfo import ZoneInfo, available_timezones
 
 from croniter import croniter
 
@@ -45,12 +46,17 @@ class ScheduleError(ValueError):
     pass
 
 
+@cache
+def _zone_names():
+    return {name.lower(): name for name in available_timezones()}
+
+
 def get_zone(name):
-    """The ZoneInfo for an IANA name, or ScheduleError."""
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
-        raise ScheduleError(f"Unknown timezone: '{name}'") from None
+    """The ZoneInfo for an IANA name (any letter case, as the reference's pytz allows)."""
+    canonical = _zone_names().get(name.lower()) if isinstance(name, str) else None
+    if canonical is None:
+        raise ScheduleError(f"Unknown timezone: '{name}'")
+    return ZoneInfo(canonical)
 
 
 def normalize_cron(expr):

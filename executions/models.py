@@ -1,5 +1,6 @@
 import uuid
 
+from django.conf import settings
 from django.db import models
 
 from cues.models import Cue
@@ -44,6 +45,8 @@ class Execution(models.Model):
     outcome_deadline_at = models.DateTimeField(null=True, blank=True)
     outcome_state = models.CharField(max_length=30, null=True, blank=True)
     triggered_by = models.CharField(max_length=50, null=True, blank=True)
+    # The payload this execution delivers when a fire overrode the cue's (None: the cue's).
+    payload = models.JSONField(null=True, blank=True)
     # Evidence columns are as wide as the API accepts (DESIGN.md §3.8).
     evidence_external_id = models.CharField(max_length=500, null=True, blank=True)
     evidence_result_url = models.TextField(null=True, blank=True)
@@ -72,3 +75,23 @@ class Execution(models.Model):
 
     def __str__(self):
         return f"{self.cue_id} @ {self.scheduled_for:%Y-%m-%d %H:%M:%S} ({self.status})"
+
+
+class Worker(models.Model):
+    """A cueapi-worker daemon, known by the heartbeats it sends (SERVER.md §3.6)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="workers")
+    worker_id = models.CharField(max_length=255)
+    handlers = models.JSONField(null=True, blank=True)
+    last_heartbeat = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "workers"
+        constraints = [
+            models.UniqueConstraint(fields=["user", "worker_id"], name="unique_user_worker"),
+        ]
+        indexes = [models.Index(fields=["user", "last_heartbeat"], name="ix_workers_user_heartbeat")]
+
+    def __str__(self):
+        return f"{self.worker_id} ({self.user_id})"

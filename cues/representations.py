@@ -1,0 +1,72 @@
+"""Response shapes of cues and executions (SERVER.md §3.4 CueResponse, §3.5 ExecutionResponse).
+
+ExecutionResponse lives here, below the executions app, because GET /v1/cues/{id} embeds a
+cue's executions and cues must not import executions (dependencies point one way).
+"""
+
+from cueapi.timefmt import ts_iso, ts_z
+
+NO_ACTIVE_WORKER_WARNING = "No active workers found. Start a cueapi-worker to process this cue."
+
+
+def cue_to_dict(cue, *, warning=None):
+    schedule = {"type": cue.schedule_type, "timezone": cue.schedule_timezone}
+    if cue.schedule_cron:
+        schedule["cron"] = cue.schedule_cron
+    if cue.schedule_at:
+        schedule["at"] = ts_iso(cue.schedule_at)
+    return {
+        "id": cue.id,
+        "name": cue.name,
+        "description": cue.description,
+        "status": cue.status,
+        "transport": cue.callback_transport,
+        "schedule": schedule,
+        "callback": {
+            "url": cue.callback_url,
+            "method": cue.callback_method,
+            "headers": cue.callback_headers or {},
+        },
+        "payload": cue.payload if cue.payload is not None else {},
+        "retry": {
+            "max_attempts": cue.retry_max_attempts,
+            "backoff_minutes": cue.retry_backoff_minutes,
+        },
+        "next_run": ts_z(cue.next_run),
+        "last_run": ts_z(cue.last_run),
+        "run_count": cue.run_count,
+        "fired_count": cue.fired_count,
+        "on_failure": cue.on_failure,
+        "verification": {"mode": cue.verification_mode} if cue.verification_mode else None,
+        "catch_up": cue.catch_up,
+        "warning": warning,
+        "created_at": ts_z(cue.created_at),
+        "updated_at": ts_z(cue.updated_at),
+    }
+
+
+def execution_to_dict(execution):
+    outcome = None
+    if execution.outcome_recorded_at is not None:
+        outcome = {
+            "success": execution.outcome_success,
+            "result": execution.outcome_result,
+            "error": execution.outcome_error,
+            "metadata": execution.outcome_metadata,
+            "recorded_at": ts_z(execution.outcome_recorded_at),
+        }
+    return {
+        "id": str(execution.id),
+        "cue_id": execution.cue_id,
+        "scheduled_for": ts_z(execution.scheduled_for),
+        "status": execution.status,
+        "http_status": execution.http_status,
+        "attempts": execution.attempts,
+        "error_message": execution.error_message,
+        "started_at": ts_z(execution.started_at),
+        "delivered_at": ts_z(execution.delivered_at),
+        "last_attempt_at": ts_z(execution.last_attempt_at),
+        "outcome": outcome,
+        "created_at": ts_z(execution.created_at),
+        "updated_at": ts_z(execution.updated_at),
+    }

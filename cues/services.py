@@ -1,0 +1,234 @@
+"""Cue rules: create, update (pause/resume), delete. Views validate shapes; this checks
+meaning, in the reference's order (SERVER.md §3.4), and persists nothing on error."""
+
+import json
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import User
+from accounts.selectors import user_limited_cue_count
+from cueapi.errors import AppError
+from cueapi.urlsafety import UnsafeURL, validate_url
+from cues import schedule as schedule_math
+from cues.models import Cue, default_backoff_minutes, default_on_failure
+from cues.representations import NO_ACTIVE_WORKER_WARNING
+from cues.selectors import cue_get, user_has_active_worker
+
+MAX_PAYLOAD_BYTES = 1_048_576
+WORKER_ACTIVE_SECONDS = 180
+DEFAULT_RETRY = {"max_attempts": 3, "backoff_minutes": [1, 5, 15]}
+
+
+def _duplicate_name(name):
+    return AppError("duplicate_cue_name", f"A cue named '{name}' already exists", 409)
+
+
+def _check_callback_url(url, *, prefix=""):
+    try:
+        validate_url(url)
+    except UnsafeURL as exc:
+        raise AppError("invalid_callback_url", f"{prefix}{exc}", 400) from None
+
+
+def _has_nul(value):
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def check_payload(payload):
+    if _has_nul(payload):
+        raise AppError("invalid_payload", "Payload contains null bytes which are not supported", 400)
+    if len(json.dumps(payload, ensure_ascii=False).encode()) > MAX_PAYLOAD_BYTES:
+        raise AppError("invalid_payload_size", "Payload must be under 1MB", 400)
+
+
+def _check_timezone(name):
+    try:
+        schedule_math.get_zone(name)
+    except schedule_math.ScheduleError as exc:
+        raise AppError("invalid_timezone", str(exc), 422) from None
+
+
+def resolve_schedule(*, schedule_type, cron, at, tz_name, now):
+    """(schedule_at, next_run) for a schedule, or 400 `invalid_schedule`."""
+    if schedule_type == Cue.ScheduleType.RECURRING:
+        try:
+            return None, schedule_math.next_fire(cron, tz_name, now)
+        except schedule_math.ScheduleError as exc:
+            raise AppError("invalid_schedule", str(exc), 400) from None
+    if schedule_type == Cue.ScheduleType.ONCE:
+        if at is None:
+            raise AppError("invalid_schedule", "Timestamp is required for one-time schedules", 400)
+        if at <= now:
+            raise AppError("invalid_schedule", "Scheduled time must be in the future", 400)
+        return at, at
+    raise AppError("invalid_schedule", "Schedule type must be 'once' or 'recurring'", 400)
+
+
+def _check_on_failure_webhook(on_failure):
+    if on_failure and on_failure.get("webhook"):
+        _check_callback_url(on_failure["webhook"], prefix="on_failure.webhook: ")
+
+
+def _next_run_on_resume(cue, now):
+    if cue.schedule_type == Cue.ScheduleType.RECURRING:
+        return schedule_math.next_fire(cue.schedule_cron, cue.schedule_timezone, now)
+    # A one-time cue fires at its time; if that passed, on the next poll (as the reference).
+    return cue.schedule_at
+
+
+@transaction.atomic
+def cue_create(*, user, data, now=None):
+    """Create a cue from validated input; return (cue, warning)."""
+    now = now or timezone.now()
+    # Lock the owner: two creates at once must not both pass the limit check.
+    user = User.objects.select_for_update().get(pk=user.pk)
+    name = data["name"]
+    transport = data.get("transport") or Cue.Transport.WEBHOOK
+    callback = data.get("callback") or {}
+    sched = data["schedule"]
+    tz_name = sched.get("timezone", "UTC")
+    payload = data.get("payload")
+    payload = {} if payload is None else payload
+
+    if Cue.objects.filter(user=user, name=name).exists():
+        raise _duplicate_name(name)
+    if user_limited_cue_count(user=user) >= user.active_cue_limit:
+        raise AppError("cue_limit_exceeded", f"Active cue limit of {user.active_cue_limit} reached", 403)
+    warning = None
+    if transport == Cue.Transport.WEBHOOK:
+        _check_callback_url(callback["url"])
+    elif not user_has_active_worker(user=user, since=now - timedelta(seconds=WORKER_ACTIVE_SECONDS)):
+        warning = NO_ACTIVE_WORKER_WARNING
+    check_payload(payload)
+    _check_timezone(tz_name)
+    schedule_at, next_run = resolve_schedule(
+        schedule_type=sched["type"], cron=sched.get("cron"), at=sched.get("at"),
+        tz_name=tz_name, now=now,
+    )
+    on_failure = {**default_on_failure(), **(data.get("on_failure") or {})}
+    _check_on_failure_webhook(on_failure)
+    retry = {**DEFAULT_RETRY, **(data.get("retry") or {})}
+    verification = data.get("verification")
+
+    cue = Cue(
+        user=user,
+        name=name,
+        description=data.get("description"),
+        schedule_type=sched["type"],
+        schedule_cron=sched.get("cron") or None,
+        schedule_at=schedule_at,
+        schedule_timezone=tz_name,
+        callback_url=callback.get("url"),
+        callback_method=callback.get("method") or "POST",
+        callback_transport=transport,
+        callback_headers=callback.get("headers") or {},
+        payload=payload,
+        retry_max_attempts=retry["max_attempts"],
+        retry_backoff_minutes=retry["backoff_minutes"],
+        next_run=next_run,
+        on_failure=on_failure,
+        # Never configured -> NULL (the API shows `verification: null`).
+        verification_mode=None if verification is None else verification.get("mode", "none"),
+        catch_up=data.get("catch_up") or Cue.CatchUp.LATEST,
+    )
+    try:
+        with transaction.atomic():
+            cue.save(force_insert=True)
+    except IntegrityError:
+        raise _duplicate_name(name) from None
+    return cue, warning
+
+
+@transaction.atomic
+def cue_update(*, user, cue_id, data, now=None):
+    """PATCH: only what is sent changes (DESIGN.md §3.4), checked in the reference's order.
+
+    The row is locked for the change, so the poller's next_run update can't interleave.
+    """
+    now = now or timezone.now()
+    cue = cue_get(user=user, cue_id=cue_id, for_update=True)
+    fields = set()
+
+    if "name" in data and data["name"] != cue.name:
+        if Cue.objects.filter(user_id=cue.user_id, name=data["name"]).exclude(pk=cue.pk).exists():
+            raise _duplicate_name(data["name"])
+        cue.name = data["name"]
+        fields.add("name")
+    if "description" in data:
+        cue.description = data["description"]
+        fields.add("description")
+    if "callback" in data:
+        callback = data["callback"]
+        if "url" in callback:
+            if cue.callback_transport == Cue.Transport.WEBHOOK:
+                _check_callback_url(callback["url"])
+            cue.callback_url = callback["url"]
+        if "method" in callback:
+            cue.callback_method = callback["method"]
+        if "headers" in callback:
+            cue.callback_headers = callback["headers"] or {}
+        fields.update(["callback_url", "callback_method", "callback_headers"])
+    if "payload" in data:
+        check_payload(data["payload"])
+        cue.payload = data["payload"]
+        fields.add("payload")
+    if "retry" in data:
+        retry = data["retry"]
+        cue.retry_max_attempts = retry.get("max_attempts", cue.retry_max_attempts)
+        cue.retry_backoff_minutes = retry.get("backoff_minutes", cue.retry_backoff_minutes)
+        fields.update(["retry_max_attempts", "retry_backoff_minutes"])
+    if "verification" in data:
+        cue.verification_mode = data["verification"].get("mode", cue.verification_mode or "none")
+        fields.add("verification_mode")
+    if "on_failure" in data:
+        on_failure = {**default_on_failure(), **(cue.on_failure or {}), **data["on_failure"]}
+        _check_on_failure_webhook(on_failure)
+        cue.on_failure = on_failure
+        fields.add("on_failure")
+    if "catch_up" in data:
+        cue.catch_up = data["catch_up"]
+        fields.add("catch_up")
+    if "schedule" in data:
+        sched = data["schedule"]
+        tz_name = sched.get("timezone", cue.schedule_timezone)
+        _check_timezone(tz_name)
+        schedule_at, next_run = resolve_schedule(
+            schedule_type=sched["type"], cron=sched.get("cron"), at=sched.get("at"),
+            tz_name=tz_name, now=now,
+        )
+        cue.schedule_type = sched["type"]
+        cue.schedule_cron = sched.get("cron") if sched["type"] == Cue.ScheduleType.RECURRING else None
+        cue.schedule_at = schedule_at
+        cue.schedule_timezone = tz_name
+        # A paused cue keeps no next_run; resuming computes it.
+        cue.next_run = next_run if cue.status == Cue.Status.ACTIVE else None
+        fields.update(["schedule_type", "schedule_cron", "schedule_at", "schedule_timezone", "next_run"])
+    if "status" in data and data["status"] != cue.status:
+        if cue.status not in (Cue.Status.ACTIVE, Cue.Status.PAUSED):
+            # A completed/failed cue coming back counts against the limit again.
+            user = User.objects.select_for_update().get(pk=cue.user_id)
+            if user_limited_cue_count(user=user) >= user.active_cue_limit:
+                raise AppError("cue_limit_exceeded", f"Active cue limit of {user.active_cue_limit} reached", 403)
+        cue.status = data["status"]
+        cue.next_run = _next_run_on_resume(cue, now) if cue.status == Cue.Status.ACTIVE else None
+        fields.update(["status", "next_run"])
+
+    try:
+        with transaction.atomic():
+            cue.save(update_fields=[*fields, "updated_at"])
+    except IntegrityError:
+        raise _duplicate_name(cue.name) from None
+    return cue
+
+
+def cue_delete(*, cue):
+    """Delete a cue; its executions go with it (FK cascade)."""
+    cue.delete()
