@@ -217,3 +217,27 @@ class CueCreateErrorTests(CueTestCase):
             self.assertRejected(
                 cue_body(transport="worker", on_failure={"webhook": "http://10.0.0.1/x"}), 400,
                 "invalid_callback_url", "on_failure.webhook: Callback URL resolves to blocked address range")
+
+
+class NextRunAcrossTransitionsTests(CueTestCase):
+    """next_run as the API reports it, with the clock frozen just before each transition."""
+
+    def setUp(self):
+        super().setUp()
+        User.objects.filter(pk=self.alice.pk).update(active_cue_limit=100)
+
+    def test_table(self):
+        z = datetime.timezone.utc
+        cases = [
+            # (frozen now UTC, zone, cron, expected next_run)
+            (datetime.datetime(2026, 3, 8, 6, 0, tzinfo=z), "America/New_York", "30 2 * * *", "2026-03-08T07:00:00Z"),
+            (datetime.datetime(2026, 11, 1, 5, 0, tzinfo=z), "America/New_York", "30 1 * * *", "2026-11-01T05:30:00Z"),
+            (datetime.datetime(2026, 11, 1, 5, 50, tzinfo=z), "America/New_York", "*/15 * * * *", "2026-11-01T06:00:00Z"),
+            (datetime.datetime(2026, 3, 29, 0, 50, tzinfo=z), "Europe/London", "30 1 * * *", "2026-03-29T01:00:00Z"),
+            (datetime.datetime(2026, 10, 3, 15, 0, tzinfo=z), "Australia/Lord_Howe", "15 2 * * *", "2026-10-03T15:30:00Z"),
+            (datetime.datetime(2026, 6, 1, 0, 0, tzinfo=z), "Asia/Kathmandu", "0 9 * * MON-FRI", "2026-06-01T03:15:00Z"),
+        ]
+        for index, (now, zone, cron, expected) in enumerate(cases):
+            with self.subTest(zone=zone, cron=cron), time_machine.travel(now, tick=False):
+                body = self.create_cue(name=f"c{index}", schedule={"type": "recurring", "cron": cron, "timezone": zone})
+                self.assertEqual(body["next_run"], expected)

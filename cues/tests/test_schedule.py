@@ -176,3 +176,61 @@ class NextFirePropertyTests(SimpleTestCase):
         # It matches the cron on the local wall clock, or is the end of a DST gap.
         gap_end = fire.astimezone(ZoneInfo(zone)).utcoffset() != (fire - timedelta(seconds=1)).astimezone(ZoneInfo(zone)).utcoffset()
         self.assertTrue(croniter.match(expr, wall) or gap_end, (expr, zone, after, fire))
+
+
+# Both 2026 transitions of each zone (local dates); Kathmandu has none (+05:45 all year).
+TRANSITION_DAYS = {
+    "America/New_York": [(2026, 3, 8), (2026, 11, 1)],
+    "Europe/London": [(2026, 3, 29), (2026, 10, 25)],
+    "Australia/Lord_Howe": [(2026, 4, 5), (2026, 10, 4)],  # 30-minute shifts
+    "Asia/Kathmandu": [(2026, 3, 8), (2026, 11, 1)],
+}
+
+
+class TransitionDayMatrixTests(SimpleTestCase):
+    """Every required expression, in every required zone, on both transition days."""
+
+    def fires_around(self, expr, zone, day):
+        start = local(zone, *day) - timedelta(days=1)
+        fired, more = fires_between(expr, zone, start - timedelta(microseconds=1), start + timedelta(days=3), 1000)
+        self.assertFalse(more)
+        return fired
+
+    def local_dates(self, fired, zone):
+        return [f.astimezone(ZoneInfo(zone)).date() for f in fired]
+
+    def test_matrix(self):
+        for zone, days in TRANSITION_DAYS.items():
+            tz = ZoneInfo(zone)
+            for day in days:
+                with self.subTest(zone=zone, day=day, expr="30 2 * * *"):
+                    fired = self.fires_around("30 2 * * *", zone, day)
+                    dates = self.local_dates(fired, zone)
+                    self.assertEqual(len(dates), 3)
+                    self.assertEqual(len(set(dates)), 3)  # once per local day, the transition day too
+                with self.subTest(zone=zone, day=day, expr="*/15 * * * *"):
+                    fired = self.fires_around("*/15 * * * *", zone, day)
+                    self.assertEqual({b - a for a, b in zip(fired, fired[1:])}, {timedelta(minutes=15)})
+                with self.subTest(zone=zone, day=day, expr="0 * * * *"):
+                    fired = self.fires_around("0 * * * *", zone, day)
+                    self.assertTrue(all(f.astimezone(tz).minute == 0 for f in fired))
+                    gaps = {b - a for a, b in zip(fired, fired[1:])}
+                    # Whole-hour zones: exactly hourly in real time. Lord Howe's wall clock moves
+                    # by 30 minutes, so one gap is 30 or 90 minutes there; never a duplicate.
+                    allowed = {timedelta(hours=1)}
+                    if zone == "Australia/Lord_Howe":
+                        allowed |= {timedelta(minutes=30), timedelta(minutes=90)}
+                    self.assertLessEqual(gaps, allowed)
+                with self.subTest(zone=zone, day=day, expr="0 9 * * MON-FRI"):
+                    fired = self.fires_around("0 9 * * MON-FRI", zone, day)
+                    for f in fired:
+                        wall = f.astimezone(tz)
+                        self.assertEqual((wall.hour, wall.minute), (9, 0))
+                        self.assertLess(wall.weekday(), 5)
+                with self.subTest(zone=zone, day=day, expr="@monthly"):
+                    after = local(zone, *day)
+                    first = next_fire("@monthly", zone, after)
+                    self.assertEqual(first.astimezone(tz).replace(tzinfo=None),
+                                     datetime(day[0] + (day[1] == 12), day[1] % 12 + 1, 1))
+                with self.subTest(zone=zone, day=day, expr="0 0 29 2 *"):
+                    self.assertEqual(next_fire("0 0 29 2 *", zone, local(zone, *day)), local(zone, 2028, 2, 29))
