@@ -61,9 +61,9 @@ class LiveServer:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                if requests.get(self.url + "/health", timeout=1).status_code == 200:
+                if requests.get(self.url + "/health", timeout=5).status_code == 200:
                     return self
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or its first answer is slow
                 time.sleep(0.2)
         self.stop()
         raise RuntimeError(f"server did not start:\n{self.output()}")
