@@ -9,6 +9,8 @@ messages, and `errors_from_drf` flattens DRF's nested errors into (location, mes
 import datetime
 from collections.abc import Mapping
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from pydantic import AwareDatetime, HttpUrl, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 from rest_framework import serializers
@@ -86,7 +88,7 @@ class List(serializers.ListField):
     }
 
 
-class Choice(serializers.Field):
+class Choice(serializers.ChoiceField):
     """One of fixed strings; the message lists them as Pydantic's Literal does.
 
     `upper=True` accepts any case and returns the upper-case value (HTTP methods).
@@ -95,19 +97,15 @@ class Choice(serializers.Field):
     default_error_messages = {"required": "Field required", "null": "Input should be a string"}
 
     def __init__(self, choices, *, upper=False, **kwargs):
-        self.choices = list(choices)
         self.upper = upper
-        super().__init__(**kwargs)
+        super().__init__(choices=list(choices), **kwargs)
 
     def to_internal_value(self, data):
         value = data.upper() if self.upper and isinstance(data, str) else data
-        if value not in self.choices:
+        if not isinstance(value, str) or value not in self.choices:
             quoted = [f"'{c}'" for c in self.choices]
             listed = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
             raise serializers.ValidationError(f"Input should be {listed}")
-        return value
-
-    def to_representation(self, value):
         return value
 
 
@@ -127,6 +125,7 @@ class _PydanticField(serializers.Field):
         return value
 
 
+@extend_schema_field(OpenApiTypes.URI)
 class Url(_PydanticField):
     """An http(s) URL, normalised as Pydantic's HttpUrl does; returned as a string."""
 
@@ -137,6 +136,7 @@ class Url(_PydanticField):
         return str(super().to_internal_value(data))
 
 
+@extend_schema_field(OpenApiTypes.DATETIME)
 class DateTime(_PydanticField):
     """ISO-8601 or Unix time; a value without an offset is UTC (SERVER.md §1.5)."""
 
@@ -150,6 +150,7 @@ class DateTime(_PydanticField):
         return value
 
 
+@extend_schema_field(OpenApiTypes.DATETIME)
 class AwareDateTime(_PydanticField):
     """Like DateTime, but an offset is required (it is kept, not converted)."""
 

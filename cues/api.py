@@ -139,7 +139,7 @@ class CueListCreateApi(APIView):
         cue, warning = services.cue_create(user=request.user, data=data)
         return Response(cue_to_dict(cue, warning=warning), status=201)
 
-    @extend_schema(parameters=[CueListQuery], responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="v1_cues_list", parameters=[CueListQuery], responses=OpenApiTypes.OBJECT)
     def get(self, request):
         query = validate_query(CueListQuery, request)
         cues, total = selectors.cue_list(
