@@ -31,21 +31,21 @@ class RegisterApi(APIView):
     authentication_classes = []
     permission_classes = [AllowAny]
 
-    class InputSerializer(InputSerializer):
+    class RegisterIn(InputSerializer):
         email = Str(max_length=255)
 
-    @extend_schema(request=InputSerializer, responses={201: OpenApiTypes.OBJECT})
+    @extend_schema(request=RegisterIn, responses={201: OpenApiTypes.OBJECT})
     def post(self, request):
         if not settings.CUEAPI_ALLOW_REGISTER:
             raise AppError("not_found", "Not found", 404)
-        data = validate_body(self.InputSerializer, request)
+        data = validate_body(self.RegisterIn, request)
         email = services.normalize_email(email=data["email"])
         user, api_key = services.user_create(email=email)
         return Response({"api_key": api_key, "email": user.email}, status=201)
 
 
 class MeApi(APIView):
-    class PatchSerializer(InputSerializer):
+    class MePatchIn(InputSerializer):
         email = Str(required=False, allow_null=True, max_length=255)
         alert_webhook_url = Str(required=False, allow_null=True, max_length=2048)
 
@@ -66,9 +66,9 @@ class MeApi(APIView):
             }
         )
 
-    @extend_schema(request=PatchSerializer, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=MePatchIn, responses=OpenApiTypes.OBJECT)
     def patch(self, request):
-        data = validate_body(self.PatchSerializer, request)
+        data = validate_body(self.MePatchIn, request)
         email = data.get("email")
         if email is not None:
             email = services.normalize_email(email=email)

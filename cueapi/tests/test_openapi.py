@@ -25,3 +25,14 @@ class AuthQueryCountTests(BaseTestCase):
         # One read of the cache row by its primary key (zero with Redis); no users query.
         with self.assertNumQueries(1):
             self.assertEqual(user_for_api_key(self.alice_key).pk, self.alice.pk)
+
+
+class SchemaWarningsTests(BaseTestCase):
+    def test_schema_generates_without_warnings(self):
+        import tempfile
+
+        from django.core.management import call_command
+
+        with tempfile.NamedTemporaryFile(suffix=".json") as out:
+            call_command("spectacular", "--fail-on-warn", "--file", out.name)
+            self.assertIn(b"/v1/cues/{cue_id}:", out.read())
