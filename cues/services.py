@@ -10,6 +10,7 @@ from django.utils import timezone
 from accounts.models import User
 from accounts.selectors import user_limited_cue_count
 from cueapi.errors import AppError
+from cueapi.notify import CUES_CHANNEL, notify
 from cueapi.urlsafety import UnsafeURL, validate_url
 from cues import schedule as schedule_math
 from cues.models import Cue, default_backoff_minutes, default_on_failure
@@ -144,6 +145,7 @@ def cue_create(*, user, data, now=None):
             cue.save(force_insert=True)
     except IntegrityError:
         raise _duplicate_name(name) from None
+    notify(CUES_CHANNEL)  # at commit: the poller recomputes its sleep
     return cue, warning
 
 
@@ -226,6 +228,8 @@ def cue_update(*, user, cue_id, data, now=None):
             cue.save(update_fields=[*fields, "updated_at"])
     except IntegrityError:
         raise _duplicate_name(cue.name) from None
+    if "next_run" in fields:
+        notify(CUES_CHANNEL)
     return cue
 
 

@@ -15,35 +15,48 @@ from django.core.management.base import BaseCommand
 from django.db import close_old_connections, connection
 
 from cueapi.health import engine_heartbeat
+from cueapi.notify import Listener, listening_supported
 
 logger = logging.getLogger("cueapi.engine")
 
 
+# Without LISTEN/NOTIFY (SQLite) nothing wakes a sleeping loop, so it looks this often.
+UNNOTIFIED_POLL_SECONDS = 0.25
+
+
 class EngineCommand(BaseCommand):
     process_name = "engine"  # "poller" / "dispatcher": heartbeat keys and application_name
+    listen_channel = None  # NOTIFY channel that wakes this loop early
 
     def add_arguments(self, parser):
         parser.add_argument("--once", action="store_true", help="run one cycle and exit")
 
     def handle(self, *args, once=False, **options):
         self.stopping = False
+        self.once = once
         self.wakeup = threading.Event()
+        listener = None
         previous_handlers = {}
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGTERM, signal.SIGINT):
                 previous_handlers[signum] = signal.signal(signum, self.request_stop)
         try:
             self.set_application_name()
+            if self.listen_channel and not once and listening_supported():
+                listener = Listener(self.listen_channel, self.wakeup)
+                listener.start()
             logger.info("%s started", self.process_name)
             while not self.stopping:
+                self.wakeup.clear()  # before the cycle, so a wake-up during it is not lost
                 self.run_cycle()
                 if once:
                     break
-                self.wakeup.wait(self.sleep_seconds())
-                self.wakeup.clear()
+                self.wakeup.wait(self.safe_sleep_seconds())
             self.shutdown()
             logger.info("%s stopped", self.process_name)
         finally:
+            if listener is not None:
+                listener.stop()
             # Called in-process (tests, `--once` from a script): leave the caller's handlers.
             for signum, handler in previous_handlers.items():
                 signal.signal(signum, handler)
@@ -74,8 +87,20 @@ class EngineCommand(BaseCommand):
             with connection.cursor() as cursor:
                 cursor.execute("SET application_name = %s", [f"cueapi-{self.process_name}"])
 
+    def safe_sleep_seconds(self):
+        try:
+            return self.sleep_seconds()
+        except Exception:  # the database is away: try again after the usual interval
+            logger.exception("%s could not compute its sleep", self.process_name)
+            return self.poll_ceiling()
+
+    def poll_ceiling(self):
+        """The longest sleep: the poll interval, or much less when nothing can wake us."""
+        interval = settings.CUEAPI_POLL_INTERVAL_SECONDS
+        return interval if listening_supported() else min(interval, UNNOTIFIED_POLL_SECONDS)
+
     def sleep_seconds(self):
-        return settings.CUEAPI_POLL_INTERVAL_SECONDS
+        return self.poll_ceiling()
 
     def cycle(self):
         """Do one cycle's work; return stats for the heartbeat."""

@@ -95,3 +95,43 @@ class Worker(models.Model):
 
     def __str__(self):
         return f"{self.worker_id} ({self.user_id})"
+
+
+class DispatchOutbox(models.Model):
+    """A webhook send waiting for a dispatcher (the transactional outbox, DESIGN.md §2).
+
+    Written in the same transaction as the execution (or its retry), so nothing is lost
+    between "decided to send" and "sent". A dispatcher claims a row by setting
+    `locked_until` and a fresh `lock_token`; a dispatcher that dies lets the lock lapse and
+    another one takes the row. Only the holder of the current token may record the result.
+    """
+
+    class TaskType(models.TextChoices):
+        DELIVER = "deliver"
+        RETRY = "retry"
+
+    id = models.BigAutoField(primary_key=True)
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="outbox_rows")
+    task_type = models.CharField(max_length=20, choices=TaskType, default=TaskType.DELIVER)
+    available_at = models.DateTimeField()  # not sent before (a fire's send_at)
+    locked_until = models.DateTimeField(null=True, blank=True)
+    lock_token = models.UUIDField(null=True, blank=True)
+    dispatch_attempts = models.PositiveIntegerField(default=0)
+    last_dispatch_error = models.TextField(null=True, blank=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "dispatch_outbox"
+        indexes = [
+            # The dispatcher's claim: pending rows by due time.
+            models.Index(
+                fields=["available_at"],
+                name="ix_outbox_pending",
+                condition=models.Q(dispatched_at__isnull=True),
+            ),
+            models.Index(fields=["dispatched_at"], name="ix_outbox_dispatched"),
+        ]
+
+    def __str__(self):
+        return f"{self.task_type} {self.execution_id} @ {self.available_at:%Y-%m-%d %H:%M:%S}"

@@ -1,4 +1,4 @@
-"""Execution rules. For now: creating executions by hand (fire); the engine adds more (#5)."""
+"""Creating executions: by hand (fire), and the one function every creator goes through."""
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -7,9 +7,25 @@ from accounts.models import User
 from accounts.selectors import user_executions_this_month
 from accounts.services import usage_increment
 from cueapi.errors import AppError
+from cueapi.notify import OUTBOX_CHANNEL, notify
 from cues.selectors import cue_get
 from cues.services import check_payload
-from executions.models import Execution
+from cues.models import Cue
+from executions.models import DispatchOutbox, Execution
+
+
+def execution_create(*, cue, scheduled_for, triggered_by=None, payload=None):
+    """A `pending` execution and, for a webhook cue, its outbox row: in the caller's
+    transaction, so either both exist or neither does. Raises IntegrityError for a slot that
+    already has an execution (unique (cue, scheduled_for))."""
+    execution = Execution(cue=cue, scheduled_for=scheduled_for, status=Execution.Status.PENDING,
+                          triggered_by=triggered_by, payload=payload)
+    with transaction.atomic():
+        execution.save(force_insert=True)
+    if cue.callback_transport == Cue.Transport.WEBHOOK and cue.callback_url:
+        DispatchOutbox.objects.create(execution=execution, available_at=scheduled_for)
+        notify(OUTBOX_CHANNEL)  # delivered at commit: wakes a dispatcher
+    return execution
 
 
 def _check_monthly_limit(user, now):
@@ -46,16 +62,10 @@ def cue_fire(*, user, cue_id, send_at=None, payload_override=None, merge_strateg
     if payload is not None:
         check_payload(payload)
     effective = send_at if send_at is not None and send_at > now else now
-    execution = Execution(
-        cue=cue,
-        scheduled_for=effective,
-        status=Execution.Status.PENDING,
-        triggered_by="manual_fire",
-        payload=payload,
-    )
     try:
-        with transaction.atomic():
-            execution.save(force_insert=True)
+        execution = execution_create(
+            cue=cue, scheduled_for=effective, triggered_by="manual_fire", payload=payload
+        )
     except IntegrityError:
         raise AppError(
             "duplicate_execution",

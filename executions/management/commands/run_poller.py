@@ -1,11 +1,41 @@
+from django.conf import settings
+from django.utils import timezone
+
+from cueapi.notify import CUES_CHANNEL
+from executions import poller
 from executions.engine import EngineCommand
+
+CLEANUP_EVERY_SECONDS = 3600
 
 
 class Command(EngineCommand):
-    help = "Fire due cues, move due retries back to be sent, recover stale work."
+    help = "Fire due cues, release due retries, clean up old outbox rows."
     process_name = "poller"
+    listen_channel = CUES_CHANNEL
 
     def cycle(self):
-        # Firing due cues arrives with the engine (issue #5); the loop, signals and heartbeat
-        # (seen by /health) are in place.
-        return {"cues_processed": 0}
+        now = timezone.now()
+        fired = retries = 0
+        # Drain: a full batch means there may be more right behind it.
+        while not self.stopping:
+            done = poller.fire_due_cues(now=now)
+            fired += done
+            if done < poller.BATCH_SIZE:
+                break
+        while not self.stopping:
+            done = poller.release_due_retries(now=now)
+            retries += done
+            if done < poller.BATCH_SIZE:
+                break
+        if now.timestamp() - getattr(self, "last_cleanup", 0) > CLEANUP_EVERY_SECONDS:
+            poller.delete_old_outbox_rows(now=now)
+            self.last_cleanup = now.timestamp()
+        return {"cues_processed": fired + retries}
+
+    def sleep_seconds(self):
+        """Until the next cue or retry is due, at most the poll interval."""
+        due = poller.next_due(now=timezone.now())
+        ceiling = self.poll_ceiling()
+        if due is None:
+            return ceiling
+        return max(0.0, min(ceiling, (due - timezone.now()).total_seconds()))

@@ -1,0 +1,68 @@
+"""Wake-ups between processes: PostgreSQL LISTEN/NOTIFY (DESIGN.md §2).
+
+`notify(channel)` inside a transaction is delivered when it commits (never for a rollback).
+`Listener` runs a thread on its own connection and sets an Event on each notification. It is a
+hint that work may be waiting: the engine loops still poll, so a lost notification only costs
+latency. On SQLite there is nothing to listen to, and the loops poll more often instead.
+"""
+
+import logging
+import threading
+
+from django.db import connection
+
+logger = logging.getLogger("cueapi.notify")
+
+CUES_CHANNEL = "cueapi_cues"  # a cue was created, fired or rescheduled: the poller looks again
+OUTBOX_CHANNEL = "cueapi_outbox"  # an outbox row was written: the dispatcher looks again
+
+
+def notify(channel):
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, '')", [channel])
+
+
+def listening_supported():
+    return connection.vendor == "postgresql"
+
+
+class Listener(threading.Thread):
+    """LISTEN on a channel; set `event` on each notification. Reconnects after errors."""
+
+    HEALTH_CHECK_SECONDS = 30
+
+    def __init__(self, channel, event):
+        super().__init__(name=f"listen-{channel}", daemon=True)
+        self.channel = channel
+        self.event = event
+        self.stopped = threading.Event()
+        self.settings_dict = connection.settings_dict
+
+    def connect(self):
+        import psycopg
+
+        s = self.settings_dict
+        conn = psycopg.connect(
+            dbname=s["NAME"], user=s.get("USER") or None, password=s.get("PASSWORD") or None,
+            host=s.get("HOST") or None, port=s.get("PORT") or None, autocommit=True,
+            application_name=f"cueapi-listen-{self.channel}",
+        )
+        conn.execute(f"LISTEN {self.channel}")
+        return conn
+
+    def run(self):
+        while not self.stopped.is_set():
+            try:
+                with self.connect() as conn:
+                    self.event.set()  # anything sent while we were not listening
+                    while not self.stopped.is_set():
+                        for _ in conn.notifies(timeout=self.HEALTH_CHECK_SECONDS, stop_after=1):
+                            self.event.set()
+                        conn.execute("SELECT 1")  # notice a dead socket
+            except Exception:  # noqa: BLE001 - reconnect after any failure
+                logger.warning("listener on %s lost its connection; reconnecting", self.channel)
+                self.stopped.wait(1)
+
+    def stop(self):
+        self.stopped.set()

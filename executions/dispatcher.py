@@ -1,0 +1,149 @@
+"""The dispatcher's units of work: claim outbox rows, deliver one, record the attempt."""
+
+import logging
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F, Min, Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from cues.models import Cue
+from executions.delivery import send_webhook, signed_headers, webhook_body
+from executions.models import DispatchOutbox, Execution
+from executions.outcomes import execution_record_outcome, outcome_from_reply
+
+logger = logging.getLogger("cueapi.engine")
+
+LEASE_MARGIN_SECONDS = 30
+
+
+def lease_seconds():
+    """How long a claim holds: longer than one send can take, so a live holder never loses it."""
+    return settings.CUEAPI_WEBHOOK_TIMEOUT_SECONDS + LEASE_MARGIN_SECONDS
+
+
+def _claimable(now):
+    return DispatchOutbox.objects.filter(dispatched_at__isnull=True, available_at__lte=now).filter(
+        Q(locked_until__isnull=True) | Q(locked_until__lt=now)
+    )
+
+
+def claim_outbox_rows(*, now, limit):
+    """Take up to `limit` due rows; return (row ids, lock token). A row whose holder died
+    (its lock lapsed) is due again, which is how a crashed dispatcher's work is recovered."""
+    with transaction.atomic():
+        queryset = _claimable(now).order_by("available_at", "id")
+        if connection.vendor == "postgresql":
+            queryset = queryset.select_for_update(skip_locked=True)
+        ids = list(queryset.values_list("id", flat=True)[:limit])
+        token = uuid.uuid4()
+        if ids:
+            DispatchOutbox.objects.filter(id__in=ids).update(
+                locked_until=now + timedelta(seconds=lease_seconds()),
+                lock_token=token,
+                dispatch_attempts=F("dispatch_attempts") + 1,
+            )
+    return ids, token
+
+
+def next_available(*, now):
+    """The earliest instant a row becomes claimable: due and unlocked, or its lock lapsing."""
+    pending = DispatchOutbox.objects.filter(dispatched_at__isnull=True)
+    times = [
+        pending.filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
+        .aggregate(t=Min("available_at"))["t"],
+        pending.filter(locked_until__gte=now).aggregate(t=Min("locked_until"))["t"],
+    ]
+    times = [t for t in times if t is not None]
+    return min(times) if times else None
+
+
+def deliver_outbox_row(row_id, token):
+    """Send one outbox row's webhook and record the attempt. Safe to call twice: only the
+    holder of the row's current lock token records anything."""
+    row = DispatchOutbox.objects.select_related("execution__cue__user").filter(pk=row_id).first()
+    if row is None or row.lock_token != token:
+        return None
+    execution, now = row.execution, timezone.now()
+    cue = execution.cue
+    expected = [Execution.Status.PENDING if row.task_type == DispatchOutbox.TaskType.DELIVER
+                else Execution.Status.RETRY_READY]
+    if row.dispatch_attempts > 1:
+        expected.append(Execution.Status.DELIVERING)  # the previous holder died mid-send
+    started = Execution.objects.filter(pk=execution.pk, status__in=expected).update(
+        status=Execution.Status.DELIVERING, started_at=Coalesce("started_at", now), updated_at=now
+    )
+    if not started:
+        # The execution moved on without us (deleted cue, recorded elsewhere): nothing to send.
+        DispatchOutbox.objects.filter(pk=row_id, lock_token=token).update(dispatched_at=now)
+        return None
+    attempt = execution.attempts + 1
+    payload = execution.payload if execution.payload is not None else cue.payload
+    body = webhook_body(execution_id=execution.id, cue_id=cue.id, name=cue.name,
+                        scheduled_for=execution.scheduled_for, attempt=attempt, payload=payload)
+    headers = signed_headers(secret=cue.user.webhook_secret or "", body=body,
+                             execution_id=execution.id, cue_id=cue.id,
+                             scheduled_for=execution.scheduled_for, attempt=attempt,
+                             custom_headers=cue.callback_headers)
+    result = send_webhook(url=cue.callback_url or "", method=cue.callback_method,
+                          headers=headers, body=body)
+    record_attempt(row_id=row_id, token=token, execution=execution, cue=cue, attempt=attempt,
+                   result=result, now=timezone.now())
+    return result
+
+
+def backoff_seconds(backoff_minutes, attempt):
+    """Wait before attempt `attempt + 1`: backoff[attempt-1] (clamped), in retry units."""
+    minutes = backoff_minutes[min(attempt - 1, len(backoff_minutes) - 1)] if backoff_minutes else 1
+    return minutes * settings.CUEAPI_RETRY_UNIT_SECONDS
+
+
+@transaction.atomic
+def record_attempt(*, row_id, token, execution, cue, attempt, result, now):
+    """Write one attempt's result: success, a retry, or the final failure."""
+    owned = DispatchOutbox.objects.filter(pk=row_id, lock_token=token, dispatched_at__isnull=True).update(
+        dispatched_at=now, locked_until=None, last_dispatch_error=result.error
+    )
+    if not owned:
+        return  # our lease lapsed and another dispatcher holds the row: it records, not us
+    common = dict(http_status=result.http_status, response_body=result.response_text,
+                  last_attempt_at=now, attempts=attempt, updated_at=now)
+    delivering = Execution.objects.filter(pk=execution.pk, status=Execution.Status.DELIVERING)
+    Cue.objects.filter(pk=cue.pk).update(run_count=F("run_count") + 1)
+    once = cue.schedule_type == Cue.ScheduleType.ONCE
+    log = dict(execution=execution.id, cue=cue.id, attempt=attempt, http_status=result.http_status,
+               duration_ms=result.duration_ms)
+
+    if result.delivered:
+        delivering.update(status=Execution.Status.SUCCESS, delivered_at=now, next_retry=None,
+                          error_message=None, **common)
+        Cue.objects.filter(pk=cue.pk).update(last_run=now)
+        if once:
+            Cue.objects.filter(pk=cue.pk, status=Cue.Status.ACTIVE).update(status=Cue.Status.COMPLETED)
+        if result.reported_outcome is not None:
+            execution_record_outcome(execution_id=execution.id, verification_mode=cue.verification_mode,
+                                     outcome=outcome_from_reply(result.reported_outcome), now=now)
+        logger.info("delivered %s", _fields(log))
+        return
+
+    if attempt < cue.retry_max_attempts:
+        next_retry = now + timedelta(seconds=backoff_seconds(cue.retry_backoff_minutes, attempt))
+        delivering.update(status=Execution.Status.RETRYING, next_retry=next_retry,
+                          error_message=result.error, **common)
+        logger.info("retrying %s next_retry=%s error=%r", _fields(log), next_retry.isoformat(), result.error)
+        return
+
+    delivering.update(status=Execution.Status.FAILED, next_retry=None, error_message=result.error, **common)
+    Cue.objects.filter(pk=cue.pk).update(last_run=now)
+    if once:
+        Cue.objects.filter(pk=cue.pk, status=Cue.Status.ACTIVE).update(status=Cue.Status.FAILED)
+    elif (cue.on_failure or {}).get("pause"):
+        Cue.objects.filter(pk=cue.pk, status=Cue.Status.ACTIVE).update(status=Cue.Status.PAUSED, next_run=None)
+    logger.info("failed %s error=%r", _fields(log), result.error)
+
+
+def _fields(values):
+    return " ".join(f"{k}={v}" for k, v in values.items())

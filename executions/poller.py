@@ -1,0 +1,139 @@
+"""The poller's units of work. Each takes `now` and returns how much it did.
+
+Any number of pollers may run: on PostgreSQL a batch is taken with FOR UPDATE SKIP LOCKED,
+and every state change is also a guarded UPDATE (`WHERE next_run = <what we read>`), which
+alone keeps SQLite correct and makes a repeated tick a no-op.
+"""
+
+import logging
+from collections import Counter
+from datetime import timedelta
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Min
+
+from accounts.selectors import user_executions_this_month
+from accounts.services import usage_increment
+from cueapi.notify import OUTBOX_CHANNEL, notify
+from cues.models import Cue
+from cues.schedule import plan_catch_up
+from executions.models import DispatchOutbox, Execution
+from executions.services import execution_create
+
+logger = logging.getLogger("cueapi.engine")
+
+BATCH_SIZE = 100
+OUTBOX_RETENTION = timedelta(days=7)
+MISSED_MESSAGE = "Missed: the scheduler was not running at this time (catch-up policy: {policy})"
+OVER_LIMIT_MESSAGE = "Monthly execution limit reached"
+
+
+def _locked(queryset):
+    """Rows no other poller holds: SKIP LOCKED on PostgreSQL; SQLite serialises writers."""
+    if connection.vendor == "postgresql":
+        return queryset.select_for_update(skip_locked=True, of=("self",))
+    return queryset
+
+
+def fire_due_cues(*, now, batch=BATCH_SIZE):
+    """Fire every active cue whose next_run has come; return how many cues were handled."""
+    with transaction.atomic():
+        cues = list(
+            _locked(Cue.objects.filter(status=Cue.Status.ACTIVE, next_run__lte=now))
+            .select_related("user")
+            .order_by("next_run")[:batch]
+        )
+        room = {}  # user id -> executions left this month
+        created = Counter()
+        for cue in cues:
+            if cue.user_id not in room:
+                used = user_executions_this_month(user=cue.user, moment=now)
+                room[cue.user_id] = cue.user.monthly_execution_limit - used
+            try:
+                with transaction.atomic():
+                    created[cue.user_id] += _fire_cue(cue, now, room)
+            except Exception:  # one bad cue must not stop the others
+                logger.exception("firing cue %s failed", cue.id)
+        for user_id, count in created.items():
+            usage_increment(user_id=user_id, count=count, moment=now)
+    return len(cues)
+
+
+def _fire_cue(cue, now, room):
+    """Create this cue's due executions and advance its next_run; return how many count."""
+    due = cue.next_run
+    if cue.schedule_type == Cue.ScheduleType.RECURRING:
+        plan = plan_catch_up(expr=cue.schedule_cron, tz_name=cue.schedule_timezone, due=due,
+                             now=now, policy=cue.catch_up)
+        fire, missed, next_run = plan.fire, plan.missed, plan.next_run
+        if plan.missed_not_recorded:
+            logger.warning("cue %s missed more slots than are recorded", cue.id)
+    else:
+        fire, missed, next_run = [due], [], None
+    advanced = Cue.objects.filter(pk=cue.pk, status=Cue.Status.ACTIVE, next_run=due).update(
+        next_run=next_run, fired_count=F("fired_count") + len(fire), updated_at=now
+    )
+    if not advanced:
+        return 0  # another poller fired it, or the cue changed meanwhile
+    Execution.objects.bulk_create(
+        [
+            Execution(cue=cue, scheduled_for=slot, status=Execution.Status.MISSED,
+                      error_message=MISSED_MESSAGE.format(policy=cue.catch_up))
+            for slot in missed
+        ],
+        ignore_conflicts=True,
+    )
+    counted = 0
+    for slot in fire:
+        try:
+            with transaction.atomic():
+                if room[cue.user_id] <= 0:
+                    # Over the monthly limit: recorded, never sent (DESIGN.md §3.11).
+                    Execution.objects.create(cue=cue, scheduled_for=slot, status=Execution.Status.FAILED,
+                                             error_message=OVER_LIMIT_MESSAGE, last_attempt_at=now)
+                    continue
+                execution_create(cue=cue, scheduled_for=slot)
+        except IntegrityError:
+            continue  # this slot already has an execution (a fire with the same instant)
+        room[cue.user_id] -= 1
+        counted += 1
+        logger.info("fired cue=%s scheduled_for=%s", cue.id, slot.isoformat())
+    return counted
+
+
+def release_due_retries(*, now, batch=BATCH_SIZE):
+    """Webhook executions whose retry time has come: `retrying` -> `retry_ready` + a retry
+    outbox row, in one transaction. Returns how many were released."""
+    released = 0
+    with transaction.atomic():
+        executions = list(
+            _locked(Execution.objects.filter(status=Execution.Status.RETRYING, next_retry__lte=now,
+                                             cue__callback_transport=Cue.Transport.WEBHOOK))
+            .order_by("next_retry")[:batch]
+        )
+        for execution in executions:
+            moved = Execution.objects.filter(pk=execution.pk, status=Execution.Status.RETRYING).update(
+                status=Execution.Status.RETRY_READY, updated_at=now
+            )
+            if moved:
+                DispatchOutbox.objects.create(execution=execution, task_type=DispatchOutbox.TaskType.RETRY,
+                                              available_at=now)
+                released += 1
+        if released:
+            notify(OUTBOX_CHANNEL)
+    return released
+
+
+def delete_old_outbox_rows(*, now):
+    deleted, _ = DispatchOutbox.objects.filter(dispatched_at__lt=now - OUTBOX_RETENTION).delete()
+    return deleted
+
+
+def next_due(*, now):
+    """The earliest instant the poller has work: a cue's next_run or a retry's time."""
+    candidates = [
+        Cue.objects.filter(status=Cue.Status.ACTIVE).aggregate(t=Min("next_run"))["t"],
+        Execution.objects.filter(status=Execution.Status.RETRYING).aggregate(t=Min("next_retry"))["t"],
+    ]
+    candidates = [c for c in candidates if c is not None]
+    return min(candidates) if candidates else None
