@@ -17,12 +17,10 @@ from executions.outcomes import execution_record_outcome, outcome_from_reply
 
 logger = logging.getLogger("cueapi.engine")
 
-LEASE_MARGIN_SECONDS = 30
-
-
 def lease_seconds():
-    """How long a claim holds: longer than one send can take, so a live holder never loses it."""
-    return settings.CUEAPI_WEBHOOK_TIMEOUT_SECONDS + LEASE_MARGIN_SECONDS
+    """How long a claim holds: well past the longest send (connect + read timeouts), so a
+    live holder never loses it, and short enough that a dead one's rows return soon."""
+    return 2 * settings.CUEAPI_WEBHOOK_TIMEOUT_SECONDS + 5
 
 
 def _claimable(now):

@@ -23,8 +23,12 @@ def free_port():
 
 
 class LiveServer:
-    def __init__(self, **env):
+    """`api_only=True` runs gunicorn without the engine; `spawn()` then starts engine processes."""
+
+    def __init__(self, api_only=False, **env):
+        self.api_only = api_only
         self.extra_env = env
+        self.children = []
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.tmp = tempfile.TemporaryDirectory(prefix="cueapi-live-")
@@ -54,10 +58,11 @@ class LiveServer:
         subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=BASE_DIR,
                        env=self.env, check=True, capture_output=True)
         self.log = open(Path(self.tmp.name) / "server.log", "w+b")
-        self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "serve", "--bind", f"127.0.0.1:{self.port}"],
-            cwd=BASE_DIR, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
-        )
+        bind = f"127.0.0.1:{self.port}"
+        command = (["-m", "gunicorn", "cueapi.wsgi", "-c", "cueapi/gunicorn.conf.py", "--bind", bind]
+                   if self.api_only else ["manage.py", "serve", "--bind", bind])
+        self.process = subprocess.Popen([sys.executable, *command], cwd=BASE_DIR, env=self.env,
+                                        stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -67,6 +72,13 @@ class LiveServer:
                 time.sleep(0.2)
         self.stop()
         raise RuntimeError(f"server did not start:\n{self.output()}")
+
+    def spawn(self, *manage_args):
+        """Start `manage.py <args>` (run_poller, run_dispatcher) against this server's database."""
+        child = subprocess.Popen([sys.executable, "manage.py", *manage_args], cwd=BASE_DIR,
+                                 env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.children.append(child)
+        return child
 
     def output(self):
         self.log.seek(0)
@@ -84,6 +96,10 @@ class LiveServer:
         return self.process.returncode
 
     def __exit__(self, *exc):
+        for child in self.children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
         self.stop()
         self.log.close()
         if self.pg_database:
