@@ -65,8 +65,10 @@ def _poller_state():
 
 def _queue_stats():
     Execution = apps.get_model("executions", "Execution")
+    DispatchOutbox = apps.get_model("executions", "DispatchOutbox")
     now = timezone.now()
     return {
+        "pending_outbox": DispatchOutbox.objects.filter(dispatched_at__isnull=True).count(),
         "stale_executions": Execution.objects.filter(
             status="delivering", updated_at__lt=now - timedelta(seconds=STALE_DELIVERING_SECONDS)
         ).count(),

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import requests
 
-from cueapi.testing import Receiver
+from tests.receiver import Receiver
 from tests.live import LiveServer
 
 pytestmark = pytest.mark.live

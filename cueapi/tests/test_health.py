@@ -21,7 +21,8 @@ class HealthTests(BaseTestCase):
             body["services"], {"postgres": "ok", "redis": "ok", "poller": "unknown", "worker": "unknown"}
         )
         self.assertEqual(body["poller"], {"status": "unknown"})
-        self.assertEqual(body["queue"], {"stale_executions": 0, "pending_retries": 0, "pending_worker_claims": 0})
+        self.assertEqual(body["queue"], {"pending_outbox": 0, "stale_executions": 0, "pending_retries": 0,
+                                         "pending_worker_claims": 0})
         self.assertTrue(body["timestamp"].endswith("+00:00"))
 
     def test_it_sees_the_poller(self):

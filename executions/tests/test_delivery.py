@@ -7,7 +7,8 @@ from django.test import override_settings
 from django.utils import timezone
 from standardwebhooks import Webhook
 
-from cueapi.testing import CueTestCase, Receiver, sdk_verify_webhook
+from cueapi.testing import CueTestCase, sdk_verify_webhook
+from tests.receiver import Receiver
 from cues.models import Cue
 from executions import dispatcher
 from executions.models import DispatchOutbox, Execution
@@ -183,4 +184,30 @@ class DeliveryOutcomeTests(CueTestCase):
             self.assertEqual(dispatcher.claim_outbox_rows(now=timezone.now(), limit=10)[0], [])
             dispatcher.deliver_outbox_row(ids[0], token)
             dispatcher.deliver_outbox_row(ids[0], token)  # a duplicate call does nothing
+        self.assertEqual(len(receiver.requests), 1)
+
+
+class SafeConnectTests(CueTestCase):
+    def test_it_connects_to_the_address_that_was_checked(self):
+        # "rebind.invalid" resolves nowhere; the send can only succeed through the pinned
+        # address, and the Host header still names the host.
+        from unittest import mock
+
+        from executions.delivery import send_webhook
+
+        with Receiver() as receiver:
+            port = receiver.server.server_address[1]
+            with mock.patch("cueapi.urlsafety.resolve", return_value=["127.0.0.1"]):
+                result = send_webhook(url=f"http://rebind.invalid:{port}/hook", method="POST",
+                                      headers={}, body=b"{}")
+        self.assertTrue(result.delivered, result.error)
+        self.assertEqual(receiver.requests[0]["headers"]["Host"], f"rebind.invalid:{port}")
+
+    def test_a_redirect_is_a_failed_delivery_and_bodies_are_capped(self):
+        from executions.delivery import send_webhook
+
+        with Receiver([(302, b"x" * 100_000)]) as receiver:
+            result = send_webhook(url=receiver.url, method="POST", headers={}, body=b"{}")
+        self.assertEqual((result.delivered, result.http_status), (False, 302))
+        self.assertEqual(len(result.response_text), 2000)
         self.assertEqual(len(receiver.requests), 1)

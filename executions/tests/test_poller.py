@@ -7,7 +7,8 @@ from django.utils import timezone
 
 from accounts.models import User
 from accounts.selectors import user_executions_this_month
-from cueapi.testing import CueTestCase, Receiver
+from cueapi.testing import CueTestCase
+from tests.receiver import Receiver
 from cues.models import Cue
 from executions import dispatcher, poller
 from executions.models import DispatchOutbox, Execution
