@@ -7,6 +7,8 @@ from django.test import TestCase, override_settings
 from accounts.services import user_create
 
 
+# Tests state the URL policy they need; the environment running them must not decide it.
+@override_settings(CUEAPI_ALLOW_PRIVATE_URLS=False)
 class BaseTestCase(TestCase):
     """Alice and Bob, each with a real API key, and JSON helpers that send it."""
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Min, Q
+from django.db.models import Case, F, Min, Q, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -30,8 +30,9 @@ def _claimable(now):
 
 
 def claim_outbox_rows(*, now, limit):
-    """Take up to `limit` due rows; return (row ids, lock token). A row whose holder died
-    (its lock lapsed) is due again, which is how a crashed dispatcher's work is recovered."""
+    """Take up to `limit` due rows and mark their executions `delivering`; return (row ids,
+    lock token). A row whose holder died (its lock lapsed) is due again, which is how a
+    crashed dispatcher's work is recovered: its execution is still `delivering`."""
     with transaction.atomic():
         queryset = _claimable(now).order_by("available_at", "id")
         if connection.vendor == "postgresql":
@@ -44,6 +45,11 @@ def claim_outbox_rows(*, now, limit):
                 lock_token=token,
                 dispatch_attempts=F("dispatch_attempts") + 1,
             )
+            Execution.objects.filter(
+                outbox_rows__id__in=ids,
+                status__in=[Execution.Status.PENDING, Execution.Status.RETRY_READY],
+            ).update(status=Execution.Status.DELIVERING, started_at=Coalesce("started_at", now),
+                     updated_at=now)
     return ids, token
 
 
@@ -59,24 +65,30 @@ def next_available(*, now):
     return min(times) if times else None
 
 
+# What a delivery reads: one query, only the columns it uses (this is the hot path).
+DELIVERY_FIELDS = [
+    "task_type", "lock_token", "execution", "execution__attempts", "execution__payload",
+    "execution__scheduled_for", "execution__status", "execution__cue", "execution__cue__name",
+    "execution__cue__payload", "execution__cue__callback_url", "execution__cue__callback_method",
+    "execution__cue__callback_headers", "execution__cue__schedule_type",
+    "execution__cue__retry_max_attempts", "execution__cue__retry_backoff_minutes",
+    "execution__cue__on_failure", "execution__cue__verification_mode", "execution__cue__user",
+    "execution__cue__user__webhook_secret",
+]
+
+
 def deliver_outbox_row(row_id, token):
-    """Send one outbox row's webhook and record the attempt. Safe to call twice: only the
-    holder of the row's current lock token records anything."""
-    row = DispatchOutbox.objects.select_related("execution__cue__user").filter(pk=row_id).first()
+    """Send one claimed outbox row's webhook and record the attempt. Safe to call twice: only
+    the holder of the row's current lock token records anything."""
+    row = (DispatchOutbox.objects.select_related("execution__cue__user").only(*DELIVERY_FIELDS)
+           .filter(pk=row_id).first())
     if row is None or row.lock_token != token:
         return None
-    execution, now = row.execution, timezone.now()
+    execution = row.execution
     cue = execution.cue
-    expected = [Execution.Status.PENDING if row.task_type == DispatchOutbox.TaskType.DELIVER
-                else Execution.Status.RETRY_READY]
-    if row.dispatch_attempts > 1:
-        expected.append(Execution.Status.DELIVERING)  # the previous holder died mid-send
-    started = Execution.objects.filter(pk=execution.pk, status__in=expected).update(
-        status=Execution.Status.DELIVERING, started_at=Coalesce("started_at", now), updated_at=now
-    )
-    if not started:
-        # The execution moved on without us (deleted cue, recorded elsewhere): nothing to send.
-        DispatchOutbox.objects.filter(pk=row_id, lock_token=token).update(dispatched_at=now)
+    if execution.status != Execution.Status.DELIVERING:
+        # The execution moved on without this row (recorded elsewhere): nothing to send.
+        DispatchOutbox.objects.filter(pk=row_id, lock_token=token).update(dispatched_at=timezone.now())
         return None
     attempt = execution.attempts + 1
     payload = execution.payload if execution.payload is not None else cue.payload
@@ -110,17 +122,13 @@ def record_attempt(*, row_id, token, execution, cue, attempt, result, now):
     common = dict(http_status=result.http_status, response_body=result.response_text,
                   last_attempt_at=now, attempts=attempt, updated_at=now)
     delivering = Execution.objects.filter(pk=execution.pk, status=Execution.Status.DELIVERING)
-    Cue.objects.filter(pk=cue.pk).update(run_count=F("run_count") + 1)
-    once = cue.schedule_type == Cue.ScheduleType.ONCE
     log = dict(execution=execution.id, cue=cue.id, attempt=attempt, http_status=result.http_status,
                duration_ms=result.duration_ms)
 
     if result.delivered:
         delivering.update(status=Execution.Status.SUCCESS, delivered_at=now, next_retry=None,
                           error_message=None, **common)
-        Cue.objects.filter(pk=cue.pk).update(last_run=now)
-        if once:
-            Cue.objects.filter(pk=cue.pk, status=Cue.Status.ACTIVE).update(status=Cue.Status.COMPLETED)
+        _update_cue(cue, now, finished=True, once_status=Cue.Status.COMPLETED)
         if result.reported_outcome is not None:
             execution_record_outcome(execution_id=execution.id, verification_mode=cue.verification_mode,
                                      outcome=outcome_from_reply(result.reported_outcome), now=now)
@@ -131,16 +139,30 @@ def record_attempt(*, row_id, token, execution, cue, attempt, result, now):
         next_retry = now + timedelta(seconds=backoff_seconds(cue.retry_backoff_minutes, attempt))
         delivering.update(status=Execution.Status.RETRYING, next_retry=next_retry,
                           error_message=result.error, **common)
+        _update_cue(cue, now, finished=False)
         logger.info("retrying %s next_retry=%s error=%r", _fields(log), next_retry.isoformat(), result.error)
         return
 
     delivering.update(status=Execution.Status.FAILED, next_retry=None, error_message=result.error, **common)
-    Cue.objects.filter(pk=cue.pk).update(last_run=now)
-    if once:
-        Cue.objects.filter(pk=cue.pk, status=Cue.Status.ACTIVE).update(status=Cue.Status.FAILED)
-    elif (cue.on_failure or {}).get("pause"):
-        Cue.objects.filter(pk=cue.pk, status=Cue.Status.ACTIVE).update(status=Cue.Status.PAUSED, next_run=None)
+    pause = cue.schedule_type != Cue.ScheduleType.ONCE and (cue.on_failure or {}).get("pause")
+    _update_cue(cue, now, finished=True, once_status=Cue.Status.FAILED, pause=bool(pause))
     logger.info("failed %s error=%r", _fields(log), result.error)
+
+
+def _update_cue(cue, now, *, finished, once_status=None, pause=False):
+    """One UPDATE for the cue after an attempt: run_count always; last_run when the execution
+    is finished; a one-time cue's final status; a pause asked for by on_failure."""
+    fields = {"run_count": F("run_count") + 1}
+    if finished:
+        fields["last_run"] = now
+    new_status = once_status if cue.schedule_type == Cue.ScheduleType.ONCE else None
+    if pause:
+        new_status = Cue.Status.PAUSED
+        fields["next_run"] = Case(When(status=Cue.Status.ACTIVE, then=Value(None)), default=F("next_run"))
+    if new_status:
+        # Only an active cue changes status: a cue paused by hand meanwhile stays paused.
+        fields["status"] = Case(When(status=Cue.Status.ACTIVE, then=Value(new_status)), default=F("status"))
+    Cue.objects.filter(pk=cue.pk).update(**fields)
 
 
 def _fields(values):

@@ -9,7 +9,7 @@ import logging
 from collections import Counter
 from datetime import timedelta
 
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import F, Min
 
 from accounts.selectors import user_executions_this_month
@@ -18,7 +18,6 @@ from cueapi.notify import OUTBOX_CHANNEL, notify
 from cues.models import Cue
 from cues.schedule import plan_catch_up
 from executions.models import DispatchOutbox, Execution
-from executions.services import execution_create
 
 logger = logging.getLogger("cueapi.engine")
 
@@ -36,7 +35,12 @@ def _locked(queryset):
 
 
 def fire_due_cues(*, now, batch=BATCH_SIZE):
-    """Fire every active cue whose next_run has come; return how many cues were handled."""
+    """Fire every active cue whose next_run has come; return how many cues were handled.
+
+    One transaction per batch: plan each cue (pure schedule math), advance its next_run with a
+    guarded update, then write all the batch's executions and outbox rows with a few bulk
+    inserts. A slot that already has an execution (unique (cue, scheduled_for)) is skipped.
+    """
     with transaction.atomic():
         cues = list(
             _locked(Cue.objects.filter(status=Cue.Status.ACTIVE, next_run__lte=now))
@@ -44,23 +48,35 @@ def fire_due_cues(*, now, batch=BATCH_SIZE):
             .order_by("next_run")[:batch]
         )
         room = {}  # user id -> executions left this month
-        created = Counter()
+        pending, others = [], []  # executions to send / to record only (missed, over the limit)
         for cue in cues:
             if cue.user_id not in room:
                 used = user_executions_this_month(user=cue.user, moment=now)
                 room[cue.user_id] = cue.user.monthly_execution_limit - used
             try:
-                with transaction.atomic():
-                    created[cue.user_id] += _fire_cue(cue, now, room)
+                _plan_cue(cue, now, room, pending, others)
             except Exception:  # one bad cue must not stop the others
                 logger.exception("firing cue %s failed", cue.id)
-        for user_id, count in created.items():
+        Execution.objects.bulk_create(pending + others, ignore_conflicts=True)
+        created = set(Execution.objects.filter(id__in=[e.id for e in pending]).values_list("id", flat=True))
+        fired = [e for e in pending if e.id in created]
+        DispatchOutbox.objects.bulk_create(
+            DispatchOutbox(execution=e, available_at=e.scheduled_for)
+            for e in fired
+            if e.cue.callback_transport == Cue.Transport.WEBHOOK and e.cue.callback_url
+        )
+        for user_id, count in Counter(e.cue.user_id for e in fired).items():
             usage_increment(user_id=user_id, count=count, moment=now)
+        if fired:
+            notify(OUTBOX_CHANNEL)  # delivered at commit: wakes the dispatchers
+        for execution in fired:
+            logger.info("fired cue=%s execution=%s scheduled_for=%s", execution.cue_id, execution.id,
+                        execution.scheduled_for.isoformat())
     return len(cues)
 
 
-def _fire_cue(cue, now, room):
-    """Create this cue's due executions and advance its next_run; return how many count."""
+def _plan_cue(cue, now, room, pending, others):
+    """Decide this cue's executions and advance its next_run (guarded)."""
     due = cue.next_run
     if cue.schedule_type == Cue.ScheduleType.RECURRING:
         plan = plan_catch_up(expr=cue.schedule_cron, tz_name=cue.schedule_timezone, due=due,
@@ -74,31 +90,20 @@ def _fire_cue(cue, now, room):
         next_run=next_run, fired_count=F("fired_count") + len(fire), updated_at=now
     )
     if not advanced:
-        return 0  # another poller fired it, or the cue changed meanwhile
-    Execution.objects.bulk_create(
-        [
-            Execution(cue=cue, scheduled_for=slot, status=Execution.Status.MISSED,
-                      error_message=MISSED_MESSAGE.format(policy=cue.catch_up))
-            for slot in missed
-        ],
-        ignore_conflicts=True,
+        return  # another poller fired it, or the cue changed meanwhile
+    others.extend(
+        Execution(cue=cue, scheduled_for=slot, status=Execution.Status.MISSED,
+                  error_message=MISSED_MESSAGE.format(policy=cue.catch_up))
+        for slot in missed
     )
-    counted = 0
     for slot in fire:
-        try:
-            with transaction.atomic():
-                if room[cue.user_id] <= 0:
-                    # Over the monthly limit: recorded, never sent (DESIGN.md §3.11).
-                    Execution.objects.create(cue=cue, scheduled_for=slot, status=Execution.Status.FAILED,
-                                             error_message=OVER_LIMIT_MESSAGE, last_attempt_at=now)
-                    continue
-                execution_create(cue=cue, scheduled_for=slot)
-        except IntegrityError:
-            continue  # this slot already has an execution (a fire with the same instant)
+        if room[cue.user_id] <= 0:
+            # Over the monthly limit: recorded, never sent (DESIGN.md §3.11).
+            others.append(Execution(cue=cue, scheduled_for=slot, status=Execution.Status.FAILED,
+                                    error_message=OVER_LIMIT_MESSAGE, last_attempt_at=now))
+            continue
         room[cue.user_id] -= 1
-        counted += 1
-        logger.info("fired cue=%s scheduled_for=%s", cue.id, slot.isoformat())
-    return counted
+        pending.append(Execution(cue=cue, scheduled_for=slot, status=Execution.Status.PENDING))
 
 
 def release_due_retries(*, now, batch=BATCH_SIZE):

@@ -17,7 +17,8 @@ from executions.models import DispatchOutbox, Execution
 def execution_create(*, cue, scheduled_for, triggered_by=None, payload=None):
     """A `pending` execution and, for a webhook cue, its outbox row: in the caller's
     transaction, so either both exist or neither does. Raises IntegrityError for a slot that
-    already has an execution (unique (cue, scheduled_for))."""
+    already has an execution (unique (cue, scheduled_for)). (The poller writes its batches
+    with bulk inserts instead, executions/poller.py.)"""
     execution = Execution(cue=cue, scheduled_for=scheduled_for, status=Execution.Status.PENDING,
                           triggered_by=triggered_by, payload=payload)
     with transaction.atomic():

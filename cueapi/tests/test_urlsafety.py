@@ -9,6 +9,7 @@ def resolving_to(*addresses):
     return mock.patch("cueapi.urlsafety.resolve", return_value=list(addresses))
 
 
+@override_settings(CUEAPI_ALLOW_PRIVATE_URLS=False)
 class ValidateUrlTests(SimpleTestCase):
     def assertRefused(self, url, message):
         with self.assertRaises(UnsafeURL) as ctx:
@@ -48,6 +49,7 @@ class ValidateUrlTests(SimpleTestCase):
         self.assertRefused("http://metadata.google.internal/", "Blocked hostname: metadata.google.internal")
 
 
+@override_settings(CUEAPI_ALLOW_PRIVATE_URLS=False)
 class ResolveSafeAddressTests(SimpleTestCase):
     def test_it_returns_the_checked_address(self):
         with resolving_to("93.184.216.34"):

@@ -1,0 +1,163 @@
+"""Black-box benchmark over HTTP: `make bench` (or `python -m bench --help`).
+
+For each database (SQLite, PostgreSQL) and each dispatcher count (1, 2) it starts a fresh
+server (gunicorn + one run_poller + N run_dispatcher processes, as in production) and a local
+receiver, then measures:
+
+* fire latency: one-time cues due at staggered instants; receipt time - scheduled time
+  (p50/p95/p99/max);
+* burst: many cues due at one instant; deliveries per second from that instant to the last
+  receipt, plus duplicates and missing;
+* memory: resident set size of each engine process after the burst.
+
+Nothing here is a pass/fail test: it prints a Markdown table for the README.
+"""
+
+import argparse
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.live import LiveServer  # noqa: E402
+from tests.receiver import Receiver  # noqa: E402
+
+SERVER_ENV = {
+    "CUEAPI_RATE_LIMIT_ENABLED": "false",
+    "CUEAPI_DEFAULT_CUE_LIMIT": "100000",
+    "CUEAPI_DEFAULT_MONTHLY_EXECUTION_LIMIT": "10000000",
+    "LOG_LEVEL": "WARNING",
+    "WEB_CONCURRENCY": "2",
+}
+CREATE_THREADS = 8
+
+
+def percentile(values, p):
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def create_cues(server, auth, receiver_url, instants, prefix):
+    def create(item):
+        index, at = item
+        body = {"name": f"{prefix}-{index}", "schedule": {"type": "once", "at": at.isoformat()},
+                "callback": {"url": receiver_url}}
+        response = requests.post(server.url + "/v1/cues", json=body, headers=auth, timeout=30)
+        if response.status_code != 201:
+            raise RuntimeError(f"create failed: {response.status_code} {response.text}")
+
+    with ThreadPoolExecutor(CREATE_THREADS) as pool:
+        list(pool.map(create, enumerate(instants)))
+
+
+def wait_for_count(receiver, count, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and len(receiver.requests) < count:
+        time.sleep(0.05)
+    time.sleep(1.0)  # let duplicates, if any, arrive
+
+
+def rss_mb(pid):
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def run_config(database_url, dispatchers, latency_cues, burst_cues, concurrency):
+    env = dict(SERVER_ENV, CUEAPI_DISPATCH_CONCURRENCY=str(concurrency))
+    previous = os.environ.get("DATABASE_URL")
+    if database_url:
+        os.environ["DATABASE_URL"] = database_url
+    else:
+        os.environ.pop("DATABASE_URL", None)
+    try:
+        with Receiver() as receiver, LiveServer(api_only=True, **env) as server:
+            engine = [server.spawn("run_poller")] + [server.spawn("run_dispatcher") for _ in range(dispatchers)]
+            key = requests.post(server.url + "/v1/auth/register", json={"email": "bench@example.com"},
+                                timeout=30).json()["api_key"]
+            auth = {"Authorization": f"Bearer {key}"}
+
+            # Fire latency: cues due every 50 ms, starting once they all exist.
+            start = datetime.now(timezone.utc) + timedelta(seconds=5 + latency_cues * 0.02)
+            instants = [start + timedelta(milliseconds=50 * i) for i in range(latency_cues)]
+            create_cues(server, auth, receiver.url, instants, "latency")
+            if datetime.now(timezone.utc) >= start:
+                raise RuntimeError("creating the cues took longer than planned")
+            wait_for_count(receiver, latency_cues, (instants[-1] - datetime.now(timezone.utc)).total_seconds() + 30)
+            lateness = []
+            for request in receiver.requests:
+                scheduled = datetime.fromisoformat(request["headers"]["X-CueAPI-Scheduled-For"]).timestamp()
+                lateness.append((request["received_at"] - scheduled) * 1000)
+            latency_ids = {r["headers"]["X-CueAPI-Execution-Id"] for r in receiver.requests}
+            latency_row = {
+                "p50": percentile(lateness, 50), "p95": percentile(lateness, 95),
+                "p99": percentile(lateness, 99), "max": max(lateness),
+                "missing": latency_cues - len(latency_ids),
+                "duplicates": len(receiver.requests) - len(latency_ids),
+            }
+
+            # Burst: every cue due at the same instant.
+            with receiver.lock:
+                receiver.requests.clear()
+            due = datetime.now(timezone.utc) + timedelta(seconds=5 + burst_cues * 0.02)
+            create_cues(server, auth, receiver.url, [due] * burst_cues, "burst")
+            if datetime.now(timezone.utc) >= due:
+                raise RuntimeError("creating the burst took longer than planned")
+            wait_for_count(receiver, burst_cues, (due - datetime.now(timezone.utc)).total_seconds() + 120)
+            ids = [r["headers"]["X-CueAPI-Execution-Id"] for r in receiver.requests]
+            last = max(r["received_at"] for r in receiver.requests)
+            burst_row = {
+                "seconds": last - due.timestamp(),
+                "per_second": len(set(ids)) / max(0.001, last - due.timestamp()),
+                "missing": burst_cues - len(set(ids)),
+                "duplicates": len(ids) - len(set(ids)),
+                "rss_mb": [rss_mb(p.pid) for p in engine],
+            }
+            return latency_row, burst_row
+    finally:
+        if previous is None:
+            os.environ.pop("DATABASE_URL", None)
+        else:
+            os.environ["DATABASE_URL"] = previous
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432/cueapi_bench",
+                        help="PostgreSQL URL (a fresh database is created next to it); '' to skip")
+    parser.add_argument("--skip-sqlite", action="store_true")
+    parser.add_argument("--dispatchers", default="1,2")
+    parser.add_argument("--latency-cues", type=int, default=200)
+    parser.add_argument("--burst-cues", type=int, default=500)
+    parser.add_argument("--concurrency", type=int, default=16, help="CUEAPI_DISPATCH_CONCURRENCY")
+    args = parser.parse_args()
+
+    databases = ([] if args.skip_sqlite else [("SQLite", "")]) + ([("PostgreSQL", args.postgres)] if args.postgres else [])
+    print(f"fire latency: {args.latency_cues} one-time cues 50 ms apart; burst: {args.burst_cues} cues "
+          f"due at one instant; concurrency {args.concurrency} per dispatcher; {os.cpu_count()} cores\n")
+    print("| database | dispatchers | latency p50 | p95 | p99 | max | burst deliveries/s | burst time | "
+          "missing | duplicates | engine RSS (MB) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for name, url in databases:
+        for dispatchers in [int(n) for n in args.dispatchers.split(",")]:
+            latency, burst = run_config(url, dispatchers, args.latency_cues, args.burst_cues, args.concurrency)
+            rss = " / ".join(f"{m:.0f}" for m in burst["rss_mb"])
+            print(f"| {name} | {dispatchers} | {latency['p50']:.0f} ms | {latency['p95']:.0f} ms | "
+                  f"{latency['p99']:.0f} ms | {latency['max']:.0f} ms | {burst['per_second']:.0f} | "
+                  f"{burst['seconds']:.2f} s | {latency['missing'] + burst['missing']} | "
+                  f"{latency['duplicates'] + burst['duplicates']} | {rss} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
