@@ -1,12 +1,20 @@
-"""Execution endpoints. For now: POST /v1/cues/{id}/fire (SERVER.md §3.4, §12.1)."""
+"""Execution and worker endpoints (SERVER.md §3.5, §3.6, §5) and POST /v1/cues/{id}/fire."""
 
+from django.conf import settings
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from cueapi.validation import AwareDateTime, Choice, Dict, InputSerializer, validate_body
-from executions import services
+from cueapi.errors import AppError
+from cueapi.timefmt import ts_iso, ts_z
+from cueapi.validation import (
+    AwareDateTime, Bool, Choice, Dict, InputSerializer, Int, List, Str, Url, validate_body, validate_query,
+)
+from cues.representations import execution_to_dict
+from executions import selectors, services
+from executions.outcomes import RESULT_MAX
 
 EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
@@ -39,3 +47,212 @@ class CueFireApi(APIView):
         if request.headers.get("X-CueAPI-Verify-Echo", "").strip().lower() == "true":
             body.update(body_received=None, body_received_sha256=EMPTY_SHA256)
         return Response(body)
+
+
+# --- /v1/executions ---------------------------------------------------------------------
+
+class ExecutionListQuery(InputSerializer):
+    cue_id = Str(required=False)
+    status = Str(required=False)
+    status__in = Str(required=False)
+    outcome_state = Str(required=False)
+    worker_id = Str(required=False)
+    triggered_by = Str(required=False)
+    limit = Int(min_value=1, max_value=100, required=False, default=20)
+    offset = Int(min_value=0, required=False, default=0)
+
+
+class ExecutionListApi(APIView):
+    @extend_schema(operation_id="v1_executions_list", parameters=[ExecutionListQuery],
+                   responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        query = dict(validate_query(ExecutionListQuery, request))
+        if "status__in" in query:
+            if "status" in query:
+                raise AppError("conflicting_filters", "Pass either `status` or `status__in`, not both.", 400)
+            statuses = [s.strip() for s in query["status__in"].split(",") if s.strip()]
+            if not statuses:
+                raise AppError("invalid_status_in", "`status__in` must contain at least one status.", 400)
+            query["status__in"] = statuses
+        limit, offset = query["limit"], query["offset"]
+        page, total, oldest_claimed = selectors.execution_list(
+            user=request.user, filters=query, limit=limit, offset=offset
+        )
+        return Response({
+            "executions": [execution_to_dict(e) for e in page], "total": total, "limit": limit,
+            "offset": offset, "has_more": offset + limit < total, "oldest_claimed_at": ts_iso(oldest_claimed),
+        })
+
+
+class ExecutionDetailApi(APIView):
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request, execution_id):
+        return Response(execution_to_dict(selectors.execution_get(user=request.user, execution_id=execution_id)))
+
+
+class OutcomeIn(InputSerializer):
+    success = Bool()
+    # cueapi-worker sends up to 4096 characters of output (DESIGN.md §3.8).
+    result = Str(required=False, allow_null=True, max_length=RESULT_MAX)
+    error = Str(required=False, allow_null=True, max_length=RESULT_MAX)
+    metadata = Dict(required=False, allow_null=True)
+    external_id = Str(required=False, allow_null=True, max_length=500)
+    result_url = Url(required=False, allow_null=True)
+    result_ref = Str(required=False, allow_null=True, max_length=500)
+    result_type = Str(required=False, allow_null=True, max_length=100)
+    summary = Str(required=False, allow_null=True, max_length=500)
+    artifacts = List(required=False, allow_null=True)
+
+
+class OutcomeApi(APIView):
+    @extend_schema(request=OutcomeIn, responses=OpenApiTypes.OBJECT)
+    def post(self, request, execution_id):
+        outcome = validate_body(OutcomeIn, request)
+        state = services.execution_report_outcome(user=request.user, execution_id=execution_id, outcome=outcome)
+        return Response({"execution_id": execution_id, "outcome_recorded": True,
+                         "outcome_state": state, "reason": None})
+
+
+class ClaimIn(InputSerializer):
+    worker_id = Str(min_length=1, max_length=255)
+
+
+def claim_response(execution_id):
+    return Response({"claimed": True, "execution_id": str(execution_id),
+                     "lease_seconds": settings.CUEAPI_WORKER_LEASE_SECONDS})
+
+
+class ClaimNextApi(APIView):
+    @extend_schema(operation_id="v1_executions_claim_next", request=ClaimIn, responses=OpenApiTypes.OBJECT)
+    def post(self, request):
+        data = validate_body(ClaimIn, request)
+        return claim_response(services.execution_claim_next(user=request.user, worker_id=data["worker_id"]))
+
+
+class ClaimApi(APIView):
+    @extend_schema(request=ClaimIn, responses=OpenApiTypes.OBJECT)
+    def post(self, request, execution_id):
+        data = validate_body(ClaimIn, request)
+        return claim_response(services.execution_claim(user=request.user, worker_id=data["worker_id"],
+                                                       execution_id=execution_id))
+
+
+class ClaimableQuery(InputSerializer):
+    task = Str(required=False)
+    agent = Str(required=False)
+
+
+class ClaimableApi(APIView):
+    @extend_schema(parameters=[ClaimableQuery], responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        query = validate_query(ClaimableQuery, request)
+        rows = selectors.claimable_executions(user=request.user, now=timezone.now(),
+                                              task=query.get("task"), agent=query.get("agent"))
+        items = []
+        for execution in rows:
+            payload = selectors.execution_payload(execution)
+            items.append({
+                "execution_id": str(execution.id), "cue_id": execution.cue_id,
+                "cue_name": execution.cue.name, "task": payload.get("task"),
+                "scheduled_for": ts_z(execution.scheduled_for), "payload": payload,
+                "attempt": execution.attempts,
+            })
+        return Response({"executions": items})
+
+
+class HeartbeatApi(APIView):
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
+    def post(self, request, execution_id):
+        until = services.execution_heartbeat(user=request.user, execution_id=execution_id,
+                                             worker_id=request.headers.get("X-Worker-Id"))
+        return Response({"execution_id": execution_id, "lease_extended_until": ts_iso(until),
+                         "acknowledged": True})
+
+
+class ReplayApi(APIView):
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
+    def post(self, request, execution_id):
+        replay = services.execution_replay(user=request.user, execution_id=execution_id)
+        return Response({"id": str(replay.id), "cue_id": replay.cue_id,
+                         "scheduled_for": ts_iso(replay.scheduled_for), "status": replay.status,
+                         "triggered_by": replay.triggered_by, "replayed_from": execution_id})
+
+
+class VerifyIn(InputSerializer):
+    valid = Bool(required=False, default=True)
+    reason = Str(required=False, allow_null=True)
+
+
+class VerifyApi(APIView):
+    @extend_schema(request=VerifyIn, responses=OpenApiTypes.OBJECT)
+    def post(self, request, execution_id):
+        data = validate_body(VerifyIn, request, required=False)
+        valid, reason = data.get("valid", True), data.get("reason")
+        state = services.execution_verify(user=request.user, execution_id=execution_id, valid=valid, reason=reason)
+        return Response({"execution_id": execution_id, "outcome_state": state, "valid": valid, "reason": reason})
+
+
+class VerificationPendingApi(APIView):
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
+    def post(self, request, execution_id):
+        services.execution_mark_verification_pending(user=request.user, execution_id=execution_id)
+        return Response({"execution_id": execution_id, "outcome_state": "verification_pending"})
+
+
+class EvidenceIn(InputSerializer):
+    external_id = Str(required=False, allow_null=True, max_length=500)
+    result_url = Url(required=False, allow_null=True)
+    result_ref = Str(required=False, allow_null=True, max_length=500)
+    result_type = Str(required=False, allow_null=True, max_length=100)
+    summary = Str(required=False, allow_null=True)
+    artifacts = List(required=False, allow_null=True)
+    metadata = Dict(required=False, allow_null=True)
+
+
+class EvidenceApi(APIView):
+    @extend_schema(request=EvidenceIn, responses=OpenApiTypes.OBJECT)
+    def patch(self, request, execution_id):
+        evidence = validate_body(EvidenceIn, request)
+        state = services.execution_append_evidence(user=request.user, execution_id=execution_id, evidence=evidence)
+        return Response({"execution_id": execution_id, "outcome_state": state, "evidence_updated": True})
+
+
+# --- workers ------------------------------------------------------------------------------
+
+WORKER_ACTIVE_SECONDS, WORKER_STALE_SECONDS = 180, 900
+
+
+class WorkerHeartbeatIn(InputSerializer):
+    worker_id = Str(max_length=255)
+    handlers = List(child=Str(), required=False, allow_null=True)
+
+
+class WorkerHeartbeatApi(APIView):
+    @extend_schema(request=WorkerHeartbeatIn, responses=OpenApiTypes.OBJECT)
+    def post(self, request):
+        data = validate_body(WorkerHeartbeatIn, request)
+        now = services.worker_heartbeat(user=request.user, worker_id=data["worker_id"],
+                                        handlers=data.get("handlers"))
+        return Response({"acknowledged": True, "server_time": ts_z(now)})
+
+
+class WorkerListApi(APIView):
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        now = timezone.now()
+        workers = []
+        for worker in request.user.workers.order_by("-last_heartbeat"):
+            age = int((now - worker.last_heartbeat).total_seconds())
+            status = ("active" if age < WORKER_ACTIVE_SECONDS else
+                      "stale" if age < WORKER_STALE_SECONDS else "dead")
+            workers.append({"worker_id": worker.worker_id, "last_heartbeat": ts_z(worker.last_heartbeat),
+                            "seconds_since_heartbeat": age, "heartbeat_status": status,
+                            "handlers": worker.handlers, "registered_since": ts_z(worker.created_at)})
+        return Response({"workers": workers})
+
+
+class WorkerDeleteApi(APIView):
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request, worker_id):
+        services.worker_delete(user=request.user, worker_id=worker_id)
+        return Response(status=204)

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Case, F, Min, Q, Value, When
+from django.db.models import F, Min, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -14,6 +14,7 @@ from cues.models import Cue
 from executions.delivery import send_webhook, signed_headers, webhook_body
 from executions.models import DispatchOutbox, Execution
 from executions.outcomes import execution_record_outcome, outcome_from_reply
+from executions.services import backoff_seconds, cue_record_run
 
 logger = logging.getLogger("cueapi.engine")
 
@@ -105,12 +106,6 @@ def deliver_outbox_row(row_id, token):
     return result
 
 
-def backoff_seconds(backoff_minutes, attempt):
-    """Wait before attempt `attempt + 1`: backoff[attempt-1] (clamped), in retry units."""
-    minutes = backoff_minutes[min(attempt - 1, len(backoff_minutes) - 1)] if backoff_minutes else 1
-    return minutes * settings.CUEAPI_RETRY_UNIT_SECONDS
-
-
 @transaction.atomic
 def record_attempt(*, row_id, token, execution, cue, attempt, result, now):
     """Write one attempt's result: success, a retry, or the final failure."""
@@ -128,7 +123,7 @@ def record_attempt(*, row_id, token, execution, cue, attempt, result, now):
     if result.delivered:
         delivering.update(status=Execution.Status.SUCCESS, delivered_at=now, next_retry=None,
                           error_message=None, **common)
-        _update_cue(cue, now, finished=True, once_status=Cue.Status.COMPLETED)
+        cue_record_run(cue, now, finished=True, once_status=Cue.Status.COMPLETED)
         if result.reported_outcome is not None:
             execution_record_outcome(execution_id=execution.id, verification_mode=cue.verification_mode,
                                      outcome=outcome_from_reply(result.reported_outcome), now=now)
@@ -139,30 +134,14 @@ def record_attempt(*, row_id, token, execution, cue, attempt, result, now):
         next_retry = now + timedelta(seconds=backoff_seconds(cue.retry_backoff_minutes, attempt))
         delivering.update(status=Execution.Status.RETRYING, next_retry=next_retry,
                           error_message=result.error, **common)
-        _update_cue(cue, now, finished=False)
+        cue_record_run(cue, now, finished=False)
         logger.info("retrying %s next_retry=%s error=%r", _fields(log), next_retry.isoformat(), result.error)
         return
 
     delivering.update(status=Execution.Status.FAILED, next_retry=None, error_message=result.error, **common)
     pause = cue.schedule_type != Cue.ScheduleType.ONCE and (cue.on_failure or {}).get("pause")
-    _update_cue(cue, now, finished=True, once_status=Cue.Status.FAILED, pause=bool(pause))
+    cue_record_run(cue, now, finished=True, once_status=Cue.Status.FAILED, pause=bool(pause))
     logger.info("failed %s error=%r", _fields(log), result.error)
-
-
-def _update_cue(cue, now, *, finished, once_status=None, pause=False):
-    """One UPDATE for the cue after an attempt: run_count always; last_run when the execution
-    is finished; a one-time cue's final status; a pause asked for by on_failure."""
-    fields = {"run_count": F("run_count") + 1}
-    if finished:
-        fields["last_run"] = now
-    new_status = once_status if cue.schedule_type == Cue.ScheduleType.ONCE else None
-    if pause:
-        new_status = Cue.Status.PAUSED
-        fields["next_run"] = Case(When(status=Cue.Status.ACTIVE, then=Value(None)), default=F("next_run"))
-    if new_status:
-        # Only an active cue changes status: a cue paused by hand meanwhile stays paused.
-        fields["status"] = Case(When(status=Cue.Status.ACTIVE, then=Value(new_status)), default=F("status"))
-    Cue.objects.filter(pk=cue.pk).update(**fields)
 
 
 def _fields(values):

@@ -18,6 +18,7 @@ from cueapi.notify import OUTBOX_CHANNEL, notify
 from cues.models import Cue
 from cues.schedule import plan_catch_up
 from executions.models import DispatchOutbox, Execution
+from executions.services import backoff_seconds, cue_record_run
 
 logger = logging.getLogger("cueapi.engine")
 
@@ -107,26 +108,84 @@ def _plan_cue(cue, now, room, pending, others):
 
 
 def release_due_retries(*, now, batch=BATCH_SIZE):
-    """Webhook executions whose retry time has come: `retrying` -> `retry_ready` + a retry
-    outbox row, in one transaction. Returns how many were released."""
+    """Executions whose retry time has come: `retrying` -> `retry_ready`, in one transaction;
+    a webhook one also gets a retry outbox row (a worker one is claimable again).
+    Returns how many were released."""
     released = 0
     with transaction.atomic():
         executions = list(
-            _locked(Execution.objects.filter(status=Execution.Status.RETRYING, next_retry__lte=now,
-                                             cue__callback_transport=Cue.Transport.WEBHOOK))
-            .order_by("next_retry")[:batch]
+            _locked(Execution.objects.filter(status=Execution.Status.RETRYING, next_retry__lte=now))
+            .select_related("cue").order_by("next_retry")[:batch]
         )
         for execution in executions:
             moved = Execution.objects.filter(pk=execution.pk, status=Execution.Status.RETRYING).update(
                 status=Execution.Status.RETRY_READY, updated_at=now
             )
-            if moved:
+            if moved and execution.cue.callback_transport == Cue.Transport.WEBHOOK:
                 DispatchOutbox.objects.create(execution=execution, task_type=DispatchOutbox.TaskType.RETRY,
                                               available_at=now)
-                released += 1
+            released += moved
         if released:
             notify(OUTBOX_CHANNEL)
     return released
+
+
+LEASE_EXPIRED = "Worker lease expired: worker {worker} sent no outcome or heartbeat in time"
+UNCLAIMED = "No worker claimed this execution within timeout window"
+UNCLAIMED_AFTER = timedelta(seconds=900)
+
+
+def expire_worker_leases(*, now, batch=BATCH_SIZE):
+    """A claimed worker execution whose lease lapsed goes back to be claimed again, as a
+    failed attempt with backoff, or fails when its attempts are used up (DESIGN.md §3.6).
+    `claimed_by_worker` is kept: a late outcome from that worker is still accepted."""
+    expired = 0
+    with transaction.atomic():
+        executions = list(
+            _locked(Execution.objects.filter(status=Execution.Status.DELIVERING, lease_expires_at__lt=now,
+                                             cue__callback_transport=Cue.Transport.WORKER))
+            .select_related("cue")[:batch]
+        )
+        for execution in executions:
+            cue = execution.cue
+            message = LEASE_EXPIRED.format(worker=execution.claimed_by_worker)
+            guarded = Execution.objects.filter(pk=execution.pk, status=Execution.Status.DELIVERING,
+                                               lease_expires_at=execution.lease_expires_at)
+            if execution.attempts < cue.retry_max_attempts:
+                next_retry = now + timedelta(seconds=backoff_seconds(cue.retry_backoff_minutes, execution.attempts))
+                done = guarded.update(status=Execution.Status.RETRYING, next_retry=next_retry,
+                                      error_message=message, lease_expires_at=None, updated_at=now)
+            else:
+                done = guarded.update(status=Execution.Status.FAILED, error_message=message,
+                                      lease_expires_at=None, updated_at=now)
+                if done:
+                    pause = cue.schedule_type != Cue.ScheduleType.ONCE and (cue.on_failure or {}).get("pause")
+                    cue_record_run(cue, now, finished=True, once_status=Cue.Status.FAILED, pause=bool(pause))
+            if done:
+                logger.info("lease expired execution=%s cue=%s worker=%s attempt=%s",
+                            execution.id, cue.id, execution.claimed_by_worker, execution.attempts)
+            expired += done
+    return expired
+
+
+def miss_unclaimed_worker_executions(*, now, batch=BATCH_SIZE):
+    """Worker executions nobody claimed within 15 minutes of their time become `missed`."""
+    missed = 0
+    with transaction.atomic():
+        executions = list(
+            _locked(Execution.objects.filter(status=Execution.Status.PENDING,
+                                             cue__callback_transport=Cue.Transport.WORKER,
+                                             scheduled_for__lt=now - UNCLAIMED_AFTER))
+            .select_related("cue")[:batch]
+        )
+        for execution in executions:
+            done = Execution.objects.filter(pk=execution.pk, status=Execution.Status.PENDING).update(
+                status=Execution.Status.MISSED, error_message=UNCLAIMED, updated_at=now
+            )
+            if done and execution.cue.schedule_type == Cue.ScheduleType.ONCE:
+                Cue.objects.filter(pk=execution.cue_id, status=Cue.Status.ACTIVE).update(status=Cue.Status.FAILED)
+            missed += done
+    return missed
 
 
 def delete_old_outbox_rows(*, now):
@@ -135,10 +194,11 @@ def delete_old_outbox_rows(*, now):
 
 
 def next_due(*, now):
-    """The earliest instant the poller has work: a cue's next_run or a retry's time."""
+    """The earliest instant the poller has work: a cue's next_run, a retry's time, a lease's end."""
     candidates = [
         Cue.objects.filter(status=Cue.Status.ACTIVE).aggregate(t=Min("next_run"))["t"],
         Execution.objects.filter(status=Execution.Status.RETRYING).aggregate(t=Min("next_retry"))["t"],
+        Execution.objects.filter(status=Execution.Status.DELIVERING).aggregate(t=Min("lease_expires_at"))["t"],
     ]
     candidates = [c for c in candidates if c is not None]
     return min(candidates) if candidates else None

@@ -1,6 +1,11 @@
 """Creating executions: by hand (fire), and the one function every creator goes through."""
 
-from django.db import IntegrityError, transaction
+import json
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
 from accounts.models import User
@@ -11,7 +16,13 @@ from cueapi.notify import OUTBOX_CHANNEL, notify
 from cues.selectors import cue_get
 from cues.services import check_payload
 from cues.models import Cue
-from executions.models import DispatchOutbox, Execution
+from executions.models import DispatchOutbox, Execution, Worker
+from executions.outcomes import execution_record_outcome
+from executions.selectors import execution_get, parse_execution_id
+
+METADATA_MAX_BYTES = 10_240
+TERMINAL_FOR_REPLAY = ("success", "failed", "missed", "outcome_timeout")
+VERIFIABLE_STATES = ("reported_success", "reported_failure", "verification_pending")
 
 
 def execution_create(*, cue, scheduled_for, triggered_by=None, payload=None):
@@ -75,3 +86,203 @@ def cue_fire(*, user, cue_id, send_at=None, payload_override=None, merge_strateg
         ) from None
     usage_increment(user_id=user.pk, moment=now)
     return execution, effective
+
+
+def cue_record_run(cue, now, *, finished, once_status=None, pause=False):
+    """One UPDATE for the cue after an attempt or an outcome: run_count always; last_run when
+    the execution is finished; a one-time cue's final status; a pause asked by on_failure."""
+    fields = {"run_count": F("run_count") + 1}
+    if finished:
+        fields["last_run"] = now
+    new_status = once_status if cue.schedule_type == Cue.ScheduleType.ONCE else None
+    if pause:
+        new_status = Cue.Status.PAUSED
+        fields["next_run"] = Case(When(status=Cue.Status.ACTIVE, then=Value(None)), default=F("next_run"))
+    if new_status:
+        # Only an active cue changes status: a cue paused by hand meanwhile stays paused.
+        fields["status"] = Case(When(status=Cue.Status.ACTIVE, then=Value(new_status)), default=F("status"))
+    Cue.objects.filter(pk=cue.pk).update(**fields)
+
+
+def backoff_seconds(backoff_minutes, attempt):
+    """Wait before attempt `attempt + 1`: backoff[attempt-1] (clamped), in retry units."""
+    minutes = backoff_minutes[min(attempt - 1, len(backoff_minutes) - 1)] if backoff_minutes else 1
+    return minutes * settings.CUEAPI_RETRY_UNIT_SECONDS
+
+
+# --- worker transport ------------------------------------------------------------------
+
+def _claimable_worker_executions(user, now):
+    return Execution.objects.filter(
+        cue__user=user,
+        cue__callback_transport=Cue.Transport.WORKER,
+        status__in=[Execution.Status.PENDING, Execution.Status.RETRY_READY],
+        scheduled_for__lte=now,
+    )
+
+
+def _claim_fields(worker_id, now):
+    return dict(
+        status=Execution.Status.DELIVERING, claimed_by_worker=worker_id, claimed_at=now,
+        started_at=now, last_attempt_at=now, attempts=F("attempts") + 1, updated_at=now,
+        lease_expires_at=now + timedelta(seconds=settings.CUEAPI_WORKER_LEASE_SECONDS),
+        next_retry=None,
+    )
+
+
+def execution_claim(*, user, worker_id, execution_id, now=None):
+    """Claim one execution for a worker: a guarded UPDATE from a claimable status, so two
+    claims can never both win. 409 `claim_failed` for anything not claimable (never 404)."""
+    now = now or timezone.now()
+    pk = parse_execution_id(execution_id)
+    claimed = pk is not None and _claimable_worker_executions(user, now).filter(pk=pk).update(
+        **_claim_fields(worker_id, now)
+    )
+    if not claimed:
+        raise AppError("claim_failed", "Execution not available for claiming", 409)
+    return pk
+
+
+def execution_claim_next(*, user, worker_id, now=None):
+    """Claim the oldest claimable execution (SKIP LOCKED on PostgreSQL, then guarded)."""
+    now = now or timezone.now()
+    for _ in range(5):
+        with transaction.atomic():
+            queryset = _claimable_worker_executions(user, now).order_by("scheduled_for", "id")
+            if connection.vendor == "postgresql":
+                queryset = queryset.select_for_update(skip_locked=True, of=("self",))
+            pk = queryset.values_list("id", flat=True).first()
+            if pk is None:
+                break
+            if Execution.objects.filter(pk=pk, status__in=[Execution.Status.PENDING, Execution.Status.RETRY_READY]
+                                        ).update(**_claim_fields(worker_id, now)):
+                return pk
+    raise AppError("claim_failed", "No executions available for claiming", 409)
+
+
+def execution_heartbeat(*, user, execution_id, worker_id=None, now=None):
+    """Extend a claim's lease; 409 unless delivering, 403 for another worker's claim."""
+    now = now or timezone.now()
+    execution = execution_get(user=user, execution_id=execution_id)
+    if execution.status != Execution.Status.DELIVERING:
+        raise AppError("execution_not_claiming", "Execution is not currently being claimed", 409)
+    if worker_id and execution.claimed_by_worker and worker_id != execution.claimed_by_worker:
+        raise AppError("not_execution_owner", "Only the claiming worker can heartbeat", 403)
+    until = now + timedelta(seconds=settings.CUEAPI_WORKER_LEASE_SECONDS)
+    Execution.objects.filter(pk=execution.pk, status=Execution.Status.DELIVERING).update(
+        lease_expires_at=until, last_heartbeat_at=now, updated_at=now
+    )
+    return until
+
+
+@transaction.atomic
+def execution_report_outcome(*, user, execution_id, outcome, now=None):
+    """POST /v1/executions/{id}/outcome (SERVER.md §5.2). Returns the outcome_state."""
+    now = now or timezone.now()
+    execution = execution_get(user=user, execution_id=execution_id, for_update=True)
+    already = AppError("outcome_already_recorded", "Outcome has already been recorded for this execution", 409)
+    if execution.outcome_recorded_at is not None:
+        raise already
+    metadata = outcome.get("metadata")
+    if metadata is not None and len(json.dumps(metadata).encode()) > METADATA_MAX_BYTES:
+        raise AppError("metadata_too_large", "Outcome metadata must be under 10KB", 400)
+    cue = execution.cue
+    state = execution_record_outcome(execution_id=execution.pk, verification_mode=cue.verification_mode,
+                                     outcome=outcome, now=now)
+    if state is None:
+        raise already
+    if cue.callback_transport == Cue.Transport.WORKER:
+        # For a worker the outcome is the completion (a late one, after its lease lapsed, too).
+        success = outcome["success"]
+        fields = dict(status=Execution.Status.SUCCESS if success else Execution.Status.FAILED,
+                      lease_expires_at=None, next_retry=None, updated_at=now)
+        if success:
+            fields.update(delivered_at=now, error_message=None)
+        else:
+            fields["error_message"] = outcome.get("error")
+        Execution.objects.filter(pk=execution.pk).update(**fields)
+        cue_record_run(cue, now, finished=True,
+                       once_status=Cue.Status.COMPLETED if success else Cue.Status.FAILED)
+    return state
+
+
+def execution_verify(*, user, execution_id, valid=True, reason=None, now=None):
+    now = now or timezone.now()
+    execution = execution_get(user=user, execution_id=execution_id)
+    state = execution.outcome_state
+    if state not in VERIFIABLE_STATES:
+        raise AppError("invalid_state", f"Cannot verify from state '{state}'", 409)
+    fields = {"updated_at": now}
+    if valid:
+        fields.update(outcome_state="verified_success", evidence_validation_state="valid")
+    else:
+        fields.update(outcome_state="verification_failed", evidence_validation_state="invalid")
+        if reason:
+            summary = execution.evidence_summary
+            note = reason[:500]
+            fields["evidence_summary"] = (f"{summary} | verification rejected: {note}" if summary else note)[:500]
+    # Guarded: a concurrent verify from the same state can't be applied twice.
+    if not Execution.objects.filter(pk=execution.pk, outcome_state=state).update(**fields):
+        raise AppError("invalid_state", "Cannot verify from state 'changed'", 409)
+    return fields["outcome_state"]
+
+
+def execution_mark_verification_pending(*, user, execution_id, now=None):
+    now = now or timezone.now()
+    execution = execution_get(user=user, execution_id=execution_id)
+    if execution.outcome_recorded_at is None:
+        raise AppError("no_outcome", "No outcome recorded yet", 409)
+    Execution.objects.filter(pk=execution.pk).update(outcome_state="verification_pending", updated_at=now)
+
+
+EVIDENCE_FIELDS = {
+    "external_id": "evidence_external_id", "result_url": "evidence_result_url",
+    "result_ref": "evidence_result_ref", "result_type": "evidence_result_type",
+    "summary": "evidence_summary", "artifacts": "evidence_artifacts", "metadata": "evidence_metadata",
+}
+
+
+def execution_append_evidence(*, user, execution_id, evidence, now=None):
+    now = now or timezone.now()
+    execution = execution_get(user=user, execution_id=execution_id)
+    if execution.outcome_recorded_at is None:
+        raise AppError("no_outcome", "Report outcome first before appending evidence", 409)
+    fields = {EVIDENCE_FIELDS[k]: v for k, v in evidence.items() if k in EVIDENCE_FIELDS and v}
+    if "evidence_summary" in fields:
+        fields["evidence_summary"] = fields["evidence_summary"][:500]
+    Execution.objects.filter(pk=execution.pk).update(updated_at=now, **fields)
+    return execution.outcome_state
+
+
+@transaction.atomic
+def execution_replay(*, user, execution_id, now=None):
+    """A new pending execution of the same cue (the original is untouched)."""
+    now = now or timezone.now()
+    execution = execution_get(user=user, execution_id=execution_id)
+    if execution.status not in TERMINAL_FOR_REPLAY:
+        raise AppError("execution_in_flight", "Cannot replay an execution that is still in progress", 409)
+    user = User.objects.select_for_update().get(pk=user.pk)
+    _check_monthly_limit(user, now)
+    replay = execution_create(cue=execution.cue, scheduled_for=now, triggered_by="replay",
+                              payload=execution.payload)
+    usage_increment(user_id=user.pk, moment=now)
+    return replay
+
+
+def worker_heartbeat(*, user, worker_id, handlers, now=None):
+    """Upsert the worker's row (last_heartbeat = now, handlers replaced)."""
+    now = now or timezone.now()
+    updated = Worker.objects.filter(user=user, worker_id=worker_id).update(handlers=handlers, last_heartbeat=now)
+    if not updated:
+        try:
+            with transaction.atomic():
+                Worker.objects.create(user=user, worker_id=worker_id, handlers=handlers, last_heartbeat=now)
+        except IntegrityError:  # its first two heartbeats raced
+            Worker.objects.filter(user=user, worker_id=worker_id).update(handlers=handlers, last_heartbeat=now)
+    return now
+
+
+def worker_delete(*, user, worker_id):
+    deleted, _ = Worker.objects.filter(user=user, worker_id=worker_id).delete()
+    if not deleted:
+        raise AppError("worker_not_found", "Worker not found", 404)

@@ -1,4 +1,3 @@
-from django.conf import settings
 from django.utils import timezone
 
 from cueapi.notify import CUES_CHANNEL
@@ -9,28 +8,31 @@ CLEANUP_EVERY_SECONDS = 3600
 
 
 class Command(EngineCommand):
-    help = "Fire due cues, release due retries, clean up old outbox rows."
+    help = ("Fire due cues, expire worker leases, release due retries, mark unclaimed worker "
+            "executions missed, clean up old outbox rows.")
     process_name = "poller"
     listen_channel = CUES_CHANNEL
 
     def cycle(self):
         now = timezone.now()
-        fired = retries = 0
+        fired = other = 0
         # Drain: a full batch means there may be more right behind it.
         while not self.stopping:
             done = poller.fire_due_cues(now=now)
             fired += done
             if done < poller.BATCH_SIZE:
                 break
-        while not self.stopping:
-            done = poller.release_due_retries(now=now)
-            retries += done
-            if done < poller.BATCH_SIZE:
-                break
+        for unit in (poller.expire_worker_leases, poller.release_due_retries,
+                     poller.miss_unclaimed_worker_executions):
+            while not self.stopping:
+                done = unit(now=now)
+                other += done
+                if done < poller.BATCH_SIZE:
+                    break
         if now.timestamp() - getattr(self, "last_cleanup", 0) > CLEANUP_EVERY_SECONDS:
             poller.delete_old_outbox_rows(now=now)
             self.last_cleanup = now.timestamp()
-        return {"cues_processed": fired + retries}
+        return {"cues_processed": fired + other}
 
     def sleep_seconds(self):
         """Until the next cue or retry is due, at most the poll interval."""

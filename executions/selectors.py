@@ -1,0 +1,72 @@
+import uuid
+
+from django.db.models import Min, Q
+
+from cueapi.errors import AppError
+from cues.models import Cue
+from executions.models import Execution
+
+CLAIMABLE_LIMIT = 50
+
+
+def parse_execution_id(value):
+    """The UUID, or None for anything malformed (which is then simply not found)."""
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+def execution_get(*, user, execution_id, for_update=False):
+    """The caller's execution (through its cue), or 404 `execution_not_found`."""
+    pk = parse_execution_id(execution_id)
+    queryset = Execution.objects.select_related("cue")
+    if for_update:
+        queryset = queryset.select_for_update(of=("self",))
+    execution = queryset.filter(pk=pk, cue__user=user).first() if pk else None
+    if execution is None:
+        raise AppError("execution_not_found", "Execution not found", 404)
+    return execution
+
+
+def execution_list(*, user, filters, limit, offset):
+    """(page newest first, total, oldest claimed_at) of the caller's executions."""
+    queryset = Execution.objects.filter(cue__user=user)
+    for field in ("cue_id", "status", "outcome_state", "triggered_by"):
+        if filters.get(field):
+            queryset = queryset.filter(**{field: filters[field]})
+    if filters.get("status__in"):
+        queryset = queryset.filter(status__in=filters["status__in"])
+    if filters.get("worker_id"):
+        queryset = queryset.filter(claimed_by_worker=filters["worker_id"])
+    total = queryset.count()
+    oldest_claimed = queryset.aggregate(t=Min("claimed_at"))["t"] if total else None
+    page = list(queryset.order_by("-created_at", "-id")[offset : offset + limit])
+    return page, total, oldest_claimed
+
+
+def _payload_key(key, value):
+    """The execution's payload (a fire's override, else the cue's) has `key` == value."""
+    return Q(payload__isnull=True, **{f"cue__payload__{key}": value}) | Q(**{f"payload__{key}": value})
+
+
+def claimable_executions(*, user, now, task=None, agent=None):
+    """Worker executions the caller may claim now, oldest first; the filters apply before the
+    limit (DESIGN.md §3.5). A fire's future send_at is not claimable before its time."""
+    queryset = Execution.objects.filter(
+        cue__user=user,
+        cue__callback_transport=Cue.Transport.WORKER,
+        status__in=[Execution.Status.PENDING, Execution.Status.RETRY_READY],
+        scheduled_for__lte=now,
+    )
+    if task is not None:
+        queryset = queryset.filter(_payload_key("task", task))
+    if agent is not None:
+        queryset = queryset.filter(_payload_key("agent", agent))
+    return list(queryset.select_related("cue").order_by("scheduled_for", "id")[:CLAIMABLE_LIMIT])
+
+
+def execution_payload(execution):
+    """What the execution delivers: a fire's override, else the cue's current payload."""
+    payload = execution.payload if execution.payload is not None else execution.cue.payload
+    return payload if isinstance(payload, dict) else {}
