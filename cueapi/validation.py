@@ -36,7 +36,8 @@ class Str(serializers.CharField):
 
     def __init__(self, **kwargs):
         kwargs.setdefault("trim_whitespace", False)
-        kwargs.setdefault("allow_blank", True)
+        # DRF returns "" before checking min_length, so a minimum means blank is refused.
+        kwargs.setdefault("allow_blank", not kwargs.get("min_length"))
         super().__init__(**kwargs)
 
     def to_internal_value(self, data):
