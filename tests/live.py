@@ -73,6 +73,11 @@ class LiveServer:
         self.stop()
         raise RuntimeError(f"server did not start:\n{self.output()}")
 
+    def manage(self, *args, **env):
+        """Run a management command against this server's database; return its output."""
+        return subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, env={**self.env, **env},
+                              check=True, capture_output=True, text=True).stdout
+
     def spawn(self, *manage_args):
         """Start `manage.py <args>` (run_poller, run_dispatcher) against this server's database."""
         child = subprocess.Popen([sys.executable, "manage.py", *manage_args], cwd=BASE_DIR,

@@ -1,4 +1,5 @@
-"""The real cueapi-sdk drives the cue API of a live server (scenarios in clients/sdk_cues.py)."""
+"""The real cueapi-sdk drives the cue and execution APIs of a live server (scenarios in
+clients/sdk_cues.py)."""
 
 import subprocess
 import sys
@@ -15,6 +16,7 @@ SCENARIOS = [
     "test_one_time_and_worker_cues",
     "test_error_classes",
     "test_rate_limit_error_carries_retry_after",
+    "test_executions",
 ]
 
 

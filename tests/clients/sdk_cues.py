@@ -109,6 +109,31 @@ def test_rate_limit_error_carries_retry_after(url, client):
     assert isinstance(limited.value.retry_after, int) and 1 <= limited.value.retry_after <= 60
 
 
+def test_executions(url, client):
+    cue = client.cues.create("work", cron="0 9 * * *", transport="worker", payload={"task": "t"})
+    auth = {"Authorization": f"Bearer {client._api_key}"}  # for the calls 0.1.3 lacks
+    fired = requests.post(f"{url}/v1/cues/{cue.id}/fire", headers=auth, timeout=10).json()
+    listing = client.executions.list(cue_id=cue.id)
+    assert listing["total"] == 1 and listing["executions"][0]["id"] == fired["id"]
+    assert client.executions.list(status="pending", limit=5)["total"] == 1
+    assert client.executions.get(fired["id"])["status"] == "pending"
+    with pytest.raises(CueNotFoundError):
+        client.executions.get("not-a-uuid")
+
+    claim = requests.post(f"{url}/v1/executions/{fired['id']}/claim", json={"worker_id": "w"}, headers=auth, timeout=10)
+    assert claim.status_code == 200
+    assert client.executions.heartbeat(fired["id"])["acknowledged"] is True
+    with client.executions.handle(fired["id"]) as ctx:
+        ctx.result = "done"
+    got = client.executions.get(fired["id"])
+    assert got["status"] == "success" and got["outcome"]["result"] == "done"
+    assert client.executions.mark_verification_pending(fired["id"])["outcome_state"] == "verification_pending"
+    assert client.executions.mark_verified(fired["id"])["outcome_state"] == "verified_success"
+    with pytest.raises(CueAPIError) as again:
+        client.executions.report_outcome(fired["id"], success=True)
+    assert again.value.status_code == 409
+
+
 if __name__ == "__main__":
     base_url, scenario = sys.argv[1], sys.argv[2]
     with new_client(base_url, scenario.replace("_", "-")) as sdk:

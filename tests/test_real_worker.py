@@ -1,0 +1,106 @@
+"""The real cueapi-worker 0.3.0 daemon (a subprocess with a YAML config, CLIENTS.md §4) runs
+worker cues fired through the API of a live server; it needs no inbound port."""
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.live import LiveServer
+
+pytestmark = pytest.mark.live
+WORKER_BIN = Path(sys.executable).parent / "cueapi-worker"
+
+CONFIG = """\
+api_key: {key}
+api_base: {base}
+worker_id: test-worker
+poll_interval: 1
+heartbeat_interval: 5
+handlers:
+  greet:
+    cmd: >-
+      echo "hello {{{{ payload.name }}}}" &&
+      printf '{{"external_id": "job-42", "result_url": "https://example.com/r/42", "summary": "greeted"}}'
+      > "$CUEAPI_OUTCOME_FILE"
+  fail:
+    cmd: echo broken >&2; exit 3
+"""
+
+
+def wait_for(predicate, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    return predicate()
+
+
+def test_the_real_worker_runs_handlers_and_reports_outcomes_with_evidence():
+    with LiveServer() as server, tempfile.TemporaryDirectory() as home:
+        key = requests.post(server.url + "/v1/auth/register", json={"email": "w@example.com"}, timeout=10).json()["api_key"]
+        auth = {"Authorization": f"Bearer {key}"}
+
+        def create(name, payload, **extra):
+            body = {"name": name, "transport": "worker", "payload": payload,
+                    "schedule": {"type": "recurring", "cron": "0 0 1 1 *"}, **extra}
+            response = requests.post(server.url + "/v1/cues", json=body, headers=auth, timeout=10)
+            assert response.status_code == 201, response.text
+            return response.json()["id"]
+
+        greet = create("greet", {"task": "greet", "name": "Ada"}, verification={"mode": "require_external_id"})
+        fail = create("fail", {"task": "fail"})
+        fired = {cue: requests.post(f"{server.url}/v1/cues/{cue}/fire", headers=auth, timeout=10).json()["id"]
+                 for cue in (greet, fail)}
+
+        config = Path(home) / "worker.yaml"
+        config.write_text(CONFIG.format(key=key, base=server.url))
+        worker = subprocess.Popen([str(WORKER_BIN), "start", "--config", str(config)], cwd=home,
+                                  env={**os.environ, "HOME": home}, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True)
+        try:
+            def outcomes():
+                got = {cue: requests.get(f"{server.url}/v1/executions/{eid}", headers=auth, timeout=10).json()
+                       for cue, eid in fired.items()}
+                return got if all(e["outcome"] for e in got.values()) else None
+
+            got = wait_for(outcomes, 60)
+            assert got, server.output()
+            workers = requests.get(server.url + "/v1/workers", headers=auth, timeout=10).json()["workers"]
+        finally:
+            worker.terminate()
+            output = worker.communicate(timeout=30)[0]
+
+        ok, bad = got[greet], got[fail]
+        assert (ok["status"], ok["outcome"]["success"], ok["attempts"]) == ("success", True, 1), output
+        assert "hello Ada" in ok["outcome"]["result"]
+        assert (bad["status"], bad["outcome"]["success"]) == ("failed", False), output
+        assert "broken" in bad["outcome"]["error"]
+        assert bad["error_message"] == bad["outcome"]["error"]
+        # The evidence from CUEAPI_OUTCOME_FILE satisfied the cue's verification mode.
+        verified = requests.get(server.url + "/v1/executions?outcome_state=verified_success", headers=auth,
+                                timeout=10).json()
+        assert [e["id"] for e in verified["executions"]] == [fired[greet]]
+        assert [(w["worker_id"], w["heartbeat_status"], w["handlers"]) for w in workers] == [
+            ("test-worker", "active", ["greet", "fail"])]
+
+        # An operator sees the evidence on the execution's admin page.
+        server.manage("createsuperuser", "--noinput", "--email", "ops@example.com",
+                      DJANGO_SUPERUSER_PASSWORD="correct horse battery")
+        admin = requests.Session()
+        login = admin.get(server.url + "/admin/login/", timeout=10)
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login.text).group(1)
+        admin.post(server.url + "/admin/login/", timeout=10, headers={"Referer": server.url + "/admin/login/"},
+                   data={"csrfmiddlewaretoken": token, "username": "ops@example.com",
+                         "password": "correct horse battery", "next": "/admin/"})
+        page = admin.get(f"{server.url}/admin/executions/execution/{fired[greet]}/change/", timeout=10)
+        assert page.status_code == 200
+        assert "job-42" in page.text and "https://example.com/r/42" in page.text and "verified_success" in page.text
