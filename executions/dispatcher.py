@@ -46,8 +46,8 @@ def claim_outbox_rows(*, now, limit):
                 lock_token=token,
                 dispatch_attempts=F("dispatch_attempts") + 1,
             )
-            Execution.objects.filter(
-                outbox_rows__id__in=ids,
+            Execution.objects.filter(  # conditions on the row itself: see _claimable_worker_executions
+                id__in=DispatchOutbox.objects.filter(id__in=ids).values("execution_id"),
                 status__in=[Execution.Status.PENDING, Execution.Status.RETRY_READY],
             ).update(status=Execution.Status.DELIVERING, started_at=Coalesce("started_at", now),
                      updated_at=now)

@@ -113,9 +113,13 @@ def backoff_seconds(backoff_minutes, attempt):
 # --- worker transport ------------------------------------------------------------------
 
 def _claimable_worker_executions(user, now):
+    # Every condition is on the execution row itself (the cue check is `cue_id IN (...)`), so
+    # the guarded UPDATE is a plain `UPDATE … WHERE id = … AND status IN (…)`. With a join,
+    # Django writes `WHERE id IN (SELECT …)`, and PostgreSQL re-checks only `id IN` against
+    # its old snapshot after waiting for a concurrent claim: both claims then win (caught by
+    # tests/test_claim_race.py: 501 claims of 500 executions).
     return Execution.objects.filter(
-        cue__user=user,
-        cue__callback_transport=Cue.Transport.WORKER,
+        cue__in=Cue.objects.filter(user=user, callback_transport=Cue.Transport.WORKER),
         status__in=[Execution.Status.PENDING, Execution.Status.RETRY_READY],
         scheduled_for__lte=now,
     )
