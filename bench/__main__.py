@@ -10,7 +10,11 @@ receiver, then measures:
   receipt, plus duplicates and missing;
 * memory: resident set size of each engine process after the burst.
 
-Nothing here is a pass/fail test: it prints a Markdown table for the README.
+`python -m bench claims` measures worker claims instead: 4 claimer processes (half
+claim-next, half list + claim-by-id) over 1,000 claimable executions on PostgreSQL; claims per
+second and the double-claim count.
+
+Nothing here is a pass/fail test: it prints Markdown table rows for the README.
 """
 
 import argparse
@@ -132,7 +136,38 @@ def run_config(database_url, dispatchers, latency_cues, burst_cues, concurrency)
             os.environ["DATABASE_URL"] = previous
 
 
+def run_claims(database_url, executions, claimers):
+    """Worker claims: `claimers` processes (half claim-next, half list + claim-by-id) over
+    `executions` claimable executions. Returns (claims per second, double claims, missing)."""
+    import subprocess
+
+    from tests.test_claim_race import CLAIMER, RACE_ENV, fire_many
+
+    os.environ["DATABASE_URL"] = database_url
+    with LiveServer(api_only=True, **RACE_ENV) as server:
+        key = requests.post(server.url + "/v1/auth/register", json={"email": "claims@example.com"},
+                            timeout=30).json()["api_key"]
+        fired = fire_many(server, {"Authorization": f"Bearer {key}"}, executions)
+        started = time.monotonic()
+        procs = [subprocess.Popen([sys.executable, str(CLAIMER), server.url, key, "next" if i % 2 else "by-id",
+                                   f"w{i}"], stdout=subprocess.PIPE, text=True) for i in range(claimers)]
+        claimed = [line for p in procs for line in p.communicate(timeout=600)[0].split()]
+        elapsed = time.monotonic() - started
+    return len(claimed) / elapsed, len(claimed) - len(set(claimed)), len(fired - set(claimed))
+
+
 def main():
+    if sys.argv[1:2] == ["claims"]:
+        parser = argparse.ArgumentParser(prog="python -m bench claims")
+        parser.add_argument("claims")
+        parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432/cueapi_bench")
+        parser.add_argument("--executions", type=int, default=1000)
+        parser.add_argument("--claimers", type=int, default=4)
+        args = parser.parse_args()
+        rate, doubles, missing = run_claims(args.postgres, args.executions, args.claimers)
+        print(f"| PostgreSQL | {args.claimers} claimers | {args.executions} executions | "
+              f"{rate:.0f} claims/s | {doubles} double claims | {missing} unclaimed |")
+        return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432/cueapi_bench",
                         help="PostgreSQL URL (a fresh database is created next to it); '' to skip")

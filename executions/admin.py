@@ -1,9 +1,12 @@
+from functools import partial
+
 from django.contrib import admin, messages
+from django.utils import timezone
 
 from cueapi.errors import AppError
 from cues.admin import CueAdmin
 from executions.models import Execution, Worker
-from executions.services import cue_fire
+from executions.services import cue_fire, execution_replay, execution_verify, worker_heartbeat_status
 
 
 @admin.action(description="Fire selected cues now")
@@ -33,6 +36,20 @@ class ExecutionAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     ordering = ["-created_at"]
     show_full_result_count = False  # a big table: no COUNT(*) on every page
+    actions = ["replay", "verify", "reject"]
+    # The execution's story, in order: when, delivery, outcome, evidence.
+    fieldsets = [
+        ("Schedule", {"fields": ["id", "cue", "scheduled_for", "triggered_by", "created_at", "updated_at"]}),
+        ("Delivery", {"fields": ["status", "attempts", "started_at", "last_attempt_at", "delivered_at",
+                                 "next_retry", "http_status", "error_message", "response_body"]}),
+        ("Worker", {"fields": ["claimed_by_worker", "claimed_at", "lease_expires_at", "last_heartbeat_at"]}),
+        ("Outcome", {"fields": ["outcome_state", "outcome_success", "outcome_result", "outcome_error",
+                                "outcome_metadata", "outcome_recorded_at"]}),
+        ("Evidence", {"fields": ["evidence_validation_state", "evidence_external_id", "evidence_result_url",
+                                 "evidence_result_ref", "evidence_result_type", "evidence_summary",
+                                 "evidence_artifacts", "evidence_metadata", "evidence_produced_at"]}),
+        ("Payload override", {"fields": ["payload"]}),
+    ]
 
     def get_readonly_fields(self, request, obj=None):
         # Executions are the engine's record: operators read them, actions change them.
@@ -41,10 +58,36 @@ class ExecutionAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
+    def _each(self, request, queryset, action, done):
+        for execution in queryset.select_related("cue__user"):
+            try:
+                action(user=execution.cue.user, execution_id=str(execution.id))
+            except AppError as exc:
+                self.message_user(request, f"{execution.id}: {exc.message}", messages.ERROR)
+            else:
+                self.message_user(request, f"{execution.id}: {done}.")
+
+    @admin.action(description="Replay selected executions", permissions=["change"])
+    def replay(self, request, queryset):
+        self._each(request, queryset, execution_replay, "replayed")
+
+    @admin.action(description="Verify selected outcomes", permissions=["change"])
+    def verify(self, request, queryset):
+        self._each(request, queryset, execution_verify, "verified")
+
+    @admin.action(description="Reject selected outcomes (verification failed)", permissions=["change"])
+    def reject(self, request, queryset):
+        self._each(request, queryset, partial(execution_verify, valid=False, reason="rejected by an operator"),
+                   "rejected")
+
 
 @admin.register(Worker)
 class WorkerAdmin(admin.ModelAdmin):
-    list_display = ["worker_id", "user", "last_heartbeat", "handlers", "created_at"]
+    list_display = ["worker_id", "user", "heartbeat_status", "last_heartbeat", "handlers", "created_at"]
     search_fields = ["worker_id", "user__email"]
     list_select_related = ["user"]
     raw_id_fields = ["user"]
+
+    @admin.display(description="status")
+    def heartbeat_status(self, worker):
+        return worker_heartbeat_status(worker.last_heartbeat, timezone.now())

@@ -219,9 +219,6 @@ class EvidenceApi(APIView):
 
 # --- workers ------------------------------------------------------------------------------
 
-WORKER_ACTIVE_SECONDS, WORKER_STALE_SECONDS = 180, 900
-
-
 class WorkerHeartbeatIn(InputSerializer):
     worker_id = Str(max_length=255)
     handlers = List(child=Str(), required=False, allow_null=True)
@@ -243,8 +240,7 @@ class WorkerListApi(APIView):
         workers = []
         for worker in request.user.workers.order_by("-last_heartbeat"):
             age = int((now - worker.last_heartbeat).total_seconds())
-            status = ("active" if age < WORKER_ACTIVE_SECONDS else
-                      "stale" if age < WORKER_STALE_SECONDS else "dead")
+            status = services.worker_heartbeat_status(worker.last_heartbeat, now)
             workers.append({"worker_id": worker.worker_id, "last_heartbeat": ts_z(worker.last_heartbeat),
                             "seconds_since_heartbeat": age, "heartbeat_status": status,
                             "handlers": worker.handlers, "registered_since": ts_z(worker.created_at)})

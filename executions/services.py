@@ -286,6 +286,15 @@ def worker_heartbeat(*, user, worker_id, handlers, now=None):
     return now
 
 
+WORKER_ACTIVE_SECONDS, WORKER_STALE_SECONDS = 180, 900
+
+
+def worker_heartbeat_status(last_heartbeat, now):
+    """`active` under 3 minutes since the last heartbeat, `stale` under 15, else `dead`."""
+    age = (now - last_heartbeat).total_seconds()
+    return "active" if age < WORKER_ACTIVE_SECONDS else "stale" if age < WORKER_STALE_SECONDS else "dead"
+
+
 def worker_delete(*, user, worker_id):
     deleted, _ = Worker.objects.filter(user=user, worker_id=worker_id).delete()
     if not deleted:

@@ -1,5 +1,7 @@
 import datetime
 
+from django.utils import timezone
+
 from accounts.models import User
 from cueapi.testing import CueTestCase
 from executions.models import Execution, Worker
@@ -25,3 +27,47 @@ class ExecutionAdminTests(CueTestCase):
         self.assertEqual(self.client.get("/admin/executions/execution/add/").status_code, 403)
         page = self.client.get(f"/admin/executions/execution/{self.execution.pk}/change/")
         self.assertNotContains(page, 'name="status"')
+
+
+class ExecutionAdminActionTests(CueTestCase):
+    def setUp(self):
+        super().setUp()
+        cue = self.create_cue()
+        when = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+        self.failed = Execution.objects.create(cue_id=cue["id"], scheduled_for=when, status="failed")
+        self.reported = Execution.objects.create(
+            cue_id=cue["id"], scheduled_for=when + datetime.timedelta(minutes=1), status="success",
+            outcome_recorded_at=when, outcome_success=True, outcome_state="reported_success")
+        self.client.force_login(User.objects.create_superuser("ops@example.org", "correct horse battery"))
+
+    def act(self, action, *executions):
+        return self.client.post("/admin/executions/execution/",
+                                {"action": action, "_selected_action": [str(e.pk) for e in executions]}, follow=True)
+
+    def test_replay(self):
+        self.act("replay", self.failed)
+        replay = Execution.objects.get(triggered_by="replay")
+        self.assertEqual((replay.cue_id, replay.status), (self.failed.cue_id, "pending"))
+
+    def test_verify_and_reject(self):
+        self.act("verify", self.reported)
+        self.reported.refresh_from_db()
+        self.assertEqual(self.reported.outcome_state, "verified_success")
+        r = self.act("reject", self.failed)  # no outcome: refused, said so
+        self.assertContains(r, "Cannot verify from state")
+        other = Execution.objects.create(cue=self.failed.cue, scheduled_for=self.failed.scheduled_for
+                                         + datetime.timedelta(hours=1), outcome_recorded_at=self.failed.scheduled_for,
+                                         outcome_state="verification_pending")
+        self.act("reject", other)
+        other.refresh_from_db()
+        self.assertEqual((other.outcome_state, other.evidence_summary),
+                         ("verification_failed", "rejected by an operator"))
+
+    def test_the_page_tells_the_story(self):
+        page = self.client.get(f"/admin/executions/execution/{self.reported.pk}/change/")
+        for heading in ("Delivery", "Worker", "Outcome", "Evidence"):
+            self.assertContains(page, heading)
+
+    def test_workers_show_their_status(self):
+        Worker.objects.create(user=self.alice, worker_id="w1", last_heartbeat=timezone.now())
+        self.assertContains(self.client.get("/admin/executions/worker/"), "active")
