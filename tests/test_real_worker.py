@@ -56,7 +56,15 @@ def test_the_real_worker_runs_handlers_and_reports_outcomes_with_evidence():
             assert response.status_code == 201, response.text
             return response.json()["id"]
 
-        greet = create("greet", {"task": "greet", "name": "Ada"}, verification={"mode": "require_external_id"})
+        # The greet cue is created with the real SDK (its module name clashes with ours: a child
+        # process outside the project directory); SDK 0.1.3 can't set verification, so PATCH.
+        sdk = ("import sys; from cueapi import CueAPI; c = CueAPI(sys.argv[1], base_url=sys.argv[2]); "
+               "print(c.cues.create('greet', cron='0 0 1 1 *', transport='worker', "
+               "payload={'task': 'greet', 'name': 'Ada'}).id)")
+        greet = subprocess.run([sys.executable, "-P", "-c", sdk, key, server.url], cwd=home, check=True,
+                               capture_output=True, text=True).stdout.strip()
+        requests.patch(f"{server.url}/v1/cues/{greet}", json={"verification": {"mode": "require_external_id"}},
+                       headers=auth, timeout=10).raise_for_status()
         fail = create("fail", {"task": "fail"})
         fired = {cue: requests.post(f"{server.url}/v1/cues/{cue}/fire", headers=auth, timeout=10).json()["id"]
                  for cue in (greet, fail)}
