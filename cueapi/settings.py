@@ -183,6 +183,9 @@ CUEAPI_POLL_INTERVAL_SECONDS = env.float("CUEAPI_POLL_INTERVAL_SECONDS", default
 CUEAPI_DISPATCH_CONCURRENCY = env_positive_int("CUEAPI_DISPATCH_CONCURRENCY", 16)
 CUEAPI_WEBHOOK_TIMEOUT_SECONDS = env.float("CUEAPI_WEBHOOK_TIMEOUT_SECONDS", default=30.0)
 CUEAPI_WORKER_LEASE_SECONDS = env_positive_int("CUEAPI_WORKER_LEASE_SECONDS", 900)
+# How long a delivered execution of a cue that asks for verification may take to report its
+# outcome before it becomes `outcome_timeout` (a cue's own outcome_deadline_seconds wins).
+CUEAPI_DEFAULT_OUTCOME_DEADLINE_SECONDS = env_positive_int("CUEAPI_DEFAULT_OUTCOME_DEADLINE_SECONDS", 3600)
 CUEAPI_MAX_BODY_BYTES = 1_048_576
 CUEAPI_AUTH_CACHE_SECONDS = 300
 

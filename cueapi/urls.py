@@ -14,6 +14,7 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("cues.urls")),
     path("", include("executions.urls")),
+    path("", include("alerts.urls")),
 ]
 
 handler400 = "cueapi.errors.handler400"

@@ -61,6 +61,11 @@ class OnFailureIn(InputSerializer):
     pause = Bool(required=False)
 
 
+class DeliveryIn(InputSerializer):
+    # Seconds after delivery an outcome is expected by (0: never); see README "Getting alerted".
+    outcome_deadline_seconds = Int(min_value=0, max_value=30 * 86400, required=False, allow_null=True)
+
+
 class VerificationIn(InputSerializer):
     mode = Choice(Cue.VerificationMode.values, required=False)
 
@@ -81,6 +86,7 @@ class CueCreateIn(InputSerializer):
     on_failure = OnFailureIn(required=False, allow_null=True)
     verification = VerificationIn(required=False, allow_null=True)
     catch_up = Choice(Cue.CatchUp.values, required=False)
+    delivery = DeliveryIn(required=False, allow_null=True)
 
     def validate(self, attrs):
         callback = attrs.get("callback")
@@ -110,6 +116,7 @@ class CuePatchIn(InputSerializer):
     on_failure = OnFailureIn(required=False, allow_null=True)
     verification = VerificationIn(required=False, allow_null=True)
     catch_up = Choice(Cue.CatchUp.values, required=False, allow_null=True)
+    delivery = DeliveryIn(required=False, allow_null=True)
 
     def validate(self, attrs):
         attrs = _drop_nulls(attrs)

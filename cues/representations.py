@@ -39,6 +39,7 @@ def cue_to_dict(cue, *, warning=None):
         "on_failure": cue.on_failure,
         "verification": {"mode": cue.verification_mode} if cue.verification_mode else None,
         "catch_up": cue.catch_up,
+        "delivery": {"outcome_deadline_seconds": cue.outcome_deadline_seconds},
         "warning": warning,
         "created_at": ts_z(cue.created_at),
         "updated_at": ts_z(cue.updated_at),

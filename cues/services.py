@@ -139,6 +139,7 @@ def cue_create(*, user, data, now=None):
         # Never configured -> NULL (the API shows `verification: null`).
         verification_mode=None if verification is None else verification.get("mode", "none"),
         catch_up=data.get("catch_up") or Cue.CatchUp.LATEST,
+        outcome_deadline_seconds=(data.get("delivery") or {}).get("outcome_deadline_seconds"),
     )
     try:
         with transaction.atomic():
@@ -198,6 +199,9 @@ def cue_update(*, user, cue_id, data, now=None):
     if "catch_up" in data:
         cue.catch_up = data["catch_up"]
         fields.add("catch_up")
+    if "delivery" in data and "outcome_deadline_seconds" in data["delivery"]:
+        cue.outcome_deadline_seconds = data["delivery"]["outcome_deadline_seconds"]
+        fields.add("outcome_deadline_seconds")
     if "schedule" in data:
         sched = data["schedule"]
         tz_name = sched.get("timezone", cue.schedule_timezone)

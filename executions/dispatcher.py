@@ -14,9 +14,20 @@ from cues.models import Cue
 from executions.delivery import send_webhook, signed_headers, webhook_body
 from executions.models import DispatchOutbox, Execution
 from executions.outcomes import execution_record_outcome, outcome_from_reply
-from executions.services import backoff_seconds, cue_record_run
+from executions import signals
+from executions.services import backoff_seconds, cue_record_run, outcome_deadline_seconds
 
 logger = logging.getLogger("cueapi.engine")
+
+# Other apps' sending (alerts' notifications), each `claim(now=, limit=) -> [callable]`: the
+# dispatcher runs them on its pool beside webhook deliveries. See alerts/apps.py.
+EXTRA_UNITS = []
+
+
+def register_unit(claim):
+    if claim not in EXTRA_UNITS:
+        EXTRA_UNITS.append(claim)
+
 
 def lease_seconds():
     """How long a claim holds: well past the longest send (connect + read timeouts), so a
@@ -74,6 +85,7 @@ DELIVERY_FIELDS = [
     "execution__cue__callback_headers", "execution__cue__schedule_type",
     "execution__cue__retry_max_attempts", "execution__cue__retry_backoff_minutes",
     "execution__cue__on_failure", "execution__cue__verification_mode", "execution__cue__user",
+    "execution__cue__outcome_deadline_seconds", "execution__cue__callback_transport",
     "execution__cue__user__webhook_secret",
 ]
 
@@ -121,12 +133,19 @@ def record_attempt(*, row_id, token, execution, cue, attempt, result, now):
                duration_ms=result.duration_ms)
 
     if result.delivered:
+        deadline = outcome_deadline_seconds(cue) if result.reported_outcome is None else None
         delivering.update(status=Execution.Status.SUCCESS, delivered_at=now, next_retry=None,
-                          error_message=None, **common)
+                          error_message=None, outcome_deadline_seconds=deadline,
+                          outcome_deadline_at=now + timedelta(seconds=deadline) if deadline else None, **common)
         cue_record_run(cue, now, finished=True, once_status=Cue.Status.COMPLETED)
         if result.reported_outcome is not None:
-            execution_record_outcome(execution_id=execution.id, verification_mode=cue.verification_mode,
-                                     outcome=outcome_from_reply(result.reported_outcome), now=now)
+            outcome = outcome_from_reply(result.reported_outcome)
+            state = execution_record_outcome(execution_id=execution.id, verification_mode=cue.verification_mode,
+                                             outcome=outcome, now=now)
+            if state is not None:
+                signals.outcome_recorded.send(sender=Execution, execution_id=execution.id, cue=cue, state=state, now=now)
+                if not outcome["success"]:
+                    _failed(execution.id, cue, now, "The handler reported a failure")
         logger.info("delivered %s", _fields(log))
         return
 
@@ -141,7 +160,13 @@ def record_attempt(*, row_id, token, execution, cue, attempt, result, now):
     delivering.update(status=Execution.Status.FAILED, next_retry=None, error_message=result.error, **common)
     pause = cue.schedule_type != Cue.ScheduleType.ONCE and (cue.on_failure or {}).get("pause")
     cue_record_run(cue, now, finished=True, once_status=Cue.Status.FAILED, pause=bool(pause))
+    _failed(execution.id, cue, now, result.error)
     logger.info("failed %s error=%r", _fields(log), result.error)
+
+
+def _failed(execution_id, cue, now, reason):
+    signals.execution_failed.send(sender=Execution, execution=Execution.objects.get(pk=execution_id), cue=cue,
+                                  now=now, reason=reason)
 
 
 def _fields(values):

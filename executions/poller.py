@@ -17,6 +17,7 @@ from accounts.services import usage_increment
 from cueapi.notify import OUTBOX_CHANNEL, notify
 from cues.models import Cue
 from cues.schedule import plan_catch_up
+from executions import signals
 from executions.models import DispatchOutbox, Execution
 from executions.services import backoff_seconds, cue_record_run
 
@@ -144,7 +145,7 @@ def expire_worker_leases(*, now, batch=BATCH_SIZE):
         executions = list(
             _locked(Execution.objects.filter(status=Execution.Status.DELIVERING, lease_expires_at__lt=now,
                                              cue__callback_transport=Cue.Transport.WORKER))
-            .select_related("cue")[:batch]
+            .select_related("cue__user")[:batch]
         )
         for execution in executions:
             cue = execution.cue
@@ -161,6 +162,7 @@ def expire_worker_leases(*, now, batch=BATCH_SIZE):
                 if done:
                     pause = cue.schedule_type != Cue.ScheduleType.ONCE and (cue.on_failure or {}).get("pause")
                     cue_record_run(cue, now, finished=True, once_status=Cue.Status.FAILED, pause=bool(pause))
+                    _failed(execution.pk, cue, now, message)
             if done:
                 logger.info("lease expired execution=%s cue=%s worker=%s attempt=%s",
                             execution.id, cue.id, execution.claimed_by_worker, execution.attempts)
@@ -176,7 +178,7 @@ def miss_unclaimed_worker_executions(*, now, batch=BATCH_SIZE):
             _locked(Execution.objects.filter(status=Execution.Status.PENDING,
                                              cue__callback_transport=Cue.Transport.WORKER,
                                              scheduled_for__lt=now - UNCLAIMED_AFTER))
-            .select_related("cue")[:batch]
+            .select_related("cue__user")[:batch]
         )
         for execution in executions:
             done = Execution.objects.filter(pk=execution.pk, status=Execution.Status.PENDING).update(
@@ -184,8 +186,40 @@ def miss_unclaimed_worker_executions(*, now, batch=BATCH_SIZE):
             )
             if done and execution.cue.schedule_type == Cue.ScheduleType.ONCE:
                 Cue.objects.filter(pk=execution.cue_id, status=Cue.Status.ACTIVE).update(status=Cue.Status.FAILED)
+            if done:
+                _failed(execution.pk, execution.cue, now, UNCLAIMED)
             missed += done
     return missed
+
+
+def time_out_missing_outcomes(*, now, batch=BATCH_SIZE):
+    """Delivered executions whose outcome deadline passed with no outcome -> `outcome_timeout`
+    (DESIGN.md §3.9: outcome timeouts are wired), which raises the alert."""
+    timed_out = 0
+    with transaction.atomic():
+        executions = list(
+            _locked(Execution.objects.filter(status=Execution.Status.SUCCESS, outcome_recorded_at__isnull=True,
+                                             outcome_deadline_at__lt=now))
+            .select_related("cue__user")[:batch]
+        )
+        for execution in executions:
+            message = f"No outcome reported within {execution.outcome_deadline_seconds}s of delivery"
+            done = Execution.objects.filter(pk=execution.pk, status=Execution.Status.SUCCESS,
+                                            outcome_recorded_at__isnull=True).update(
+                status=Execution.Status.OUTCOME_TIMEOUT, error_message=message, updated_at=now)
+            if done:
+                execution.status, execution.error_message = Execution.Status.OUTCOME_TIMEOUT, message
+                signals.outcome_timed_out.send(sender=Execution, execution=execution, cue=execution.cue, now=now)
+                signals.execution_failed.send(sender=Execution, execution=execution, cue=execution.cue, now=now,
+                                              reason=message)
+                logger.info("outcome timeout execution=%s cue=%s", execution.pk, execution.cue_id)
+            timed_out += done
+    return timed_out
+
+
+def _failed(execution_id, cue, now, reason):
+    signals.execution_failed.send(sender=Execution, execution=Execution.objects.get(pk=execution_id), cue=cue,
+                                  now=now, reason=reason)
 
 
 def delete_old_outbox_rows(*, now):
@@ -199,6 +233,8 @@ def next_due(*, now):
         Cue.objects.filter(status=Cue.Status.ACTIVE).aggregate(t=Min("next_run"))["t"],
         Execution.objects.filter(status=Execution.Status.RETRYING).aggregate(t=Min("next_retry"))["t"],
         Execution.objects.filter(status=Execution.Status.DELIVERING).aggregate(t=Min("lease_expires_at"))["t"],
+        Execution.objects.filter(status=Execution.Status.SUCCESS, outcome_recorded_at__isnull=True)
+        .aggregate(t=Min("outcome_deadline_at"))["t"],
     ]
     candidates = [c for c in candidates if c is not None]
     return min(candidates) if candidates else None

@@ -16,6 +16,7 @@ from cueapi.notify import OUTBOX_CHANNEL, notify
 from cues.selectors import cue_get
 from cues.services import check_payload
 from cues.models import Cue
+from executions import signals
 from executions.models import DispatchOutbox, Execution, Worker
 from executions.outcomes import execution_record_outcome
 from executions.selectors import execution_get, parse_execution_id
@@ -207,6 +208,10 @@ def execution_report_outcome(*, user, execution_id, outcome, now=None):
         Execution.objects.filter(pk=execution.pk).update(**fields)
         cue_record_run(cue, now, finished=True,
                        once_status=Cue.Status.COMPLETED if success else Cue.Status.FAILED)
+    signals.outcome_recorded.send(sender=Execution, execution_id=execution.pk, cue=cue, state=state, now=now)
+    if not outcome["success"]:
+        signals.execution_failed.send(sender=Execution, execution=Execution.objects.get(pk=execution.pk), cue=cue,
+                                      now=now, reason="The handler reported a failure")
     return state
 
 
@@ -299,3 +304,17 @@ def worker_delete(*, user, worker_id):
     deleted, _ = Worker.objects.filter(user=user, worker_id=worker_id).delete()
     if not deleted:
         raise AppError("worker_not_found", "Worker not found", 404)
+
+
+def outcome_deadline_seconds(cue):
+    """Seconds a delivered webhook execution may take to report its outcome, or None.
+
+    The cue's `outcome_deadline_seconds` when set (0 turns it off); otherwise
+    CUEAPI_DEFAULT_OUTCOME_DEADLINE_SECONDS for cues that ask for verification (they expect an
+    outcome), and no deadline for plain webhooks, which need not report one.
+    """
+    if cue.outcome_deadline_seconds is not None:
+        return cue.outcome_deadline_seconds or None
+    if cue.verification_mode not in (None, "none"):
+        return settings.CUEAPI_DEFAULT_OUTCOME_DEADLINE_SECONDS
+    return None

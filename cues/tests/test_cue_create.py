@@ -29,7 +29,8 @@ class CueCreateTests(CueTestCase):
                 "retry": {"max_attempts": 3, "backoff_minutes": [1, 5, 15]},
                 "next_run": "2026-11-25T09:00:00Z", "last_run": None, "run_count": 0,
                 "fired_count": 0, "on_failure": {"email": True, "webhook": None, "pause": False},
-                "verification": None, "catch_up": "latest", "warning": None,
+                "verification": None, "catch_up": "latest", "delivery": {"outcome_deadline_seconds": None},
+                "warning": None,
                 "created_at": "2026-11-24T12:00:00Z", "updated_at": "2026-11-24T12:00:00Z",
             },
         )

@@ -34,13 +34,22 @@ class Command(EngineCommand):
             if not free:
                 break
             ids, token = dispatcher.claim_outbox_rows(now=timezone.now(), limit=free)
-            for _ in range(free - len(ids)):
-                self.seats.release()
             for row_id in ids:
                 future = self.executor.submit(self.deliver, row_id, token)
                 future.add_done_callback(self.delivery_done)
             claimed += len(ids)
-            if len(ids) < free:
+            free -= len(ids)
+            for claim in dispatcher.EXTRA_UNITS:
+                if not free:
+                    break
+                tasks = claim(now=timezone.now(), limit=free)
+                for task in tasks:
+                    self.executor.submit(self.run_task, task).add_done_callback(self.delivery_done)
+                claimed += len(tasks)
+                free -= len(tasks)
+            for _ in range(free):
+                self.seats.release()
+            if free:
                 break
         if self.once:
             self.executor.shutdown(wait=True)  # --once: finish what was claimed
@@ -53,11 +62,14 @@ class Command(EngineCommand):
         return free
 
     def deliver(self, row_id, token):
+        self.run_task(lambda: dispatcher.deliver_outbox_row(row_id, token))
+        self.delivered += 1
+
+    def run_task(self, task):
         if not connection.in_atomic_block:  # inside a test's transaction: keep it
             close_old_connections()
         try:
-            dispatcher.deliver_outbox_row(row_id, token)
-            self.delivered += 1
+            task()
         finally:
             if not connection.in_atomic_block:
                 close_old_connections()

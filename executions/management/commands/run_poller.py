@@ -23,7 +23,7 @@ class Command(EngineCommand):
             if done < poller.BATCH_SIZE:
                 break
         for unit in (poller.expire_worker_leases, poller.release_due_retries,
-                     poller.miss_unclaimed_worker_executions):
+                     poller.miss_unclaimed_worker_executions, poller.time_out_missing_outcomes):
             while not self.stopping:
                 done = unit(now=now)
                 other += done

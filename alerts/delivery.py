@@ -1,0 +1,89 @@
+"""Sending notifications (alert webhooks, on_failure webhooks, emails): a dispatcher unit.
+
+Claimed under a lease like outbox rows; retried after 1, 5 and 15 retry units; a webhook is
+signed at send time (HMAC-SHA256 over "<timestamp>." + body, as cue webhooks) and goes through
+the same SSRF-safe sender.
+"""
+
+import logging
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from alerts.models import Notification
+from executions.delivery import USER_AGENT, cueapi_signature, send_webhook
+
+logger = logging.getLogger("cueapi.alerts")
+
+BACKOFF_UNITS = [1, 5, 15]
+MAX_ATTEMPTS = len(BACKOFF_UNITS) + 1
+WEBHOOK_TIMEOUT_SECONDS = 10
+LEASE_SECONDS = 2 * WEBHOOK_TIMEOUT_SECONDS + 5
+
+
+def claim_notifications(*, now, limit):
+    """Claim up to `limit` due notifications; return callables that send one each."""
+    with transaction.atomic():
+        queryset = (Notification.objects.filter(sent_at__isnull=True, failed_at__isnull=True, available_at__lte=now)
+                    .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now)).order_by("available_at", "id"))
+        if connection.vendor == "postgresql":
+            queryset = queryset.select_for_update(skip_locked=True)
+        ids = list(queryset.values_list("id", flat=True)[:limit])
+        token = uuid.uuid4()
+        if ids:
+            Notification.objects.filter(id__in=ids).update(
+                locked_until=now + timedelta(seconds=LEASE_SECONDS), lock_token=token)
+    return [lambda pk=pk: send_notification(pk, token) for pk in ids]
+
+
+def _headers(notification, body):
+    timestamp = str(int(timezone.now().timestamp()))
+    user = notification.user
+    secret = user.alert_webhook_secret if notification.kind == Notification.Kind.ALERT_WEBHOOK else user.webhook_secret
+    headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
+               "X-CueAPI-Signature": cueapi_signature(secret or "", timestamp, body),
+               "X-CueAPI-Timestamp": timestamp}
+    if notification.alert_id:
+        headers.update({"X-CueAPI-Alert-Id": str(notification.alert_id),
+                        "X-CueAPI-Alert-Type": notification.alert.alert_type})
+    return headers
+
+
+def send_notification(pk, token):
+    notification = Notification.objects.select_related("user", "alert").filter(pk=pk, lock_token=token).first()
+    if notification is None:
+        return
+    error = None
+    if notification.kind == Notification.Kind.EMAIL:
+        try:
+            send_mail(notification.subject, notification.body, settings.DEFAULT_FROM_EMAIL, [notification.recipient])
+        except Exception as exc:  # noqa: BLE001 - any mail failure is retried
+            error = f"Email failed: {type(exc).__name__}"
+    else:
+        body = notification.body.encode()
+        result = send_webhook(url=notification.url, method="POST", headers=_headers(notification, body), body=body,
+                              timeout=WEBHOOK_TIMEOUT_SECONDS)
+        error = None if result.delivered else result.error
+    _record(notification, token, error)
+
+
+def _record(notification, token, error):
+    now = timezone.now()
+    mine = Notification.objects.filter(pk=notification.pk, lock_token=token, sent_at__isnull=True)
+    if error is None:
+        mine.update(sent_at=now, locked_until=None, attempts=F("attempts") + 1, last_error=None)
+        logger.info("notification sent id=%s kind=%s", notification.pk, notification.kind)
+        return
+    attempts = notification.attempts + 1
+    if attempts >= MAX_ATTEMPTS:
+        mine.update(failed_at=now, locked_until=None, attempts=attempts, last_error=error)
+        logger.warning("notification failed id=%s kind=%s error=%r", notification.pk, notification.kind, error)
+        return
+    wait = BACKOFF_UNITS[attempts - 1] * settings.CUEAPI_RETRY_UNIT_SECONDS
+    mine.update(available_at=now + timedelta(seconds=wait), locked_until=None, attempts=attempts, last_error=error)
+    logger.info("notification retrying id=%s kind=%s error=%r", notification.pk, notification.kind, error)

@@ -1,0 +1,77 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class Alert(models.Model):
+    """Something a user must know: a streak of failures, failed verification, no outcome."""
+
+    class Type(models.TextChoices):
+        CONSECUTIVE_FAILURES = "consecutive_failures"
+        VERIFICATION_FAILED = "verification_failed"
+        OUTCOME_TIMEOUT = "outcome_timeout"
+
+    class Severity(models.TextChoices):
+        INFO = "info"
+        WARNING = "warning"
+        CRITICAL = "critical"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="alerts")
+    # Plain ids, not foreign keys: an alert outlives the cue or execution it is about.
+    cue_id = models.CharField(max_length=20, null=True, blank=True)
+    execution_id = models.UUIDField(null=True, blank=True)
+    alert_type = models.CharField(max_length=50, choices=Type)
+    severity = models.CharField(max_length=20, choices=Severity, default=Severity.WARNING)
+    message = models.TextField()
+    metadata = models.JSONField(null=True, blank=True)
+    acknowledged = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "alerts"
+        indexes = [
+            models.Index(fields=["user", "created_at"], name="ix_alerts_user_created"),
+            models.Index(fields=["execution_id"], name="ix_alerts_execution_id"),
+        ]
+
+    def __str__(self):
+        return f"{self.alert_type}: {self.message}"
+
+
+class Notification(models.Model):
+    """One outbound message about a failure or an alert — a signed webhook or an email — sent
+    by the dispatcher with retries, never by the request or the loop that raised it."""
+
+    class Kind(models.TextChoices):
+        ALERT_WEBHOOK = "alert_webhook"
+        FAILURE_WEBHOOK = "failure_webhook"
+        EMAIL = "email"
+
+    id = models.BigAutoField(primary_key=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, null=True, blank=True, related_name="notifications")
+    kind = models.CharField(max_length=20, choices=Kind)
+    url = models.TextField(null=True, blank=True)  # webhooks
+    recipient = models.CharField(max_length=255, null=True, blank=True)  # emails
+    subject = models.CharField(max_length=255, null=True, blank=True)
+    body = models.TextField()  # the exact bytes POSTed, or the email's text
+    attempts = models.PositiveIntegerField(default=0)
+    available_at = models.DateTimeField()
+    locked_until = models.DateTimeField(null=True, blank=True)
+    lock_token = models.UUIDField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "notifications"
+        indexes = [
+            models.Index(fields=["available_at"], name="ix_notifications_due",
+                         condition=models.Q(sent_at__isnull=True, failed_at__isnull=True)),
+        ]
+
+    def __str__(self):
+        return f"{self.kind} to {self.url or self.recipient}"

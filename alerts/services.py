@@ -1,0 +1,130 @@
+"""Alert rules and failure notifications (SERVER.md §4.10, §6; DESIGN.md §3.9).
+
+Run from the signals of executions/signals.py, inside the transaction that changed the
+execution: an alert and its notifications exist exactly when the state change does. Nothing
+here sends anything: the dispatcher does (alerts/delivery.py), with retries.
+"""
+
+import json
+from datetime import timedelta
+
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.services import user_get_alert_webhook_secret
+from alerts.models import Alert, Notification
+from cueapi.notify import OUTBOX_CHANNEL, notify
+from cueapi.timefmt import ts_iso
+from executions.models import Execution
+
+CONSECUTIVE_FAILURES_THRESHOLD = 3
+DEDUP_WINDOW = timedelta(minutes=5)
+EMAILS_PER_HOUR = 10
+DASHBOARD_URL = "https://dashboard.cueapi.ai"
+
+
+def failure_streak(*, cue_id, limit):
+    """How many of the cue's latest finished executions failed in a row (at most `limit`).
+
+    An execution's verdict is its reported outcome if it has one, else its delivery: so a
+    handler that answers 2xx and later reports `success: false` counts as a failure.
+    """
+    rows = (
+        Execution.objects.filter(cue_id=cue_id)
+        .filter(Q(outcome_recorded_at__isnull=False)
+                | Q(status__in=[Execution.Status.SUCCESS, Execution.Status.FAILED, Execution.Status.OUTCOME_TIMEOUT]))
+        .order_by("-created_at", "-scheduled_for")
+        .values_list("status", "outcome_success", "outcome_recorded_at")[:limit]
+    )
+    streak = 0
+    for status, outcome_success, recorded_at in rows:
+        failed = (outcome_success is False) if recorded_at is not None else status != Execution.Status.SUCCESS
+        if not failed:
+            break
+        streak += 1
+    return streak
+
+
+def alert_raise(*, user, alert_type, message, cue_id=None, execution_id=None, metadata=None, now=None):
+    """Create an alert unless the same one was raised in the last 5 minutes; queue its webhook
+    and email. Returns the alert, or None when deduplicated."""
+    now = now or timezone.now()
+    recent = Alert.objects.filter(user=user, alert_type=alert_type, created_at__gte=now - DEDUP_WINDOW)
+    recent = recent.filter(execution_id=execution_id) if execution_id else recent.filter(cue_id=cue_id)
+    if recent.exists():
+        return None
+    alert = Alert.objects.create(user=user, alert_type=alert_type, message=message, cue_id=cue_id,
+                                 execution_id=execution_id, metadata=metadata)
+    if user.alert_webhook_url:
+        body = json.dumps({
+            "alert_id": str(alert.id), "alert_type": alert_type, "cue_id": cue_id,
+            "created_at": ts_iso(alert.created_at), "execution_id": str(execution_id) if execution_id else None,
+            "message": message, "metadata": metadata or {}, "severity": alert.severity,
+        }, sort_keys=True, default=str)
+        user_get_alert_webhook_secret(user=user)  # created on first need, kept from then on
+        _queue(user=user, alert=alert, kind=Notification.Kind.ALERT_WEBHOOK, url=user.alert_webhook_url,
+               body=body, now=now)
+    _queue_email(user=user, alert=alert, subject=f"CueAPI alert: {alert_type.replace('_', ' ')}",
+                 text=f"{message}\n\nCue: {cue_id or '-'}\nExecution: {execution_id or '-'}\n"
+                      f"Time: {ts_iso(now)}\n", now=now)
+    return alert
+
+
+def _queue(*, user, kind, body, now, alert=None, url=None, recipient=None, subject=None):
+    Notification.objects.create(user=user, alert=alert, kind=kind, url=url, recipient=recipient,
+                                subject=subject, body=body, available_at=now)
+    notify(OUTBOX_CHANNEL)  # the dispatcher sends notifications too
+
+
+def _queue_email(*, user, subject, text, now, alert=None):
+    """An email to the account's address, at most EMAILS_PER_HOUR an hour (no mail floods)."""
+    sent_lately = Notification.objects.filter(user=user, kind=Notification.Kind.EMAIL,
+                                              created_at__gte=now - timedelta(hours=1)).count()
+    if sent_lately >= EMAILS_PER_HOUR:
+        return
+    _queue(user=user, alert=alert, kind=Notification.Kind.EMAIL, recipient=user.email, subject=subject,
+           body=text, now=now)
+
+
+def on_execution_failed(*, execution, cue, now, reason, **_):
+    """The cue's on_failure actions, then the consecutive-failures rule."""
+    user = cue.user
+    on_failure = cue.on_failure or {}
+    last_error = (execution.error_message or execution.outcome_error or reason or "")[:500]
+    if on_failure.get("webhook"):
+        body = json.dumps({
+            "event": "cue.failed", "cue_id": cue.id, "cue_name": cue.name, "attempts": execution.attempts,
+            "last_http_status": execution.http_status, "last_error": last_error, "failed_at": ts_iso(now),
+            "dashboard_url": DASHBOARD_URL,
+        }, sort_keys=True)
+        _queue(user=user, kind=Notification.Kind.FAILURE_WEBHOOK, url=on_failure["webhook"], body=body, now=now)
+    if on_failure.get("email", True):
+        _queue_email(
+            user=user, subject=f"CueAPI: cue '{cue.name}' failed", now=now,
+            text=(f"Your cue '{cue.name}' ({cue.id}) failed.\n\nExecution: {execution.id}\n"
+                  f"Scheduled for: {ts_iso(execution.scheduled_for)}\nAttempts: {execution.attempts}\n"
+                  f"Last HTTP status: {execution.http_status if execution.http_status is not None else '-'}\n"
+                  f"Last error: {last_error or '-'}\nFailed at: {ts_iso(now)}\n"),
+        )
+    streak = failure_streak(cue_id=cue.id, limit=CONSECUTIVE_FAILURES_THRESHOLD + 1)
+    if streak == CONSECUTIVE_FAILURES_THRESHOLD:  # once per streak: the 4th failure is quiet
+        alert_raise(user=user, alert_type=Alert.Type.CONSECUTIVE_FAILURES, cue_id=cue.id,
+                    execution_id=execution.id, now=now,
+                    message=f"Cue {cue.id} has {streak} consecutive failed executions.",
+                    metadata={"consecutive_failures": streak})
+
+
+def on_outcome_recorded(*, execution_id, cue, state, now, **_):
+    if state == "verification_failed":
+        alert_raise(user=cue.user, alert_type=Alert.Type.VERIFICATION_FAILED, cue_id=cue.id,
+                    execution_id=execution_id, now=now,
+                    message=(f"Execution {execution_id} reported success but failed verification "
+                             "(required evidence missing)."),
+                    metadata={"outcome_state": "verification_failed", "transport": cue.callback_transport})
+
+
+def on_outcome_timed_out(*, execution, cue, now, **_):
+    seconds = execution.outcome_deadline_seconds
+    alert_raise(user=cue.user, alert_type=Alert.Type.OUTCOME_TIMEOUT, cue_id=cue.id, execution_id=execution.id,
+                now=now, message=f"Execution {execution.id} was delivered but reported no outcome within {seconds}s.",
+                metadata={"outcome_deadline_seconds": seconds, "transport": cue.callback_transport})
