@@ -2,7 +2,7 @@
 
 MODE `next` calls POST /v1/executions/claim until it answers 409; MODE `by-id` lists
 /v1/executions/claimable and claims each listed execution by id (409 = someone else won) until
-nothing is listed. Prints the claimed execution ids, one per line. Used by the double-claim
+nothing is listed. Prints the claimed execution ids, one per line, and `attempts N` to stderr. Used by the double-claim
 test and by `python -m bench claims`.
 """
 
@@ -15,10 +15,11 @@ def main():
     url, key, mode, name = sys.argv[1:5]
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {key}"
-    claimed = []
+    claimed, attempts = [], 0
     if mode == "next":
         while True:
             response = session.post(f"{url}/v1/executions/claim", json={"worker_id": name}, timeout=30)
+            attempts += 1
             if response.status_code == 409:
                 break
             response.raise_for_status()
@@ -31,11 +32,13 @@ def main():
             for item in listed:
                 response = session.post(f"{url}/v1/executions/{item['execution_id']}/claim",
                                         json={"worker_id": name}, timeout=30)
+                attempts += 1
                 if response.status_code == 200:
                     claimed.append(item["execution_id"])
                 elif response.status_code != 409:
                     response.raise_for_status()
     print("\n".join(claimed))
+    print(f"attempts {attempts}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -74,17 +74,24 @@ def cue_fire(*, user, cue_id, send_at=None, payload_override=None, merge_strateg
     payload = fire_payload(cue.payload, payload_override, merge_strategy)
     if payload is not None:
         check_payload(payload)
-    effective = send_at if send_at is not None and send_at > now else now
-    try:
-        execution = execution_create(
-            cue=cue, scheduled_for=effective, triggered_by="manual_fire", payload=payload
-        )
-    except IntegrityError:
+    scheduled = send_at is not None and send_at > now
+    effective = send_at if scheduled else now
+    # "Now" is a microsecond: two fires of one cue can land on the same one (seen with 8
+    # concurrent clients), and (cue, scheduled_for) is unique. A fire "now" moves on by a
+    # microsecond; the same explicit send_at twice is the caller's conflict.
+    for bump in range(1 if scheduled else 10):
+        try:
+            execution = execution_create(cue=cue, scheduled_for=effective + timedelta(microseconds=bump),
+                                         triggered_by="manual_fire", payload=payload)
+            break
+        except IntegrityError:
+            continue
+    else:
         raise AppError(
             "duplicate_execution",
             f"An execution of this cue is already scheduled for {effective.isoformat()}",
             409,
-        ) from None
+        )
     usage_increment(user_id=user.pk, moment=now)
     return execution, effective
 

@@ -96,3 +96,13 @@ class FireTests(CueTestCase):
         self.assertError(self.post(self.url, key=self.bob_key), 404, "cue_not_found")
         self.assertError(self.post("/v1/cues/cue_nope/fire"), 404, "cue_not_found")
         self.assertFalse(Execution.objects.exists())
+
+
+class FireSameInstantTests(CueTestCase):
+    def test_two_fires_in_the_same_microsecond_both_succeed(self):
+        cue = self.create_cue()
+        with time_machine.travel(NOW, tick=False):
+            first = self.post(f"/v1/cues/{cue['id']}/fire").json()
+            second = self.post(f"/v1/cues/{cue['id']}/fire").json()
+        self.assertNotEqual(first["id"], second["id"])
+        self.assertEqual(Execution.objects.count(), 2)
