@@ -85,8 +85,17 @@ def test_alerts_reach_a_verifying_receiver():
             requests.post(f"{server.url}/v1/cues/{quiet}/fire", headers=auth, timeout=10)
             assert wait_for(lambda: len(seen) == 2, 20), server.output()
             assert seen[1][1] and b'"alert_type": "outcome_timeout"' in seen[1][0]
+            # verification_failed: the handler's reply claims success without the required evidence.
+            handler.responses = [(200, {"success": True})]
+            body = {"name": "unproven", "schedule": {"type": "recurring", "cron": "0 0 1 1 *"},
+                    "callback": {"url": handler.url}, "verification": {"mode": "require_external_id"}}
+            unproven = requests.post(server.url + "/v1/cues", json=body, headers=auth, timeout=10).json()["id"]
+            requests.post(f"{server.url}/v1/cues/{unproven}/fire", headers=auth, timeout=10)
+            assert wait_for(lambda: len(seen) == 3, 20), server.output()
+            assert seen[2][1] and b'"alert_type": "verification_failed"' in seen[2][0]
             alerts = requests.get(server.url + "/v1/alerts", headers=auth, timeout=10).json()
-            assert [a["alert_type"] for a in alerts["alerts"]] == ["outcome_timeout", "consecutive_failures"]
+            assert [a["alert_type"] for a in alerts["alerts"]] == [
+                "verification_failed", "outcome_timeout", "consecutive_failures"]
         finally:
             receiver.shutdown()
             receiver.server_close()

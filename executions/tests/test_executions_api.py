@@ -2,6 +2,7 @@ import datetime
 import json
 import uuid
 
+from alerts.models import Alert
 from cueapi.testing import CueTestCase
 from cues.models import Cue
 from executions.models import Execution
@@ -162,6 +163,9 @@ class VerificationMatrixTests(ExecutionsTestCase):
                     self.assertEqual(r.json()["outcome_state"], state)
                     e.refresh_from_db()
                     self.assertEqual((e.outcome_state, e.evidence_validation_state), (state, validation))
+                    # The alert hook of §5: verification_failed raises an alert, nothing else does.
+                    alerts = Alert.objects.filter(execution_id=e.id, alert_type="verification_failed")
+                    self.assertEqual(alerts.exists(), state == "verification_failed")
 
     def test_empty_artifacts_do_not_count(self):
         cue = self.create_cue(name="arts", verification={"mode": "require_artifacts"})
