@@ -6,16 +6,15 @@ the same SSRF-safe sender.
 """
 
 import logging
-import uuid
 from datetime import timedelta
 
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from alerts.models import Notification
+from cueapi.claims import claim_due
 from executions.delivery import USER_AGENT, cueapi_signature, send_webhook
 
 logger = logging.getLogger("cueapi.alerts")
@@ -28,16 +27,8 @@ LEASE_SECONDS = 2 * WEBHOOK_TIMEOUT_SECONDS + 5
 
 def claim_notifications(*, now, limit):
     """Claim up to `limit` due notifications; return callables that send one each."""
-    with transaction.atomic():
-        queryset = (Notification.objects.filter(sent_at__isnull=True, failed_at__isnull=True, available_at__lte=now)
-                    .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now)).order_by("available_at", "id"))
-        if connection.vendor == "postgresql":
-            queryset = queryset.select_for_update(skip_locked=True)
-        ids = list(queryset.values_list("id", flat=True)[:limit])
-        token = uuid.uuid4()
-        if ids:
-            Notification.objects.filter(id__in=ids).update(
-                locked_until=now + timedelta(seconds=LEASE_SECONDS), lock_token=token)
+    pending = Notification.objects.filter(sent_at__isnull=True, failed_at__isnull=True)
+    ids, token = claim_due(pending, now=now, limit=limit, lease_seconds=LEASE_SECONDS)
     return [lambda pk=pk: send_notification(pk, token) for pk in ids]
 
 

@@ -13,7 +13,7 @@ from cueapi.errors import AppError
 from cueapi.notify import CUES_CHANNEL, notify
 from cueapi.urlsafety import UnsafeURL, validate_url
 from cues import schedule as schedule_math
-from cues.models import Cue, default_backoff_minutes, default_on_failure
+from cues.models import Cue, default_on_failure
 from cues.representations import NO_ACTIVE_WORKER_WARNING
 from cues.selectors import cue_get, user_has_active_worker
 

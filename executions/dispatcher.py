@@ -1,15 +1,15 @@
 """The dispatcher's units of work: claim outbox rows, deliver one, record the attempt."""
 
 import logging
-import uuid
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F, Min, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from cueapi.claims import claim_due
 from cues.models import Cue
 from executions.delivery import send_webhook, signed_headers, webhook_body
 from executions.models import DispatchOutbox, Execution
@@ -35,28 +35,14 @@ def lease_seconds():
     return 2 * settings.CUEAPI_WEBHOOK_TIMEOUT_SECONDS + 5
 
 
-def _claimable(now):
-    return DispatchOutbox.objects.filter(dispatched_at__isnull=True, available_at__lte=now).filter(
-        Q(locked_until__isnull=True) | Q(locked_until__lt=now)
-    )
-
-
 def claim_outbox_rows(*, now, limit):
     """Take up to `limit` due rows and mark their executions `delivering`; return (row ids,
     lock token). A row whose holder died (its lock lapsed) is due again, which is how a
     crashed dispatcher's work is recovered: its execution is still `delivering`."""
     with transaction.atomic():
-        queryset = _claimable(now).order_by("available_at", "id")
-        if connection.vendor == "postgresql":
-            queryset = queryset.select_for_update(skip_locked=True)
-        ids = list(queryset.values_list("id", flat=True)[:limit])
-        token = uuid.uuid4()
+        ids, token = claim_due(DispatchOutbox.objects.filter(dispatched_at__isnull=True), now=now, limit=limit,
+                               lease_seconds=lease_seconds(), dispatch_attempts=F("dispatch_attempts") + 1)
         if ids:
-            DispatchOutbox.objects.filter(id__in=ids).update(
-                locked_until=now + timedelta(seconds=lease_seconds()),
-                lock_token=token,
-                dispatch_attempts=F("dispatch_attempts") + 1,
-            )
             Execution.objects.filter(  # conditions on the row itself: see _claimable_worker_executions
                 id__in=DispatchOutbox.objects.filter(id__in=ids).values("execution_id"),
                 status__in=[Execution.Status.PENDING, Execution.Status.RETRY_READY],

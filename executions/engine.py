@@ -13,6 +13,7 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections, connection
+from django.utils import timezone
 
 from cueapi.health import engine_heartbeat
 from cueapi.notify import Listener, listening_supported
@@ -101,6 +102,12 @@ class EngineCommand(BaseCommand):
 
     def sleep_seconds(self):
         return self.poll_ceiling()
+
+    def sleep_until(self, due):
+        """Seconds until `due` (an instant, or None for nothing known), at most the ceiling."""
+        if due is None:
+            return self.poll_ceiling()
+        return max(0.0, min(self.poll_ceiling(), (due - timezone.now()).total_seconds()))
 
     def cycle(self):
         """Do one cycle's work; return stats for the heartbeat."""

@@ -3,7 +3,6 @@ from datetime import timedelta
 
 import time_machine
 from django.test import override_settings
-from django.utils import timezone
 
 from cueapi.testing import CueTestCase
 from cues.models import Cue

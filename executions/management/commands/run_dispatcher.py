@@ -82,10 +82,7 @@ class Command(EngineCommand):
 
     def sleep_seconds(self):
         due = dispatcher.next_available(now=timezone.now())
-        ceiling = self.poll_ceiling()
-        if due is None:
-            return ceiling
-        return max(0.0, min(ceiling, (due - timezone.now()).total_seconds()))
+        return self.sleep_until(due)
 
     def shutdown(self):
         self.executor.shutdown(wait=True)

@@ -37,7 +37,4 @@ class Command(EngineCommand):
     def sleep_seconds(self):
         """Until the next cue or retry is due, at most the poll interval."""
         due = poller.next_due(now=timezone.now())
-        ceiling = self.poll_ceiling()
-        if due is None:
-            return ceiling
-        return max(0.0, min(ceiling, (due - timezone.now()).total_seconds()))
+        return self.sleep_until(due)
