@@ -1,6 +1,10 @@
 """Account endpoints: /v1/auth/* (keys, secrets, profile, sessions) and /v1/usage."""
 
+import json
+
 from django.conf import settings
+from django.core.cache import cache
+from django.shortcuts import render
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from django.utils import timezone
@@ -8,14 +12,14 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts import selectors, services
+from accounts import device, selectors, services
 from cueapi import ratelimit
 from cueapi.errors import AppError
 from cueapi.ids import API_KEY_PREFIX
 from cueapi.middleware import rate_limit_bucket
 from cueapi.sessions import decrypt_api_key, issue_session_token
 from cueapi.timefmt import ts_iso
-from cueapi.validation import InputSerializer, Str, validate_body
+from cueapi.validation import InputSerializer, Str, validate_body, validate_query
 
 
 def require_destructive_confirmation(request):
@@ -152,3 +156,135 @@ class UsageApi(APIView):
                 user=request.user, rate_limit_current_usage=current, moment=timezone.now()
             )
         )
+
+
+# --- device-code / magic-link login (SERVER.md §3.3) and the echo sink (§3.9) -------------
+
+class DeviceCodeIn(InputSerializer):
+    device_code = Str()
+
+
+class SubmitEmailIn(InputSerializer):
+    device_code = Str()
+    email = Str(max_length=255)
+
+
+class SessionIn(InputSerializer):
+    token = Str()
+
+
+def client_ip(request):
+    return request.META.get("REMOTE_ADDR", "")
+
+
+class Unauthenticated(APIView):
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+
+class DeviceCodeApi(Unauthenticated):
+    @extend_schema(request=DeviceCodeIn, responses={201: OpenApiTypes.OBJECT})
+    def post(self, request):
+        data = validate_body(DeviceCodeIn, request)
+        url, expires_in = device.device_code_create(device_code=data["device_code"], client_ip=client_ip(request))
+        return Response({"verification_url": url, "expires_in": expires_in}, status=201)
+
+
+class DeviceCodePollApi(Unauthenticated):
+    @extend_schema(request=DeviceCodeIn, responses=OpenApiTypes.OBJECT)
+    def post(self, request):
+        data = validate_body(DeviceCodeIn, request)
+        return Response(device.device_code_poll(device_code=data["device_code"]))
+
+
+class SubmitEmailApi(Unauthenticated):
+    @extend_schema(request=SubmitEmailIn, responses=OpenApiTypes.OBJECT)
+    def post(self, request):
+        data = validate_body(SubmitEmailIn, request)
+        email = services.normalize_email(email=data["email"])
+        device.device_code_submit_email(device_code=data["device_code"], email=email, client_ip=client_ip(request))
+        return Response({"status": "email_sent"})
+
+
+class SessionApi(Unauthenticated):
+    @extend_schema(request=SessionIn, responses=OpenApiTypes.OBJECT)
+    def post(self, request):
+        data = validate_body(SessionIn, request)
+        token, email = device.session_exchange(token=data["token"])
+        return Response({"session_token": token, "email": email})
+
+
+class VerifyQuery(InputSerializer):
+    token = Str()
+    device_code = Str()
+
+
+class DevicePageQuery(InputSerializer):
+    code = Str()
+
+
+class VerifyPage(Unauthenticated):
+    """GET /v1/auth/verify: the magic link. HTML; 400 with the reason when it can't log in.
+
+    Unlike the reference, it does not forward the session token to the hosted dashboard: a
+    self-hosted server shows "You're in." and the terminal's poll completes the login.
+    """
+
+    @extend_schema(exclude=True)
+    def get(self, request):
+        query = validate_query(VerifyQuery, request)
+        try:
+            email = device.device_code_verify(token=query["token"], device_code=query["device_code"])
+        except device.VerifyError as exc:
+            return render(request, "accounts/verify.html", {"error": str(exc)}, status=400)
+        return render(request, "accounts/verify.html", {"email": email})
+
+
+class DevicePage(Unauthenticated):
+    """GET /auth/device?code=…: where the person types their email (no external assets)."""
+
+    @extend_schema(exclude=True)
+    def get(self, request):
+        code = validate_query(DevicePageQuery, request)["code"]
+        return render(request, "accounts/device.html", {"code": code, "code_json": json.dumps(code)})
+
+
+class EchoApi(APIView):
+    """A webhook sink for `cueapi quickstart`: POST stores (no auth), GET reads (auth)."""
+
+    MIN_TOKEN = 16
+    MAX_BYTES = 1_000_000
+
+    def storing(self):
+        return getattr(self.request, "method", None) == "POST"  # no request: schema generation
+
+    def get_authenticators(self):
+        return [] if self.storing() else super().get_authenticators()
+
+    def get_permissions(self):
+        return [AllowAny()] if self.storing() else super().get_permissions()
+
+    @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
+    def post(self, request, token):
+        if len(token) < self.MIN_TOKEN:
+            raise AppError("invalid_token", "Token must be at least 16 characters", 400)
+        raw = request.body
+        if len(raw) > self.MAX_BYTES:
+            raise AppError("payload_too_large", "Echo payload must be under 1MB", 413)
+        if not ratelimit.fixed_window_allows(f"echo_rl:{client_ip(request)}", 10, 3600):
+            raise AppError("rate_limit_exceeded", "Echo store rate limit exceeded", 429)
+        try:
+            payload = json.loads(raw) if raw else None
+        except (ValueError, UnicodeDecodeError):
+            payload = raw.decode("utf-8", errors="replace")  # stored as text, not a 500
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        cache.set(f"echo:{token}", {"payload": payload, "headers": headers,
+                                    "received_at": ts_iso(timezone.now())}, 300)
+        return Response({"stored": True})
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request, token):
+        stored = cache.get(f"echo:{token}")
+        if stored is None:
+            return Response({"status": "waiting"})
+        return Response({"status": "delivered", **stored})

@@ -92,3 +92,32 @@ class UsageMonthly(models.Model):
 
     def __str__(self):
         return f"{self.user_id} {self.month_start:%Y-%m}: {self.execution_count}"
+
+
+class DeviceCode(models.Model):
+    """A terminal's login in progress (SERVER.md §3.3): pending -> email_sent -> approved ->
+    claimed, or expired. The new user's key waits here encrypted, never in plaintext."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        EMAIL_SENT = "email_sent"
+        APPROVED = "approved"
+        EXPIRED = "expired"
+        CLAIMED = "claimed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    device_code = models.CharField(max_length=128, unique=True)
+    email = models.CharField(max_length=255, null=True, blank=True)
+    status = models.CharField(max_length=20, choices=Status, default=Status.PENDING)
+    api_key_encrypted = models.CharField(max_length=256, null=True, blank=True)
+    verification_token = models.CharField(max_length=64, null=True, blank=True, db_index=True)
+    session_token = models.CharField(max_length=64, null=True, blank=True, db_index=True)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, null=True, blank=True)
+    expires_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "device_codes"
+
+    def __str__(self):
+        return f"{self.device_code} ({self.status})"

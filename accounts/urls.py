@@ -15,4 +15,11 @@ urlpatterns = [
     ),
     path("v1/auth/session/refresh", api.SessionRefreshApi.as_view()),
     path("v1/usage", api.UsageApi.as_view()),
+    path("v1/auth/session", api.SessionApi.as_view()),
+    path("v1/auth/device-code", api.DeviceCodeApi.as_view()),
+    path("v1/auth/device-code/poll", api.DeviceCodePollApi.as_view()),
+    path("v1/auth/device-code/submit-email", api.SubmitEmailApi.as_view()),
+    path("v1/auth/verify", api.VerifyPage.as_view()),
+    path("auth/device", api.DevicePage.as_view()),
+    path("v1/echo/<str:token>", api.EchoApi.as_view()),
 ]

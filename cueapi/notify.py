@@ -8,6 +8,7 @@ latency. On SQLite there is nothing to listen to, and the loops poll more often 
 
 import logging
 import threading
+import time
 
 from django.db import connection
 
@@ -56,10 +57,14 @@ class Listener(threading.Thread):
             try:
                 with self.connect() as conn:
                     self.event.set()  # anything sent while we were not listening
+                    checked = time.monotonic()
                     while not self.stopped.is_set():
-                        for _ in conn.notifies(timeout=self.HEALTH_CHECK_SECONDS, stop_after=1):
+                        # Short waits, so stop() is noticed within a second.
+                        for _ in conn.notifies(timeout=1.0, stop_after=1):
                             self.event.set()
-                        conn.execute("SELECT 1")  # notice a dead socket
+                        if time.monotonic() - checked > self.HEALTH_CHECK_SECONDS:
+                            conn.execute("SELECT 1")  # notice a dead socket
+                            checked = time.monotonic()
             except Exception:  # noqa: BLE001 - reconnect after any failure
                 logger.warning("listener on %s lost its connection; reconnecting", self.channel)
                 self.stopped.wait(1)

@@ -99,3 +99,18 @@ def current_usage(bucket, now=None):
         client = cache._cache.get_client(key)
         return int(client.zcount(key, now - WINDOW_SECONDS, "+inf"))
     return len([t for t in (cache.get(bucket) or []) if t > now - WINDOW_SECONDS])
+
+
+def fixed_window_allows(key, limit, seconds):
+    """A fixed-window counter (the auth endpoints' limits, SERVER.md §3.3): count this
+    attempt and say whether it is within `limit` for the window. Fails open on cache errors."""
+    cache = caches["default"]
+    try:
+        if cache.add(key, 1, seconds):
+            return True
+        return cache.incr(key) <= limit
+    except ValueError:  # the key expired between add and incr
+        cache.add(key, 1, seconds)
+        return True
+    except Exception:  # noqa: BLE001 - a cache outage must not lock people out
+        return True

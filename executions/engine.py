@@ -58,6 +58,7 @@ class EngineCommand(BaseCommand):
         finally:
             if listener is not None:
                 listener.stop()
+                listener.join(timeout=5)
             # Called in-process (tests, `--once` from a script): leave the caller's handlers.
             for signum, handler in previous_handlers.items():
                 signal.signal(signum, handler)

@@ -1,5 +1,6 @@
 from django.utils import timezone
 
+from accounts.device import delete_expired_device_codes
 from cueapi.notify import CUES_CHANNEL
 from executions import poller
 from executions.engine import EngineCommand
@@ -9,7 +10,7 @@ CLEANUP_EVERY_SECONDS = 3600
 
 class Command(EngineCommand):
     help = ("Fire due cues, expire worker leases, release due retries, mark unclaimed worker "
-            "executions missed, clean up old outbox rows.")
+            "executions missed, time out missing outcomes, clean up old outbox rows and login codes.")
     process_name = "poller"
     listen_channel = CUES_CHANNEL
 
@@ -31,6 +32,7 @@ class Command(EngineCommand):
                     break
         if now.timestamp() - getattr(self, "last_cleanup", 0) > CLEANUP_EVERY_SECONDS:
             poller.delete_old_outbox_rows(now=now)
+            delete_expired_device_codes(now=now)
             self.last_cleanup = now.timestamp()
         return {"cues_processed": fired + other}
 
