@@ -21,6 +21,12 @@ $(VENV)/.test-installed: requirements.txt requirements-test.txt $(VENV)/.runtime
 	$(BIN)/python -m pip install --disable-pip-version-check -q -r requirements-test.txt
 	touch $@
 
+# The real `cueapi` CLI lives in its own virtualenv (its module name clashes with the SDK's).
+.venv-cli/.installed: requirements-cli.txt
+	$(PYTHON) -m venv .venv-cli
+	.venv-cli/bin/python -m pip install --disable-pip-version-check -q -r requirements-cli.txt
+	touch $@
+
 migrate: $(VENV)/.runtime-installed
 	$(BIN)/python manage.py migrate --noinput
 
@@ -28,11 +34,11 @@ migrate: $(VENV)/.runtime-installed
 run: migrate
 	$(BIN)/python manage.py serve --bind 127.0.0.1:8000
 
-test: $(VENV)/.test-installed
+test: $(VENV)/.test-installed .venv-cli/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.test-installed
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) db.sqlite3 db.sqlite3-wal db.sqlite3-shm
+	rm -rf $(VENV) .venv-cli db.sqlite3 db.sqlite3-wal db.sqlite3-shm

@@ -52,6 +52,7 @@ class LiveServer:
             "DATABASE_URL": self.database_url(),
             "CUEAPI_ALLOW_PRIVATE_URLS": "true",
             "CUEAPI_POLL_INTERVAL_SECONDS": "1",
+            "BASE_URL": self.url,
             "DJANGO_SETTINGS_MODULE": "cueapi.settings",
             **self.extra_env,
         }
