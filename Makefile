@@ -8,7 +8,7 @@ ifdef DATABASE_URL
 export DATABASE_URL
 endif
 
-.PHONY: run test migrate bench clean
+.PHONY: run test migrate bench browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,15 @@ run: migrate
 
 test: $(VENV)/.test-installed .venv-cli/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Debian's Chromium + chromedriver for the browser tests (needs root; .ci/run calls it).
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \
+	  echo "chromium: $$(chromium --version 2>/dev/null)"; \
+	else \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -q chromium chromium-driver || { apt-get update -q && apt-get install -y -q chromium chromium-driver; }; \
+	fi
 
 bench: $(VENV)/.test-installed
 	$(BIN)/python -m bench $(BENCH_ARGS)

@@ -71,3 +71,13 @@ def execution_to_dict(execution):
         "created_at": ts_z(execution.created_at),
         "updated_at": ts_z(execution.updated_at),
     }
+
+
+def execution_detail_to_dict(execution):
+    """GET /v1/executions/{id}: the contract's 13 fields plus who holds the claim, which the
+    `cueapi executions get` CLI command prints (CLIENTS.md §6); lists keep the 13 fields."""
+    return {
+        **execution_to_dict(execution),
+        "claimed_by_worker": execution.claimed_by_worker,
+        "claimed_at": ts_z(execution.claimed_at),
+    }

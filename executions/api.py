@@ -12,7 +12,7 @@ from cueapi.timefmt import ts_iso, ts_z
 from cueapi.validation import (
     AwareDateTime, Bool, Choice, Dict, InputSerializer, Int, List, Str, Url, validate_body, validate_query,
 )
-from cues.representations import execution_to_dict
+from cues.representations import execution_detail_to_dict, execution_to_dict
 from executions import selectors, services
 from executions.outcomes import RESULT_MAX
 
@@ -87,7 +87,7 @@ class ExecutionListApi(APIView):
 class ExecutionDetailApi(APIView):
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request, execution_id):
-        return Response(execution_to_dict(selectors.execution_get(user=request.user, execution_id=execution_id)))
+        return Response(execution_detail_to_dict(selectors.execution_get(user=request.user, execution_id=execution_id)))
 
 
 class OutcomeIn(InputSerializer):

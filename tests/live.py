@@ -2,6 +2,7 @@
 process on a free port, with its own fresh database of the engine under test."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -114,3 +115,17 @@ class LiveServer:
             with psycopg.connect(self.pg_admin_url, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{self.pg_database}" WITH (FORCE)')
         self.tmp.cleanup()
+
+
+def wait_for_magic_link(mail_dir, timeout=10):
+    """The verify link from the newest email the server wrote with EMAIL_URL=filemail://<dir>."""
+    mail_dir = Path(mail_dir)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        messages = sorted(mail_dir.glob("*"), key=lambda m: m.stat().st_mtime) if mail_dir.exists() else []
+        if messages:
+            match = re.search(r"(http://\S+/v1/auth/verify\?\S+)", messages[-1].read_text())
+            if match:
+                return match.group(1)
+        time.sleep(0.1)
+    raise AssertionError(f"no magic-link email in {mail_dir} after {timeout} s")

@@ -7,13 +7,12 @@ import os
 import re
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.live import BASE_DIR, LiveServer
+from tests.live import BASE_DIR, LiveServer, wait_for_magic_link
 
 pytestmark = pytest.mark.live
 CLI = BASE_DIR / ".venv-cli" / "bin" / "cueapi"
@@ -48,11 +47,7 @@ def test_login_and_everyday_commands():
             r = requests.post(server.url + "/v1/auth/device-code/submit-email",
                               json={"device_code": code, "email": "cli@example.com"}, timeout=10)
             assert r.status_code == 200, r.text
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and not (mail_dir.exists() and list(mail_dir.iterdir())):
-                time.sleep(0.1)
-            message = next(mail_dir.iterdir()).read_text()
-            link = re.search(r"(http://\S+/v1/auth/verify\?\S+)", message).group(1)
+            link = wait_for_magic_link(mail_dir)
             assert "You're in." in requests.get(link, timeout=10).text
             rest, _ = login.communicate(timeout=30)
             assert login.returncode == 0 and "Authenticated as cli@example.com" in rest, rest
@@ -71,5 +66,14 @@ def test_login_and_everyday_commands():
             cli("delete", cue_id, "--yes")
             auth = {"Authorization": f"Bearer {credentials['default']['api_key']}"}
             assert requests.get(f"{server.url}/v1/cues/{cue_id}", headers=auth, timeout=10).status_code == 404
+            # `executions get` prints who holds a worker claim (claimed_by_worker, CLIENTS.md §6).
+            worker_cue = requests.post(f"{server.url}/v1/cues", headers=auth, timeout=10, json={
+                "name": "cli-worker", "transport": "worker", "payload": {"task": "t"},
+                "schedule": {"type": "recurring", "cron": "0 9 * * *"}}).json()["id"]
+            execution_id = requests.post(f"{server.url}/v1/cues/{worker_cue}/fire", headers=auth, timeout=10).json()["id"]
+            requests.post(f"{server.url}/v1/executions/{execution_id}/claim", json={"worker_id": "box-7"},
+                          headers=auth, timeout=10).raise_for_status()
+            shown = cli("executions", "get", execution_id)
+            assert re.search(r"Claimed by:\s+box-7", shown) and "delivering" in shown, shown
             out = cli("quickstart", timeout=120)
             assert "deliver" in out.lower(), out

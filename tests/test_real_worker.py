@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 import requests
+import yaml
 
-from tests.live import LiveServer
+from tests.live import LiveServer, wait_for_magic_link
 
 pytestmark = pytest.mark.live
 WORKER_BIN = Path(sys.executable).parent / "cueapi-worker"
@@ -112,3 +113,40 @@ def test_the_real_worker_runs_handlers_and_reports_outcomes_with_evidence():
         page = admin.get(f"{server.url}/admin/executions/execution/{fired[greet]}/change/", timeout=10)
         assert page.status_code == 200
         assert "job-42" in page.text and "https://example.com/r/42" in page.text and "verified_success" in page.text
+
+
+def test_worker_login_by_email_writes_the_key():
+    """`cueapi-worker login --email`: device code (201), email, magic link, poll every 5 s."""
+    with tempfile.TemporaryDirectory() as home:
+        mail_dir = Path(home) / "mail"
+        with LiveServer(api_only=True, EMAIL_URL=f"filemail:///{mail_dir}") as server:
+            def login(email, config):
+                config.write_text(f"api_base: {server.url}\nworker_id: login-test\n")
+                process = subprocess.Popen([str(WORKER_BIN), "login", "--email", email, "--config", str(config)],
+                                           cwd=home, env={**os.environ, "HOME": home},
+                                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                try:
+                    # The person clicks the emailed link.
+                    assert "You're in." in requests.get(wait_for_magic_link(mail_dir), timeout=10).text
+                    return process.communicate(timeout=30)[0], process.returncode
+                finally:
+                    if process.poll() is None:
+                        process.kill()
+
+            config = Path(home) / "worker.yaml"
+            output, code = login("new-worker@example.com", config)
+            assert code == 0 and "Key saved to config" in output, output
+            saved = yaml.safe_load(config.read_text())
+            assert saved["api_base"] == server.url and saved["worker_id"] == "login-test"
+            me = requests.get(server.url + "/v1/auth/me", headers={"Authorization": f"Bearer {saved['api_key']}"},
+                              timeout=10)
+            assert me.status_code == 200 and me.json()["email"] == "new-worker@example.com"
+
+            for message in mail_dir.iterdir():
+                message.unlink()
+            # Logging in again (an existing account whose key is revealable, SERVER.md §1.6)
+            # hands the worker the same key, not a new one.
+            other = Path(home) / "other.yaml"
+            output, code = login("new-worker@example.com", other)
+            assert code == 0 and "Key saved to config" in output, output
+            assert yaml.safe_load(other.read_text())["api_key"] == saved["api_key"]
