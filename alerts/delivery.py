@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from alerts.models import Notification
 from cueapi.claims import claim_due
+from cueapi.logs import log_event
 from executions.delivery import USER_AGENT, cueapi_signature, send_webhook
 
 logger = logging.getLogger("cueapi.alerts")
@@ -68,13 +69,15 @@ def _record(notification, token, error):
     mine = Notification.objects.filter(pk=notification.pk, lock_token=token, sent_at__isnull=True)
     if error is None:
         mine.update(sent_at=now, locked_until=None, attempts=F("attempts") + 1, last_error=None)
-        logger.info("notification sent id=%s kind=%s", notification.pk, notification.kind)
+        log_event(logger, "notification_sent", notification_id=notification.pk, kind=notification.kind)
         return
     attempts = notification.attempts + 1
     if attempts >= MAX_ATTEMPTS:
         mine.update(failed_at=now, locked_until=None, attempts=attempts, last_error=error)
-        logger.warning("notification failed id=%s kind=%s error=%r", notification.pk, notification.kind, error)
+        log_event(logger, "notification_failed", logging.WARNING, notification_id=notification.pk,
+                  kind=notification.kind, attempt=attempts, error=error)
         return
     wait = BACKOFF_UNITS[attempts - 1] * settings.CUEAPI_RETRY_UNIT_SECONDS
     mine.update(available_at=now + timedelta(seconds=wait), locked_until=None, attempts=attempts, last_error=error)
-    logger.info("notification retrying id=%s kind=%s error=%r", notification.pk, notification.kind, error)
+    log_event(logger, "notification_retrying", notification_id=notification.pk, kind=notification.kind,
+              attempt=attempts, error=error)

@@ -9,8 +9,10 @@ import time
 from datetime import datetime, timedelta
 
 from django.apps import apps
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
+from django.db.models import Count, Max
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
@@ -18,7 +20,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from cueapi.timefmt import ts_iso
+from cueapi.timefmt import ts_iso, ts_z
 
 VERSION = "1.0.0"
 POLLER_STALE_SECONDS = 30
@@ -81,13 +83,37 @@ def _queue_stats():
     }
 
 
+def _workers():
+    """Workers (all users) heard from in the last 180 s: ({"active_count", "last_heartbeat"?}, state)."""
+    Worker = apps.get_model("executions", "Worker")
+    found = Worker.objects.filter(last_heartbeat__gt=timezone.now() - timedelta(seconds=180)).aggregate(
+        active_count=Count("pk"), last_heartbeat=Max("last_heartbeat"))
+    block = {"active_count": found["active_count"]}
+    if found["active_count"]:
+        block["last_heartbeat"] = ts_z(found["last_heartbeat"])
+    return block, "ok" if found["active_count"] else "none"
+
+
 class HealthApi(APIView):
+    """`GET /health` is always 200, as the contract says (a load balancer must not drop the API
+    because the engine is late). `GET /health?strict=1` is for a monitor of the whole service:
+    the same body plus `engine`, and 503 when degraded or when the poller or the dispatcher
+    has not finished a cycle within CUEAPI_ENGINE_STALE_SECONDS."""
+
     authentication_classes = []
     permission_classes = [AllowAny]
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request):
-        return Response(health_report())
+        body = health_report()
+        if request.query_params.get("strict", "").lower() not in ("1", "true", "yes"):
+            return Response(body)
+        from cueapi.overview import engine_state
+
+        body["engine"] = engine_state(timezone.now())
+        stale = any(state["seconds_ago"] is None or state["seconds_ago"] > settings.CUEAPI_ENGINE_STALE_SECONDS
+                    for state in body["engine"].values())
+        return Response(body, status=503 if stale or body["status"] != "healthy" else 200)
 
 
 class StatusApi(APIView):
@@ -116,6 +142,11 @@ def health_report():
         services["poller"], body["poller"] = _poller_state()
         if services["poller"] == "stale":
             body["status"] = "degraded"
+    if db_ok:
+        try:
+            body["workers"], services["worker"] = _workers()
+        except Exception:  # noqa: BLE001
+            pass
     try:
         body["queue"] = _queue_stats() if db_ok else {}
     except Exception:  # noqa: BLE001

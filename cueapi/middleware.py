@@ -3,32 +3,55 @@
 import io
 import json
 import logging
+import re
+import time
 import uuid
 
 from django.conf import settings
 from django.core.handlers.wsgi import LimitedStream
 from django.http import HttpResponse, HttpResponseRedirect
 from django.urls import Resolver404, resolve
+from django.utils.functional import empty
 
 from cueapi import ratelimit
 from cueapi.authentication import bearer_token, request_key_user
 from cueapi.errors import error_response
 from cueapi.ids import api_key_hash
+from cueapi.logs import log_event
 
 logger = logging.getLogger("cueapi.request")
 
 
+# Path segments that are capabilities (an echo sink's token) are not written to the log.
+SECRET_PATH_SEGMENTS = re.compile(r"^(/v1/echo/)[^/]+")
+
+
 class RequestIdMiddleware:
-    """A fresh `X-Request-Id` on every response (an inbound one is ignored, not echoed)."""
+    """A fresh `X-Request-Id` on every response (an inbound one is ignored, not echoed), and
+    one log line per request with it: method, path (never the query string), status, time."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
         request.request_id = str(uuid.uuid4())
+        started = time.monotonic()
         response = self.get_response(request)
         response["X-Request-Id"] = request.request_id
+        log_event(logger, "request", request_id=request.request_id, method=request.method,
+                  path=SECRET_PATH_SEGMENTS.sub(r"\1{token}", request.path), status=response.status_code,
+                  duration_ms=round((time.monotonic() - started) * 1000, 1),
+                  user_id=_user_id(request))
         return response
+
+
+def _user_id(request):
+    # Only a user already resolved (by the API's authentication or the admin's session):
+    # logging must not cost a session lookup, or fail when the database is away.
+    user = request.__dict__.get("user")
+    if user is None or (hasattr(user, "_wrapped") and user._wrapped is empty):
+        return None
+    return str(user.pk) if user.is_authenticated else None
 
 
 class BodySizeLimitMiddleware:
@@ -86,6 +109,7 @@ class BodySizeLimitMiddleware:
 RATE_LIMIT_EXEMPT_PATHS = {
     "/health",
     "/status",
+    "/metrics",
     "/docs",
     "/openapi.json",
     "/redoc",

@@ -186,14 +186,22 @@ CUEAPI_WORKER_LEASE_SECONDS = env_positive_int("CUEAPI_WORKER_LEASE_SECONDS", 90
 # How long a delivered execution of a cue that asks for verification may take to report its
 # outcome before it becomes `outcome_timeout` (a cue's own outcome_deadline_seconds wins).
 CUEAPI_DEFAULT_OUTCOME_DEADLINE_SECONDS = env_positive_int("CUEAPI_DEFAULT_OUTCOME_DEADLINE_SECONDS", 3600)
+# GET /metrics answers only with `Authorization: Bearer <this>`; empty = /metrics is off (404).
+CUEAPI_METRICS_TOKEN = env.str("CUEAPI_METRICS_TOKEN", default="")
+# /health?strict=1 answers 503 when an engine process has not finished a cycle for this long.
+CUEAPI_ENGINE_STALE_SECONDS = env_positive_int("CUEAPI_ENGINE_STALE_SECONDS", 30)
 CUEAPI_MAX_BODY_BYTES = 1_048_576
 CUEAPI_AUTH_CACHE_SECONDS = 300
 
+LOG_FORMAT = env.str("LOG_FORMAT", default="json")
+if LOG_FORMAT not in ("json", "plain"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be 'json' or 'plain', not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {"json": {"()": "cueapi.logs.JsonFormatter"}, "plain": {"()": "cueapi.logs.PlainFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler",
+                             "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.request": {"level": "ERROR"}},
 }

@@ -9,10 +9,12 @@ from django.db.models import F, Min, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from cueapi import metrics
 from cueapi.claims import claim_due
+from cueapi.logs import log_event
 from cues.models import Cue
 from executions.delivery import send_webhook, signed_headers, webhook_body
-from executions.models import DispatchOutbox, Execution
+from executions.models import DeliveryAttempt, DispatchOutbox, Execution
 from executions.outcomes import execution_record_outcome, outcome_from_reply
 from executions import signals
 from executions.services import backoff_seconds, cue_record_run, outcome_deadline_seconds
@@ -99,24 +101,38 @@ def deliver_outbox_row(row_id, token):
                              custom_headers=cue.callback_headers)
     result = send_webhook(url=cue.callback_url or "", method=cue.callback_method,
                           headers=headers, body=body)
-    record_attempt(row_id=row_id, token=token, execution=execution, cue=cue, attempt=attempt,
-                   result=result, now=timezone.now())
+    now = timezone.now()
+    verdict = record_attempt(row_id=row_id, token=token, execution=execution, cue=cue, attempt=attempt,
+                             result=result, now=now)
+    if verdict is not None:  # committed: count and log it
+        metrics.count("cueapi_webhook_deliveries", result=verdict)
+        if verdict == "retrying":
+            metrics.count("cueapi_retries_scheduled", transport="webhook")
+        if result.delivered:
+            metrics.observe("cueapi_delivery_latency_seconds", (now - execution.scheduled_for).total_seconds())
+        log_event(logger, verdict, execution_id=execution.id, cue_id=cue.id, attempt=attempt,
+                  http_status=result.http_status, duration_ms=result.duration_ms, error=result.error,
+                  outcome=None if result.reported_outcome is None else bool(result.reported_outcome.get("success")))
     return result
 
 
 @transaction.atomic
 def record_attempt(*, row_id, token, execution, cue, attempt, result, now):
-    """Write one attempt's result: success, a retry, or the final failure."""
+    """Write one attempt's result; return "delivered", "retrying" or "failed", or None when
+    this dispatcher no longer holds the row (another one records it)."""
     owned = DispatchOutbox.objects.filter(pk=row_id, lock_token=token, dispatched_at__isnull=True).update(
         dispatched_at=now, locked_until=None, last_dispatch_error=result.error
     )
     if not owned:
-        return  # our lease lapsed and another dispatcher holds the row: it records, not us
+        return None
+    DeliveryAttempt.objects.create(
+        execution_id=execution.pk, attempt=attempt, transport=Cue.Transport.WEBHOOK,
+        result=DeliveryAttempt.Result.DELIVERED if result.delivered else DeliveryAttempt.Result.FAILED,
+        started_at=now - timedelta(milliseconds=result.duration_ms), finished_at=now,
+        duration_ms=result.duration_ms, http_status=result.http_status, error=result.error)
     common = dict(http_status=result.http_status, response_body=result.response_text,
                   last_attempt_at=now, attempts=attempt, updated_at=now)
     delivering = Execution.objects.filter(pk=execution.pk, status=Execution.Status.DELIVERING)
-    log = dict(execution=execution.id, cue=cue.id, attempt=attempt, http_status=result.http_status,
-               duration_ms=result.duration_ms)
 
     if result.delivered:
         deadline = outcome_deadline_seconds(cue) if result.reported_outcome is None else None
@@ -132,28 +148,22 @@ def record_attempt(*, row_id, token, execution, cue, attempt, result, now):
                 signals.outcome_recorded.send(sender=Execution, execution_id=execution.id, cue=cue, state=state, now=now)
                 if not outcome["success"]:
                     _failed(execution.id, cue, now, "The handler reported a failure")
-        logger.info("delivered %s", _fields(log))
-        return
+        return "delivered"
 
     if attempt < cue.retry_max_attempts:
         next_retry = now + timedelta(seconds=backoff_seconds(cue.retry_backoff_minutes, attempt))
         delivering.update(status=Execution.Status.RETRYING, next_retry=next_retry,
                           error_message=result.error, **common)
         cue_record_run(cue, now, finished=False)
-        logger.info("retrying %s next_retry=%s error=%r", _fields(log), next_retry.isoformat(), result.error)
-        return
+        return "retrying"
 
     delivering.update(status=Execution.Status.FAILED, next_retry=None, error_message=result.error, **common)
     pause = cue.schedule_type != Cue.ScheduleType.ONCE and (cue.on_failure or {}).get("pause")
     cue_record_run(cue, now, finished=True, once_status=Cue.Status.FAILED, pause=bool(pause))
     _failed(execution.id, cue, now, result.error)
-    logger.info("failed %s error=%r", _fields(log), result.error)
+    return "failed"
 
 
 def _failed(execution_id, cue, now, reason):
     signals.execution_failed.send(sender=Execution, execution=Execution.objects.get(pk=execution_id), cue=cue,
                                   now=now, reason=reason)
-
-
-def _fields(values):
-    return " ".join(f"{k}={v}" for k, v in values.items())

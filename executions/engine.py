@@ -15,7 +15,9 @@ from django.core.management.base import BaseCommand
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
+from cueapi import metrics
 from cueapi.health import engine_heartbeat
+from cueapi.logs import log_event
 from cueapi.notify import Listener, listening_supported
 
 logger = logging.getLogger("cueapi.engine")
@@ -46,7 +48,7 @@ class EngineCommand(BaseCommand):
             if self.listen_channel and not once and listening_supported():
                 listener = Listener(self.listen_channel, self.wakeup)
                 listener.start()
-            logger.info("%s started", self.process_name)
+            log_event(logger, "engine_started", process=self.process_name)
             while not self.stopping:
                 self.wakeup.clear()  # before the cycle, so a wake-up during it is not lost
                 self.run_cycle()
@@ -54,7 +56,8 @@ class EngineCommand(BaseCommand):
                     break
                 self.wakeup.wait(self.safe_sleep_seconds())
             self.shutdown()
-            logger.info("%s stopped", self.process_name)
+            self.flush_metrics(force=True)
+            log_event(logger, "engine_stopped", process=self.process_name)
         finally:
             if listener is not None:
                 listener.stop()
@@ -77,7 +80,14 @@ class EngineCommand(BaseCommand):
                 **stats,
             )
         except Exception:
-            logger.exception("%s cycle failed", self.process_name)
+            logger.exception("cycle_failed", extra={"fields": {"process": self.process_name}})
+        self.flush_metrics()
+
+    def flush_metrics(self, force=False):
+        try:
+            metrics.flush(force=force)
+        except Exception:  # kept for the next flush; metrics never stop the engine
+            logger.exception("metrics_flush_failed", extra={"fields": {"process": self.process_name}})
 
     def request_stop(self, signum, frame):
         self.stopping = True
@@ -93,7 +103,7 @@ class EngineCommand(BaseCommand):
         try:
             return self.sleep_seconds()
         except Exception:  # the database is away: try again after the usual interval
-            logger.exception("%s could not compute its sleep", self.process_name)
+            logger.exception("sleep_computation_failed", extra={"fields": {"process": self.process_name}})
             return self.poll_ceiling()
 
     def poll_ceiling(self):

@@ -135,3 +135,34 @@ class DispatchOutbox(models.Model):
 
     def __str__(self):
         return f"{self.task_type} {self.execution_id} @ {self.available_at:%Y-%m-%d %H:%M:%S}"
+
+
+class DeliveryAttempt(models.Model):
+    """One try at reaching the handler: a webhook request, or a worker claim that ended (its
+    outcome arrived, or its lease lapsed). The execution row keeps only the latest attempt;
+    these rows are its history, shown on the admin's execution timeline."""
+
+    class Result(models.TextChoices):
+        DELIVERED = "delivered"
+        FAILED = "failed"
+        LEASE_EXPIRED = "lease_expired"
+
+    id = models.BigAutoField(primary_key=True)
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="delivery_attempts")
+    attempt = models.PositiveIntegerField()
+    transport = models.CharField(max_length=20)
+    result = models.CharField(max_length=20, choices=Result)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    http_status = models.IntegerField(null=True, blank=True)
+    error = models.TextField(null=True, blank=True)
+    worker_id = models.CharField(max_length=255, null=True, blank=True)
+
+    class Meta:
+        db_table = "delivery_attempts"
+        ordering = ["execution", "attempt", "id"]
+        indexes = [models.Index(fields=["execution", "attempt"], name="ix_attempts_execution")]
+
+    def __str__(self):
+        return f"attempt {self.attempt} of {self.execution_id}: {self.result}"

@@ -14,11 +14,13 @@ from django.db.models import F, Min
 
 from accounts.selectors import user_executions_this_month
 from accounts.services import usage_increment
+from cueapi import metrics
+from cueapi.logs import log_event
 from cueapi.notify import OUTBOX_CHANNEL, notify
 from cues.models import Cue
 from cues.schedule import plan_catch_up
 from executions import signals
-from executions.models import DispatchOutbox, Execution
+from executions.models import DeliveryAttempt, DispatchOutbox, Execution
 from executions.services import backoff_seconds, cue_record_run
 
 logger = logging.getLogger("cueapi.engine")
@@ -58,7 +60,7 @@ def fire_due_cues(*, now, batch=BATCH_SIZE):
             try:
                 _plan_cue(cue, now, room, pending, others)
             except Exception:  # one bad cue must not stop the others
-                logger.exception("firing cue %s failed", cue.id)
+                logger.exception("cue_fire_failed", extra={"fields": {"cue_id": cue.id}})
         Execution.objects.bulk_create(pending + others, ignore_conflicts=True)
         created = set(Execution.objects.filter(id__in=[e.id for e in pending]).values_list("id", flat=True))
         fired = [e for e in pending if e.id in created]
@@ -71,9 +73,15 @@ def fire_due_cues(*, now, batch=BATCH_SIZE):
             usage_increment(user_id=user_id, count=count, moment=now)
         if fired:
             notify(OUTBOX_CHANNEL)  # delivered at commit: wakes the dispatchers
-        for execution in fired:
-            logger.info("fired cue=%s execution=%s scheduled_for=%s", execution.cue_id, execution.id,
-                        execution.scheduled_for.isoformat())
+        missed = Execution.objects.filter(id__in=[e.id for e in others if e.status == Execution.Status.MISSED]).count()
+    for execution in fired:
+        lag = (now - execution.scheduled_for).total_seconds()
+        metrics.count("cueapi_executions_fired", transport=execution.cue.callback_transport)
+        metrics.observe("cueapi_fire_lag_seconds", lag)
+        log_event(logger, "fired", execution_id=execution.id, cue_id=execution.cue_id,
+                  scheduled_for=execution.scheduled_for, lag_ms=round(lag * 1000, 1))
+    if missed:
+        metrics.count("cueapi_executions_missed", missed, reason="catch_up")
     return len(cues)
 
 
@@ -85,7 +93,7 @@ def _plan_cue(cue, now, room, pending, others):
                              now=now, policy=cue.catch_up)
         fire, missed, next_run = plan.fire, plan.missed, plan.next_run
         if plan.missed_not_recorded:
-            logger.warning("cue %s missed more slots than are recorded", cue.id)
+            log_event(logger, "missed_slots_not_recorded", logging.WARNING, cue_id=cue.id)
     else:
         fire, missed, next_run = [due], [], None
     advanced = Cue.objects.filter(pk=cue.pk, status=Cue.Status.ACTIVE, next_run=due).update(
@@ -140,7 +148,7 @@ def expire_worker_leases(*, now, batch=BATCH_SIZE):
     """A claimed worker execution whose lease lapsed goes back to be claimed again, as a
     failed attempt with backoff, or fails when its attempts are used up (DESIGN.md §3.6).
     `claimed_by_worker` is kept: a late outcome from that worker is still accepted."""
-    expired = 0
+    expired = []
     with transaction.atomic():
         executions = list(
             _locked(Execution.objects.filter(status=Execution.Status.DELIVERING, lease_expires_at__lt=now,
@@ -164,10 +172,18 @@ def expire_worker_leases(*, now, batch=BATCH_SIZE):
                     cue_record_run(cue, now, finished=True, once_status=Cue.Status.FAILED, pause=bool(pause))
                     _failed(execution.pk, cue, now, message)
             if done:
-                logger.info("lease expired execution=%s cue=%s worker=%s attempt=%s",
-                            execution.id, cue.id, execution.claimed_by_worker, execution.attempts)
-            expired += done
-    return expired
+                DeliveryAttempt.objects.create(
+                    execution_id=execution.pk, attempt=execution.attempts, transport=Cue.Transport.WORKER,
+                    result=DeliveryAttempt.Result.LEASE_EXPIRED, started_at=execution.claimed_at or now,
+                    finished_at=now, error=message, worker_id=execution.claimed_by_worker)
+                expired.append((execution, execution.attempts < cue.retry_max_attempts))
+    for execution, retried in expired:
+        metrics.count("cueapi_worker_leases_expired")
+        if retried:
+            metrics.count("cueapi_retries_scheduled", transport="worker")
+        log_event(logger, "lease_expired", execution_id=execution.id, cue_id=execution.cue_id,
+                  worker_id=execution.claimed_by_worker, attempt=execution.attempts, retried=retried)
+    return len(expired)
 
 
 def miss_unclaimed_worker_executions(*, now, batch=BATCH_SIZE):
@@ -188,7 +204,10 @@ def miss_unclaimed_worker_executions(*, now, batch=BATCH_SIZE):
                 Cue.objects.filter(pk=execution.cue_id, status=Cue.Status.ACTIVE).update(status=Cue.Status.FAILED)
             if done:
                 _failed(execution.pk, execution.cue, now, UNCLAIMED)
+                log_event(logger, "unclaimed", execution_id=execution.id, cue_id=execution.cue_id)
             missed += done
+    if missed:
+        metrics.count("cueapi_executions_missed", missed, reason="unclaimed")
     return missed
 
 
@@ -212,8 +231,11 @@ def time_out_missing_outcomes(*, now, batch=BATCH_SIZE):
                 signals.outcome_timed_out.send(sender=Execution, execution=execution, cue=execution.cue, now=now)
                 signals.execution_failed.send(sender=Execution, execution=execution, cue=execution.cue, now=now,
                                               reason=message)
-                logger.info("outcome timeout execution=%s cue=%s", execution.pk, execution.cue_id)
+                log_event(logger, "outcome_timeout", execution_id=execution.pk, cue_id=execution.cue_id,
+                          deadline_seconds=execution.outcome_deadline_seconds)
             timed_out += done
+    if timed_out:
+        metrics.count("cueapi_outcome_timeouts", timed_out)
     return timed_out
 
 

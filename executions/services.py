@@ -17,7 +17,7 @@ from cues.selectors import cue_get
 from cues.services import check_payload
 from cues.models import Cue
 from executions import signals
-from executions.models import DispatchOutbox, Execution, Worker
+from executions.models import DeliveryAttempt, DispatchOutbox, Execution, Worker
 from executions.outcomes import execution_record_outcome
 from executions.selectors import execution_get, parse_execution_id
 
@@ -213,6 +213,13 @@ def execution_report_outcome(*, user, execution_id, outcome, now=None):
         else:
             fields["error_message"] = outcome.get("error")
         Execution.objects.filter(pk=execution.pk).update(**fields)
+        DeliveryAttempt.objects.create(
+            execution_id=execution.pk, attempt=execution.attempts, transport=Cue.Transport.WORKER,
+            # For a worker, running the handler is the delivery: its failure fails the attempt.
+            result=DeliveryAttempt.Result.DELIVERED if success else DeliveryAttempt.Result.FAILED,
+            started_at=execution.claimed_at or now, finished_at=now,
+            duration_ms=max(0, int((now - execution.claimed_at).total_seconds() * 1000)) if execution.claimed_at else None,
+            error=None if success else outcome.get("error"), worker_id=execution.claimed_by_worker)
         cue_record_run(cue, now, finished=True,
                        once_status=Cue.Status.COMPLETED if success else Cue.Status.FAILED)
     signals.outcome_recorded.send(sender=Execution, execution_id=execution.pk, cue=cue, state=state, now=now)

@@ -127,6 +127,11 @@ class DeliveryOutcomeTests(CueTestCase):
         self.assertEqual(execution.error_message, "Webhook endpoint returned server error (500)")
         # backoff[0] = 5 units of 2 s.
         self.assertAlmostEqual((execution.next_retry - before).total_seconds(), 10, delta=2)
+        attempt = execution.delivery_attempts.get()
+        self.assertEqual((attempt.attempt, attempt.transport, attempt.result, attempt.http_status, attempt.error),
+                         (1, "webhook", "failed", 500, "Webhook endpoint returned server error (500)"))
+        self.assertEqual(attempt.finished_at, execution.last_attempt_at)
+        self.assertLessEqual(attempt.started_at, attempt.finished_at)
 
     def test_failure_messages(self):
         for status, message in ((404, "Webhook endpoint not found (404)"),

@@ -30,7 +30,8 @@ class EngineLoopTests(TestCase):
         with self.assertLogs("cueapi.engine", "ERROR") as logs:
             command.handle(once=False)
         self.assertEqual(len(calls), 2)
-        self.assertIn("poller cycle failed", logs.output[0])
+        self.assertEqual((logs.records[0].getMessage(), logs.records[0].fields), ("cycle_failed", {"process": "poller"}))
+        self.assertIn("RuntimeError: boom", logs.output[0])
 
     def test_a_cache_outage_does_not_stop_the_engine(self):
         with mock.patch.object(cache, "set_many", side_effect=ConnectionError("cache down")):

@@ -153,6 +153,9 @@ class LeaseTests(WorkerTestCase):
         self.assertEqual(r.status_code, 200)
         e.refresh_from_db()
         self.assertEqual((e.status, e.next_retry, e.outcome_result), ("success", None, "late but done"))
+        # The history the admin timeline shows: the lapsed lease, then the late completion.
+        self.assertEqual([(a.attempt, a.transport, a.result, a.worker_id) for a in e.delivery_attempts.all()],
+                         [(1, "worker", "lease_expired", "w1"), (1, "worker", "delivered", "w1")])
 
     @override_settings(CUEAPI_WORKER_LEASE_SECONDS=60)
     def test_attempts_used_up_fail(self):

@@ -78,7 +78,7 @@ class Command(EngineCommand):
         self.seats.release()
         self.wakeup.set()  # a seat is free: look for more work
         if future.exception() is not None:
-            logger.error("delivery crashed", exc_info=future.exception())
+            logger.error("delivery_crashed", exc_info=future.exception())
 
     def sleep_seconds(self):
         due = dispatcher.next_available(now=timezone.now())

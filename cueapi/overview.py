@@ -1,0 +1,124 @@
+"""The facts an operator looks at first, for the admin home page and `GET /metrics`.
+
+A handful of aggregate queries, each served by an index (executions by created_at, by status;
+cues by status; the outbox's partial index), whatever the size of the tables. Models are
+looked up by name: this module is shared plumbing and the apps depend on it, not the reverse.
+"""
+
+import statistics
+from datetime import datetime, timedelta
+
+from django.apps import apps
+from django.core.cache import cache
+from django.db.models import Count, Q
+
+ENGINE_PROCESSES = ("poller", "dispatcher")
+IN_FLIGHT = ("pending", "delivering", "retrying", "retry_ready")
+LAG_SAMPLE = 200  # the latest scheduled executions, for the fire/delivery lag figures
+
+
+def _model(label):
+    return apps.get_model(*label.split("."))
+
+
+def cue_counts():
+    Cue = _model("cues.Cue")
+    return dict(Cue.objects.order_by().values_list("status").annotate(n=Count("pk")))
+
+
+def executions_since(since):
+    Execution = _model("executions.Execution")
+    return dict(Execution.objects.filter(created_at__gte=since).order_by()
+                .values_list("status").annotate(n=Count("pk")))
+
+
+def in_flight_counts():
+    Execution = _model("executions.Execution")
+    counts = dict(Execution.objects.filter(status__in=IN_FLIGHT).order_by()
+                  .values_list("status").annotate(n=Count("pk")))
+    return {status: counts.get(status, 0) for status in IN_FLIGHT}
+
+
+def waiting_for_outcome():
+    Execution = _model("executions.Execution")
+    return Execution.objects.filter(status="success", outcome_recorded_at__isnull=True,
+                                    outcome_deadline_at__isnull=False).count()
+
+
+def outbox_depth():
+    return _model("executions.DispatchOutbox").objects.filter(dispatched_at__isnull=True).count()
+
+
+def worker_counts(now):
+    """active (heartbeat < 180 s), stale (< 900 s), dead: the /v1/workers thresholds."""
+    Worker = _model("executions.Worker")
+    return Worker.objects.aggregate(
+        active=Count("pk", filter=Q(last_heartbeat__gte=now - timedelta(seconds=180))),
+        stale=Count("pk", filter=Q(last_heartbeat__lt=now - timedelta(seconds=180),
+                                   last_heartbeat__gte=now - timedelta(seconds=900))),
+        dead=Count("pk", filter=Q(last_heartbeat__lt=now - timedelta(seconds=900))),
+    )
+
+
+def alert_counts(since=None):
+    Alert = _model("alerts.Alert")
+    alerts = Alert.objects.all() if since is None else Alert.objects.filter(created_at__gte=since)
+    return dict(alerts.order_by().values_list("alert_type").annotate(n=Count("pk")))
+
+
+def engine_state(now):
+    """Each engine process's last cycle, from the heartbeat it writes to the shared cache."""
+    keys = [f"{process}:{name}" for process in ENGINE_PROCESSES for name in ("last_run", "cycle_duration_ms")]
+    try:
+        stored = cache.get_many(keys)
+    except Exception:  # noqa: BLE001 - the cache being down is itself the answer
+        stored = {}
+    state = {}
+    for process in ENGINE_PROCESSES:
+        last_run = stored.get(f"{process}:last_run")
+        age = (now - datetime.fromisoformat(last_run)).total_seconds() if last_run else None
+        state[process] = {"last_run": last_run, "seconds_ago": age,
+                          "cycle_duration_ms": stored.get(f"{process}:cycle_duration_ms")}
+    return state
+
+
+def lag_seconds():
+    """Fire lag (due -> execution created) and delivery latency (due -> delivered) over the
+    latest scheduled executions: {"fire": {...}, "delivery": {...}} of p50/p99/max."""
+    Execution = _model("executions.Execution")
+    # Scheduled slots only (a fire's or replay's due time is its creation), and not the
+    # `missed` records of a catch-up, which are due long before they are written.
+    rows = list(Execution.objects.filter(triggered_by__isnull=True).exclude(status="missed")
+                .order_by("-created_at").values_list("scheduled_for", "created_at", "delivered_at")[:LAG_SAMPLE])
+    fire = [(created - due).total_seconds() for due, created, _ in rows]
+    delivery = [(delivered - due).total_seconds() for due, _, delivered in rows if delivered]
+    return {"fire": _summary(fire), "delivery": _summary(delivery)}
+
+
+def _summary(values):
+    if not values:
+        return None
+    values = sorted(values)
+    p99 = values[min(len(values) - 1, int(len(values) * 0.99))]
+    return {"p50": statistics.median(values), "p99": p99, "max": values[-1], "samples": len(values)}
+
+
+def collect(now):
+    """Everything on the admin home page."""
+    day_ago = now - timedelta(hours=24)
+    executions = executions_since(day_ago)
+    finished = executions.get("success", 0) + executions.get("failed", 0) + executions.get("outcome_timeout", 0)
+    failed = executions.get("failed", 0) + executions.get("outcome_timeout", 0)
+    return {
+        "cues": cue_counts(),
+        "executions_24h": executions,
+        "executions_24h_total": sum(executions.values()),
+        "failure_rate_24h": failed / finished if finished else None,
+        "in_flight": in_flight_counts(),
+        "waiting_for_outcome": waiting_for_outcome(),
+        "outbox_depth": outbox_depth(),
+        "workers": worker_counts(now),
+        "alerts_24h": alert_counts(day_ago),
+        "engine": engine_state(now),
+        "lag": lag_seconds(),
+    }
