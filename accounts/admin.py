@@ -1,6 +1,8 @@
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.template.response import TemplateResponse
 
 from accounts.models import UsageMonthly, User
 from accounts.services import user_regenerate_api_key
@@ -54,13 +56,22 @@ class UserAdmin(DjangoUserAdmin):
         # The secret itself is never shown here.
         return bool(obj.webhook_secret)
 
-    @admin.action(description="Regenerate API key (the old key stops working)")
+    @admin.action(description="Regenerate API key (the old key stops working)", permissions=["change"])
     def regenerate_api_key(self, request, queryset):
-        # Django asks no confirmation for actions, so this one shows the new key once and
-        # tells the operator to hand it over; the old key answers `key_rotated` from now on.
+        # Asks first (like "delete selected"): the users' current keys stop working at once.
+        # Confirmed, it shows each new key once, to hand over; the old one answers `key_rotated`.
+        if request.POST.get("post") != "yes":
+            return TemplateResponse(request, "admin/accounts/user/regenerate_key_confirmation.html", {
+                **self.admin_site.each_context(request),
+                "title": "Regenerate API keys?",
+                "users": queryset,
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                "opts": self.model._meta,
+            })
         for user in queryset:
             key = user_regenerate_api_key(user=user)
             self.message_user(request, f"New API key for {user.email}: {key}", messages.WARNING)
+        return None
 
 
 @admin.register(UsageMonthly)

@@ -34,6 +34,8 @@ class Alert(models.Model):
         indexes = [
             models.Index(fields=["user", "created_at"], name="ix_alerts_user_created"),
             models.Index(fields=["execution_id"], name="ix_alerts_execution_id"),
+            # The dashboard's "alerts in the last 24 h", across users.
+            models.Index(fields=["created_at"], name="ix_alerts_created"),
         ]
 
     def __str__(self):

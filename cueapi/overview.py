@@ -14,7 +14,7 @@ from django.db.models import Count, Q
 
 ENGINE_PROCESSES = ("poller", "dispatcher")
 IN_FLIGHT = ("pending", "delivering", "retrying", "retry_ready")
-LAG_SAMPLE = 200  # the latest scheduled executions, for the fire/delivery lag figures
+LAG_SAMPLE = 200  # the latest executions, for the fire/delivery lag figures
 
 
 def _model(label):
@@ -76,22 +76,23 @@ def engine_state(now):
     state = {}
     for process in ENGINE_PROCESSES:
         last_run = stored.get(f"{process}:last_run")
-        age = (now - datetime.fromisoformat(last_run)).total_seconds() if last_run else None
+        # `now` was taken before the read: a cycle that ended in between is 0 s old, not -0.01.
+        age = max(0.0, (now - datetime.fromisoformat(last_run)).total_seconds()) if last_run else None
         state[process] = {"last_run": last_run, "seconds_ago": age,
                           "cycle_duration_ms": stored.get(f"{process}:cycle_duration_ms")}
     return state
 
 
 def lag_seconds():
-    """Fire lag (due -> execution created) and delivery latency (due -> delivered) over the
-    latest scheduled executions: {"fire": {...}, "delivery": {...}} of p50/p99/max."""
+    """Fire lag (due -> execution created, scheduled slots only: a fire's or replay's due time
+    is its creation) and due -> delivered (every delivered execution), over the latest
+    executions, as {"fire": {p50, p99, max, samples} | None, "delivery": ...}. `missed` records
+    of a catch-up are left out: they are written long after their slot by design."""
     Execution = _model("executions.Execution")
-    # Scheduled slots only (a fire's or replay's due time is its creation), and not the
-    # `missed` records of a catch-up, which are due long before they are written.
-    rows = list(Execution.objects.filter(triggered_by__isnull=True).exclude(status="missed")
-                .order_by("-created_at").values_list("scheduled_for", "created_at", "delivered_at")[:LAG_SAMPLE])
-    fire = [(created - due).total_seconds() for due, created, _ in rows]
-    delivery = [(delivered - due).total_seconds() for due, _, delivered in rows if delivered]
+    rows = list(Execution.objects.exclude(status="missed").order_by("-created_at")
+                .values_list("triggered_by", "scheduled_for", "created_at", "delivered_at")[:LAG_SAMPLE])
+    fire = [(created - due).total_seconds() for trigger, due, created, _ in rows if trigger is None]
+    delivery = [(delivered - due).total_seconds() for _, due, _, delivered in rows if delivered]
     return {"fire": _summary(fire), "delivery": _summary(delivery)}
 
 

@@ -15,10 +15,21 @@ class CueAdmin(admin.ModelAdmin):
     raw_id_fields = ["user"]
     date_hierarchy = "created_at"
     ordering = ["-created_at"]
-    # The engine owns these; editing them by hand would fight the poller.
-    readonly_fields = ["id", "next_run", "last_run", "run_count", "fired_count", "created_at",
-                       "updated_at"]
     actions = ["pause", "resume"]  # executions/admin.py adds "fire now"
+    # Read-only: the engine owns next_run and the counters, and a schedule or callback edited
+    # here would skip the API's validation and next_run computation. Operators act through the
+    # actions (pause, resume, fire now); users change cues through the API.
+    exclude = ["callback_headers"]  # their values are often the handler's credentials
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["callback_header_names", *(f.name for f in Cue._meta.fields if f.name != "callback_headers")]
+
+    @admin.display(description="callback headers")
+    def callback_header_names(self, cue):
+        return ", ".join(sorted(cue.callback_headers or {})) or "-"
+
+    def has_add_permission(self, request):
+        return False
 
     def _set_status(self, request, queryset, status):
         changed = 0
@@ -30,10 +41,10 @@ class CueAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{cue.name}: {exc.message}", messages.ERROR)
         self.message_user(request, f"{changed} cue(s) {status}.")
 
-    @admin.action(description="Pause selected cues")
+    @admin.action(description="Pause selected cues", permissions=["change"])
     def pause(self, request, queryset):
         self._set_status(request, queryset, Cue.Status.PAUSED)
 
-    @admin.action(description="Resume selected cues")
+    @admin.action(description="Resume selected cues", permissions=["change"])
     def resume(self, request, queryset):
         self._set_status(request, queryset, Cue.Status.ACTIVE)

@@ -1,7 +1,11 @@
 from functools import partial
 
+from django.apps import apps
 from django.contrib import admin, messages
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.text import Truncator
 
 from cueapi.errors import AppError
 from cues.admin import CueAdmin
@@ -9,7 +13,7 @@ from executions.models import Execution, Worker
 from executions.services import cue_fire, execution_replay, execution_verify, worker_heartbeat_status
 
 
-@admin.action(description="Fire selected cues now")
+@admin.action(description="Fire selected cues now", permissions=["change"])
 def fire_now(modeladmin, request, queryset):
     for cue in queryset.select_related("user"):
         try:
@@ -28,9 +32,9 @@ CueAdmin.actions = [*CueAdmin.actions, fire_now]
 @admin.register(Execution)
 class ExecutionAdmin(admin.ModelAdmin):
     list_display = ["id", "cue", "status", "outcome_state", "attempts", "http_status",
-                    "scheduled_for", "triggered_by", "created_at"]
+                    "scheduled_for", "triggered_by", "why"]
     list_filter = ["status", "outcome_state", "cue__callback_transport", "triggered_by"]
-    search_fields = ["id", "cue__id", "cue__name", "claimed_by_worker"]
+    search_fields = ["id", "cue__id", "cue__name", "claimed_by_worker", "error_message"]
     list_select_related = ["cue"]
     raw_id_fields = ["cue"]
     date_hierarchy = "created_at"
@@ -39,6 +43,7 @@ class ExecutionAdmin(admin.ModelAdmin):
     actions = ["replay", "verify", "reject"]
     # The execution's story, in order: when, delivery, outcome, evidence.
     fieldsets = [
+        ("Timeline", {"fields": ["timeline"]}),
         ("Schedule", {"fields": ["id", "cue", "scheduled_for", "triggered_by", "created_at", "updated_at"]}),
         ("Delivery", {"fields": ["status", "attempts", "started_at", "last_attempt_at", "delivered_at",
                                  "next_retry", "http_status", "error_message", "response_body"]}),
@@ -53,7 +58,23 @@ class ExecutionAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         # Executions are the engine's record: operators read them, actions change them.
-        return [field.name for field in Execution._meta.fields]
+        return ["timeline", *(field.name for field in Execution._meta.fields)]
+
+    @admin.display(description="why")
+    def why(self, execution):
+        return Truncator(execution.error_message or "").chars(80)
+
+    @admin.display(description="timeline")
+    def timeline(self, execution):
+        """The execution's story in time order: due, created, claims and attempts, delivery,
+        outcome, verification and the alerts it raised (two queries: attempts, alerts)."""
+        events = timeline_events(execution)
+        rows = format_html_join(
+            "", '<tr><td class="nowrap">{}</td><td><strong>{}</strong></td><td>{}</td></tr>',
+            ((when.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC" if when else "", what, detail)
+             for when, what, detail in events))
+        return format_html('<table class="timeline"><thead><tr><th>when</th><th>event</th><th>detail</th></tr>'
+                           "</thead><tbody>{}</tbody></table>", rows)
 
     def has_add_permission(self, request):
         return False
@@ -79,6 +100,49 @@ class ExecutionAdmin(admin.ModelAdmin):
     def reject(self, request, queryset):
         self._each(request, queryset, partial(execution_verify, valid=False, reason="rejected by an operator"),
                    "rejected")
+
+
+def timeline_events(execution):
+    """[(when, event, detail)], sorted; `detail` may be HTML made with format_html."""
+    events = [(execution.scheduled_for, "due", execution.triggered_by or "schedule"),
+              (execution.created_at, "created",
+               f"{(execution.created_at - execution.scheduled_for).total_seconds():+.3f} s from due")]
+    if execution.claimed_at:
+        events.append((execution.claimed_at, "claimed", f"by worker {execution.claimed_by_worker}"))
+    for attempt in execution.delivery_attempts.all():
+        parts = [attempt.transport]
+        if attempt.http_status is not None:
+            parts.append(f"HTTP {attempt.http_status}")
+        if attempt.duration_ms is not None:
+            parts.append(f"{attempt.duration_ms} ms")
+        if attempt.worker_id:
+            parts.append(f"worker {attempt.worker_id}")
+        if attempt.error:
+            parts.append(Truncator(attempt.error).chars(300))
+        events.append((attempt.finished_at, f"attempt {attempt.attempt}: {attempt.result}", " · ".join(parts)))
+    if execution.next_retry and execution.status in ("retrying", "retry_ready"):
+        events.append((execution.next_retry, "next retry", f"attempt {execution.attempts + 1}"))
+    if execution.outcome_recorded_at:
+        verdict = "success" if execution.outcome_success else "failure"
+        text = execution.outcome_result if execution.outcome_success else execution.outcome_error
+        evidence = [f"{label} {value}" for label, value in (("external_id", execution.evidence_external_id),
+                                                             ("result_url", execution.evidence_result_url),
+                                                             ("summary", execution.evidence_summary)) if value]
+        detail = " · ".join([verdict, Truncator(text or "").chars(300), *evidence]).strip(" ·")
+        events.append((execution.outcome_recorded_at, "outcome reported", detail))
+    elif execution.outcome_deadline_at:
+        events.append((execution.outcome_deadline_at, "outcome due by", f"{execution.outcome_deadline_seconds} s "
+                                                                       "after delivery"))
+    Alert = apps.get_model("alerts", "Alert")
+    for alert in Alert.objects.filter(execution_id=execution.pk).order_by("created_at"):
+        link = reverse("admin:alerts_alert_change", args=[alert.pk])
+        events.append((alert.created_at, format_html('alert: <a href="{}">{}</a>', link, alert.alert_type),
+                       alert.message))
+    events.sort(key=lambda event: event[0])
+    events.append((None, "now", " · ".join(filter(None, [execution.status, execution.outcome_state,
+                                                          execution.evidence_validation_state and
+                                                          f"evidence {execution.evidence_validation_state}"]))))
+    return events
 
 
 @admin.register(Worker)

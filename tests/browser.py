@@ -5,7 +5,6 @@ artifacts/screenshots/ (gitignored; CI keeps them as artifacts)."""
 import os
 import shutil
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 
@@ -42,11 +41,13 @@ def chromium(width=1280, height=900):
 
 
 def wait_for_text(driver, text, timeout=10, css="body"):
-    """Wait until `text` is visible inside the first element matching `css`; return that text."""
+    """Wait until `text` is visible inside the first element matching `css`; return that text.
+    Case-insensitive: the visible text is after CSS text-transform (the admin capitalises
+    its messages and upper-cases its headings)."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(driver, timeout).until(lambda d: text in d.find_element(By.CSS_SELECTOR, css).text,
+    WebDriverWait(driver, timeout).until(lambda d: text.lower() in d.find_element(By.CSS_SELECTOR, css).text.lower(),
                                          message=f"{text!r} never appeared in {css}")
     return driver.find_element(By.CSS_SELECTOR, css).text
 

@@ -32,14 +32,21 @@ class UserAdminTests(BaseTestCase):
                          ("pro", 50, 600))
         self.assertEqual(self.get("/v1/auth/me").json()["active_cue_limit"], 50)
 
-    def test_regenerate_key_action(self):
-        r = self.client.post("/admin/accounts/user/", {
-            "action": "regenerate_api_key", "_selected_action": [str(self.alice.pk)],
-        }, follow=True)
-        self.assertEqual(r.status_code, 200)
+    def test_regenerate_key_action_asks_first(self):
+        action = {"action": "regenerate_api_key", "_selected_action": [str(self.alice.pk)]}
+        confirm = self.client.post("/admin/accounts/user/", action)
+        self.assertContains(confirm, "stops working as soon as you confirm")
+        self.assertContains(confirm, self.alice.api_key_prefix)
+        self.alice.refresh_from_db()
+        self.assertEqual(self.alice.api_key_hash, api_key_hash(self.alice_key))  # nothing changed yet
+        self.assertEqual(self.get("/v1/auth/me").status_code, 200)
+
+        done = self.client.post("/admin/accounts/user/", {**action, "post": "yes"}, follow=True)
         self.alice.refresh_from_db()
         self.assertNotEqual(self.alice.api_key_hash, api_key_hash(self.alice_key))
         self.assertError(self.get("/v1/auth/me"), 401, "key_rotated")
+        new_key = next(str(m) for m in done.context["messages"]).rsplit(": ", 1)[1]
+        self.assertEqual(api_key_hash(new_key), self.alice.api_key_hash)  # shown once, to hand over
 
     def test_staff_only(self):
         self.client.logout()

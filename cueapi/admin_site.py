@@ -1,0 +1,58 @@
+"""The operators' dashboard: Django admin with an overview on its home page."""
+
+from datetime import timedelta
+
+from django.apps import apps
+from django.contrib import admin
+from django.utils import timezone
+
+from cueapi import overview
+
+RECENT_FAILURES = 10
+
+
+class CueAdminSite(admin.AdminSite):
+    site_header = "CueAPI operations"
+    site_title = "CueAPI"
+    index_title = "Overview"
+    index_template = "admin/cueapi_index.html"
+
+    def index(self, request, extra_context=None):
+        now = timezone.now()
+        facts = overview.collect(now)
+        Execution = apps.get_model("executions", "Execution")
+        recent_failures = list(
+            Execution.objects.filter(status__in=["failed", "outcome_timeout"], created_at__gte=now - timedelta(hours=24))
+            .select_related("cue").only("id", "status", "error_message", "updated_at", "cue__id", "cue__name")
+            .order_by("-created_at")[:RECENT_FAILURES]
+        )
+        day_ago = (now - timedelta(hours=24)).strftime("%Y-%m-%d %H:%M:%S")
+        context = {
+            "overview": facts,
+            "execution_rows": _status_rows(facts["executions_24h"]),
+            "engine_rows": [_engine_row(name, state) for name, state in facts["engine"].items()],
+            "recent_failures": recent_failures,
+            "since_24h": day_ago,
+            **(extra_context or {}),
+        }
+        return super().index(request, context)
+
+
+def _status_rows(counts):
+    order = ["success", "failed", "outcome_timeout", "missed", "retrying", "retry_ready", "delivering", "pending"]
+    return [(status, counts[status]) for status in order if counts.get(status)] + [
+        (status, n) for status, n in sorted(counts.items()) if status not in order and n]
+
+
+def _engine_row(name, state):
+    from django.conf import settings
+
+    age = state["seconds_ago"]
+    if age is None:
+        health = "never seen"
+    elif age > settings.CUEAPI_ENGINE_STALE_SECONDS:
+        health = "stale"
+    else:
+        health = "ok"
+    return {"name": name, "health": health, "seconds_ago": None if age is None else round(age, 1),
+            "cycle_duration_ms": state["cycle_duration_ms"]}
