@@ -31,9 +31,10 @@ class AlertAdmin(admin.ModelAdmin):
 @admin.register(Notification)
 class NotificationAdmin(admin.ModelAdmin):
     list_display = ["created_at", "kind", "user", "url", "recipient", "attempts", "sent_at", "failed_at", "last_error"]
-    list_filter = ["kind"]
+    list_filter = ["kind", ("sent_at", admin.EmptyFieldListFilter), ("failed_at", admin.EmptyFieldListFilter)]
     search_fields = ["user__email", "url", "recipient"]
     list_select_related = ["user"]
+    date_hierarchy = "created_at"
     ordering = ["-created_at"]
 
     def get_readonly_fields(self, request, obj=None):

@@ -9,6 +9,7 @@ threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 timeout = 60
 graceful_timeout = 30
 keepalive = 5
-accesslog = "-"
-# Request id, status and time; never the Authorization header or the body.
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s'
+# No access log here: Django's RequestIdMiddleware writes one structured line per request
+# (with X-Request-Id, and without the query string, where magic-link tokens travel).
+accesslog = None
+errorlog = "-"

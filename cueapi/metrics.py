@@ -80,15 +80,18 @@ def flush(force=False):
         deltas = dict(_pending)
         _pending.clear()
     _last_flush = time.monotonic()
+    if not deltas:
+        return
     try:
-        for (name, labels), delta in sorted(deltas.items()):
-            _add(MetricSample, name, labels, delta)
-            deltas[(name, labels)] = 0
+        # One transaction (one commit, which matters on SQLite); rows in a fixed order, so
+        # two processes flushing at once wait for each other instead of deadlocking.
+        with transaction.atomic():
+            for (name, labels), delta in sorted(deltas.items()):
+                _add(MetricSample, name, labels, delta)
     except Exception:
         with _lock:
             for key, delta in deltas.items():
-                if delta:
-                    _pending[key] += delta
+                _pending[key] += delta
         raise
 
 

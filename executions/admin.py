@@ -149,6 +149,8 @@ def timeline_events(execution):
 class WorkerAdmin(admin.ModelAdmin):
     list_display = ["worker_id", "user", "heartbeat_status", "last_heartbeat", "handlers", "created_at"]
     search_fields = ["worker_id", "user__email"]
+    ordering = ["-last_heartbeat"]
+    readonly_fields = ["worker_id", "user", "handlers", "last_heartbeat", "created_at"]  # the worker reports these
     list_select_related = ["user"]
     raw_id_fields = ["user"]
 

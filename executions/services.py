@@ -1,6 +1,7 @@
 """Creating executions: by hand (fire), and the one function every creator goes through."""
 
 import json
+import logging
 from datetime import timedelta
 
 from django.conf import settings
@@ -12,6 +13,7 @@ from accounts.models import User
 from accounts.selectors import user_executions_this_month
 from accounts.services import usage_increment
 from cueapi.errors import AppError
+from cueapi.logs import log_event
 from cueapi.notify import OUTBOX_CHANNEL, notify
 from cues.selectors import cue_get
 from cues.services import check_payload
@@ -20,6 +22,8 @@ from executions import signals
 from executions.models import DeliveryAttempt, DispatchOutbox, Execution, Worker
 from executions.outcomes import execution_record_outcome
 from executions.selectors import execution_get, parse_execution_id
+
+logger = logging.getLogger("cueapi.engine")
 
 METADATA_MAX_BYTES = 10_240
 TERMINAL_FOR_REPLAY = ("success", "failed", "missed", "outcome_timeout")
@@ -152,6 +156,7 @@ def execution_claim(*, user, worker_id, execution_id, now=None):
     )
     if not claimed:
         raise AppError("claim_failed", "Execution not available for claiming", 409)
+    log_event(logger, "claimed", execution_id=pk, worker_id=worker_id)
     return pk
 
 
@@ -168,6 +173,7 @@ def execution_claim_next(*, user, worker_id, now=None):
                 break
             if Execution.objects.filter(pk=pk, status__in=[Execution.Status.PENDING, Execution.Status.RETRY_READY]
                                         ).update(**_claim_fields(worker_id, now)):
+                log_event(logger, "claimed", execution_id=pk, worker_id=worker_id)
                 return pk
     raise AppError("claim_failed", "No executions available for claiming", 409)
 
@@ -226,6 +232,8 @@ def execution_report_outcome(*, user, execution_id, outcome, now=None):
     if not outcome["success"]:
         signals.execution_failed.send(sender=Execution, execution=Execution.objects.get(pk=execution.pk), cue=cue,
                                       now=now, reason="The handler reported a failure")
+    log_event(logger, "outcome_recorded", execution_id=execution.pk, cue_id=cue.id, attempt=execution.attempts,
+              success=outcome["success"], outcome_state=state, worker_id=execution.claimed_by_worker)
     return state
 
 

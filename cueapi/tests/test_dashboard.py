@@ -94,6 +94,7 @@ PAGES = [
     "/admin/executions/worker/",
     "/admin/alerts/alert/",
     "/admin/alerts/notification/",
+    "/admin/alerts/notification/?sent_at__isempty=1",
     "/admin/accounts/user/",
     "/admin/accounts/usagemonthly/",
 ]
