@@ -129,3 +129,15 @@ def wait_for_magic_link(mail_dir, timeout=10):
                 return match.group(1)
         time.sleep(0.1)
     raise AssertionError(f"no magic-link email in {mail_dir} after {timeout} s")
+
+
+def wait_for(predicate, timeout, interval=0.05):
+    """Poll `predicate` until it returns something truthy (returned) or `timeout` seconds pass
+    (then its last value, falsy, is returned for the caller to assert on)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return predicate()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.live import LiveServer
+from tests.live import LiveServer, wait_for
 from tests.receiver import Receiver
 
 pytestmark = pytest.mark.live
@@ -40,13 +40,6 @@ def readme_receiver(secret):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recording)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}/alerts", seen
-
-
-def wait_for(predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not predicate():
-        time.sleep(0.1)
-    return predicate()
 
 
 def test_alerts_reach_a_verifying_receiver():

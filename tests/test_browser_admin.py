@@ -3,28 +3,17 @@ delivered (and failed to deliver) webhooks: log in, read the overview, filter th
 open one's timeline, replay it. Screenshots land in artifacts/screenshots/."""
 
 import re
-import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
 
 from tests.browser import chromium, requires_chromium, screenshot, wait_for_text
-from tests.live import LiveServer
+from tests.live import LiveServer, wait_for
 from tests.receiver import Receiver
 
 pytestmark = [pytest.mark.live, requires_chromium]
 PASSWORD = "correct horse battery staple"
-
-
-def wait_until(predicate, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError("condition not met in time")
 
 
 def test_an_operator_finds_a_failure_reads_its_story_and_replays_it():
@@ -57,7 +46,7 @@ def test_an_operator_finds_a_failure_reads_its_story_and_replays_it():
             return executions["total"] == 8 and all(e["status"] in ("success", "failed")
                                                     for e in executions["executions"])
 
-        wait_until(settled)
+        assert wait_for(settled, 30), server.output()
         failed_ids = set(fired[0::2])
         alerts = requests.get(server.url + "/v1/alerts", headers=auth, timeout=10).json()["alerts"]
         assert [a["alert_type"] for a in alerts] == ["consecutive_failures"]
@@ -102,4 +91,4 @@ def test_an_operator_finds_a_failure_reads_its_story_and_replays_it():
 
         executions = requests.get(f"{server.url}/v1/executions?cue_id={report}", headers=auth, timeout=10).json()
         assert executions["total"] == 4  # three failures and the replay, which the engine delivers again
-        wait_until(lambda: len(broken.requests) == 4)
+        assert wait_for(lambda: len(broken.requests) == 4, 30)

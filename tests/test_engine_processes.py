@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from tests.receiver import Receiver
-from tests.live import LiveServer
+from tests.live import LiveServer, wait_for
 
 pytestmark = pytest.mark.live
 ON_POSTGRES = os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://"))
@@ -27,15 +27,6 @@ def create_once(server, auth, name, url, at, **extra):
     response = requests.post(server.url + "/v1/cues", json=body, headers=auth, timeout=10)
     assert response.status_code == 201, response.text
     return response.json()
-
-
-def wait_for(predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def executions_of(server, auth, cue_id):

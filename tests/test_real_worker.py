@@ -6,14 +6,13 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 import requests
 import yaml
 
-from tests.live import LiveServer, wait_for_magic_link
+from tests.live import LiveServer, wait_for, wait_for_magic_link
 
 pytestmark = pytest.mark.live
 WORKER_BIN = Path(sys.executable).parent / "cueapi-worker"
@@ -33,16 +32,6 @@ handlers:
   fail:
     cmd: echo broken >&2; exit 3
 """
-
-
-def wait_for(predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    return predicate()
 
 
 def test_the_real_worker_runs_handlers_and_reports_outcomes_with_evidence():
