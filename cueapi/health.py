@@ -20,6 +20,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from cueapi.overview import engine_state
 from cueapi.timefmt import ts_iso, ts_z
 
 VERSION = "1.0.0"
@@ -108,8 +109,6 @@ class HealthApi(APIView):
         body = health_report()
         if request.query_params.get("strict", "").lower() not in ("1", "true", "yes"):
             return Response(body)
-        from cueapi.overview import engine_state
-
         body["engine"] = engine_state(timezone.now())
         stale = any(state["seconds_ago"] is None or state["seconds_ago"] > settings.CUEAPI_ENGINE_STALE_SECONDS
                     for state in body["engine"].values())

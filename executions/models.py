@@ -71,6 +71,10 @@ class Execution(models.Model):
             models.Index(fields=["status", "next_retry"], name="ix_executions_status_retry"),
             models.Index(fields=["status", "updated_at"], name="ix_executions_status_updated"),
             models.Index(fields=["created_at"], name="ix_executions_created"),
+            # Delivered, outcome not in yet: the poller's outcome-timeout sweep and the
+            # dashboard's "waiting for an outcome" read only these rows, not every success.
+            models.Index(fields=["outcome_deadline_at"], name="ix_executions_awaiting_outcome",
+                         condition=models.Q(status="success", outcome_recorded_at__isnull=True)),
         ]
 
     def __str__(self):
