@@ -59,6 +59,15 @@ class Int(serializers.IntegerField):
         "max_string_length": "Input should be a valid integer",
     }
 
+    # Unbounded integers (list offsets) would reach the database as numbers it can't hold
+    # (SQLite and PostgreSQL both stop at 64 bits) and fail there as a 500.
+    INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("min_value", self.INT64_MIN)
+        kwargs.setdefault("max_value", self.INT64_MAX)
+        super().__init__(**kwargs)
+
     def to_internal_value(self, data):
         if isinstance(data, bool):
             self.fail("invalid")
@@ -137,6 +146,21 @@ class Url(_PydanticField):
         return str(super().to_internal_value(data))
 
 
+# PostgreSQL takes UTC offsets up to 15:59; Pydantic up to 23:59.
+MAX_STORABLE_OFFSET = datetime.timedelta(hours=15, minutes=59)
+
+
+def storable(value):
+    """A datetime both databases can hold: the same instant in UTC when its offset is beyond
+    what PostgreSQL accepts, and a 422 when it is outside years 1-9999 in UTC (SQLite stores
+    UTC, so 9999-12-31T23:00-05:00 would overflow there)."""
+    try:
+        in_utc = value.astimezone(datetime.timezone.utc)
+    except OverflowError:
+        raise serializers.ValidationError("Input should be a valid datetime, out of range in UTC") from None
+    return in_utc if abs(value.utcoffset()) > MAX_STORABLE_OFFSET else value
+
+
 @extend_schema_field(OpenApiTypes.DATETIME)
 class DateTime(_PydanticField):
     """ISO-8601 or Unix time; a value without an offset is UTC (SERVER.md §1.5)."""
@@ -148,15 +172,19 @@ class DateTime(_PydanticField):
         value = super().to_internal_value(data)
         if value.tzinfo is None:
             value = value.replace(tzinfo=datetime.timezone.utc)
-        return value
+        return storable(value)
 
 
 @extend_schema_field(OpenApiTypes.DATETIME)
 class AwareDateTime(_PydanticField):
-    """Like DateTime, but an offset is required (it is kept, not converted)."""
+    """Like DateTime, but an offset is required (it is kept, not converted, unless no
+    database could store it: see `storable`)."""
 
     adapter = TypeAdapter(AwareDatetime)
     default_error_messages = {"required": "Field required", "null": "Input should be a valid datetime"}
+
+    def to_internal_value(self, data):
+        return storable(super().to_internal_value(data))
 
 
 class InputSerializer(serializers.Serializer):

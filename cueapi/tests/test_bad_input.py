@@ -41,6 +41,15 @@ class BadInputTests(BaseTestCase):
              422, "validation_error", "body.email: String should not contain NUL characters"),
             ("NUL in a path id", dict(method="get", path="/v1/cues/cue%00"), 404, "cue_not_found", "Cue not found"),
             ("unknown route", dict(method="get", path="/v1/nope"), 404, "http_error", "Not Found"),
+            ("a datetime past year 9999 in UTC", dict(method="get", path="/v1/alerts?since=9999-12-31T23:00:00-05:00"),
+             422, "validation_error", "query.since: Input should be a valid datetime, out of range in UTC"),
+            ("a send_at past year 9999 in UTC", dict(method="post", path="/v1/cues/cue_x/fire",
+                                                     body={"send_at": "9999-12-31T23:00:00-05:00"}),
+             422, "validation_error", "body.send_at: Input should be a valid datetime, out of range in UTC"),
+            *[(f"offset past 64 bits on {path}", dict(method="get", path=f"{path}?{name}=99999999999999999999"),
+               422, "validation_error", f"query.{name}: Input should be less than or equal to 9223372036854775807")
+              for path, name in (("/v1/cues", "offset"), ("/v1/executions", "offset"), ("/v1/alerts", "offset"),
+                                 ("/v1/cues/cue_x", "execution_offset"))],
             ("wrong method", dict(method="delete", path="/v1/auth/register", anonymous=True),
              405, "http_error", "Method Not Allowed"),
             ("wrong method, authed", dict(method="put", path="/v1/auth/me"),
@@ -80,3 +89,16 @@ class BadInputTests(BaseTestCase):
         self.assertError(r, 500, "internal_error", "An internal error occurred")
         self.assertNotIn(secret, r.content.decode())
         self.assertIn("X-Request-Id", r.headers)
+
+
+class ExtremeOffsetTests(BaseTestCase):
+    def test_offsets_postgresql_cannot_store_are_taken_as_the_same_instant_in_utc(self):
+        # Pydantic (and so the contract) accepts offsets up to 23:59; PostgreSQL stops at 15:59.
+        r = self.get("/v1/alerts?since=0187-01-15T00:53:42.75-22:59")
+        self.assertEqual(r.status_code, 200, r.content)
+        from cueapi.validation import DateTime
+
+        value = DateTime().to_internal_value("2030-01-01T00:00:00-22:59")
+        self.assertEqual(value.isoformat(), "2030-01-01T22:59:00+00:00")
+        kept = DateTime().to_internal_value("2030-01-01T00:00:00+05:30")
+        self.assertEqual(kept.isoformat(), "2030-01-01T00:00:00+05:30")  # an ordinary offset is kept
