@@ -8,7 +8,7 @@ ifdef DATABASE_URL
 export DATABASE_URL
 endif
 
-.PHONY: run test migrate bench browser clean
+.PHONY: run test migrate bench browser fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,5 +49,14 @@ browser:
 bench: $(VENV)/.test-installed
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
+.venv-fuzz/.installed: requirements-fuzz.txt
+	$(PYTHON) -m venv .venv-fuzz
+	.venv-fuzz/bin/python -m pip install --disable-pip-version-check -q -r requirements-fuzz.txt
+	touch $@
+
+# schemathesis against a live API from its OpenAPI schema; fails on any 5xx (bench/fuzz.py).
+fuzz: $(VENV)/.test-installed .venv-fuzz/.installed
+	$(BIN)/python -m bench.fuzz
+
 clean:
-	rm -rf $(VENV) .venv-cli db.sqlite3 db.sqlite3-wal db.sqlite3-shm
+	rm -rf $(VENV) .venv-cli .venv-fuzz db.sqlite3 db.sqlite3-wal db.sqlite3-shm
