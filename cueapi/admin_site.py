@@ -45,14 +45,7 @@ def _status_rows(counts):
 
 
 def _engine_row(name, state):
-    from django.conf import settings
-
     age = state["seconds_ago"]
-    if age is None:
-        health = "never seen"
-    elif age > settings.CUEAPI_ENGINE_STALE_SECONDS:
-        health = "stale"
-    else:
-        health = "ok"
+    health = "never seen" if age is None else "stale" if state["stale"] else "ok"
     return {"name": name, "health": health, "seconds_ago": None if age is None else round(age, 1),
             "cycle_duration_ms": state["cycle_duration_ms"]}

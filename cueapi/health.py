@@ -9,7 +9,6 @@ import time
 from datetime import datetime, timedelta
 
 from django.apps import apps
-from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, Max
@@ -110,8 +109,7 @@ class HealthApi(APIView):
         if request.query_params.get("strict", "").lower() not in ("1", "true", "yes"):
             return Response(body)
         body["engine"] = engine_state(timezone.now())
-        stale = any(state["seconds_ago"] is None or state["seconds_ago"] > settings.CUEAPI_ENGINE_STALE_SECONDS
-                    for state in body["engine"].values())
+        stale = any(state["stale"] for state in body["engine"].values())
         return Response(body, status=503 if stale or body["status"] != "healthy" else 200)
 
 

@@ -9,6 +9,7 @@ import statistics
 from datetime import datetime, timedelta
 
 from django.apps import apps
+from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Count, Q
 
@@ -67,7 +68,8 @@ def alert_counts(since=None):
 
 
 def engine_state(now):
-    """Each engine process's last cycle, from the heartbeat it writes to the shared cache."""
+    """Each engine process's last cycle, from the heartbeat it writes to the shared cache;
+    `stale` when never seen or quieter than CUEAPI_ENGINE_STALE_SECONDS."""
     keys = [f"{process}:{name}" for process in ENGINE_PROCESSES for name in ("last_run", "cycle_duration_ms")]
     try:
         stored = cache.get_many(keys)
@@ -79,7 +81,8 @@ def engine_state(now):
         # `now` was taken before the read: a cycle that ended in between is 0 s old, not -0.01.
         age = max(0.0, (now - datetime.fromisoformat(last_run)).total_seconds()) if last_run else None
         state[process] = {"last_run": last_run, "seconds_ago": age,
-                          "cycle_duration_ms": stored.get(f"{process}:cycle_duration_ms")}
+                          "cycle_duration_ms": stored.get(f"{process}:cycle_duration_ms"),
+                          "stale": age is None or age > settings.CUEAPI_ENGINE_STALE_SECONDS}
     return state
 
 
