@@ -91,6 +91,7 @@ PAGES = [
     "/admin/executions/execution/",
     "/admin/executions/execution/?status__exact=failed",
     "/admin/executions/execution/?q=boom",
+    "/admin/executions/execution/?triggered_by=scheduled&outcome_state=reported_success",
     "/admin/executions/worker/",
     "/admin/alerts/alert/",
     "/admin/alerts/notification/",

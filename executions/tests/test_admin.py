@@ -23,6 +23,19 @@ class ExecutionAdminTests(CueTestCase):
             with self.subTest(url):
                 self.assertEqual(self.client.get(url).status_code, 200)
 
+    def test_fixed_value_filters(self):
+        replay = Execution.objects.create(cue=self.execution.cue, scheduled_for=self.execution.scheduled_for
+                                          + datetime.timedelta(hours=1), triggered_by="replay",
+                                          outcome_state="verified_success")
+
+        def listed(query):
+            return {str(e.pk) for e in self.client.get("/admin/executions/execution/" + query).context["cl"].result_list}
+
+        self.assertEqual(listed("?triggered_by=scheduled"), {str(self.execution.pk)})
+        self.assertEqual(listed("?triggered_by=replay"), {str(replay.pk)})
+        self.assertEqual(listed("?outcome_state=verified_success"), {str(replay.pk)})
+        self.assertEqual(listed("?outcome_state=reported_failure"), set())
+
     def test_executions_cannot_be_added_or_edited_by_hand(self):
         self.assertEqual(self.client.get("/admin/executions/execution/add/").status_code, 403)
         page = self.client.get(f"/admin/executions/execution/{self.execution.pk}/change/")
