@@ -34,15 +34,18 @@ class FixedValuesFilter(admin.SimpleListFilter):
     table for its DISTINCT values, a full scan of every execution on each page view."""
 
     values = ()
+    null_label = None  # a name for "no value", when that means something
 
     def lookups(self, request, model_admin):
-        return [(value, value) for value in self.values]
+        return [(value, value) for value in (*([self.null_label] if self.null_label else []), *self.values)]
 
     def queryset(self, request, queryset):
         value = self.value()
-        if value == "scheduled":
+        if not value:
+            return queryset
+        if value == self.null_label:
             return queryset.filter(**{f"{self.parameter_name}__isnull": True})
-        return queryset.filter(**{self.parameter_name: value}) if value else queryset
+        return queryset.filter(**{self.parameter_name: value})
 
 
 class OutcomeStateFilter(FixedValuesFilter):
@@ -53,7 +56,8 @@ class OutcomeStateFilter(FixedValuesFilter):
 
 class TriggeredByFilter(FixedValuesFilter):
     title = parameter_name = "triggered_by"
-    values = ("scheduled", "manual_fire", "replay")  # "scheduled" = null: the poller fired it
+    null_label = "scheduled"  # the poller fired it
+    values = ("manual_fire", "replay")
 
 
 @admin.register(Execution)
