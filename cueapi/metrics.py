@@ -11,6 +11,7 @@ import hmac
 import threading
 import time
 from collections import defaultdict
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -147,7 +148,7 @@ class DatabaseCollector:
         yield _gauge("cueapi_executions_in_flight", "Executions not finished yet, by status.", "status",
                      overview.in_flight_counts())
         yield _gauge("cueapi_executions_last_24h", "Executions created in the last 24 hours, by status.", "status",
-                     overview.executions_since(now - timezone.timedelta(hours=24)))
+                     overview.executions_since(now - timedelta(hours=24)))
         yield _gauge("cueapi_executions_waiting_for_outcome", "Delivered executions whose outcome is due.",
                      None, overview.waiting_for_outcome())
         yield _gauge("cueapi_outbox_depth", "Webhook sends waiting for a dispatcher.", None, overview.outbox_depth())

@@ -13,15 +13,10 @@ from alerts.delivery import claim_notifications
 from alerts.models import Alert, Notification
 from cueapi.testing import CueTestCase
 from cues.models import Cue
-from executions import dispatcher, poller
+from executions import poller
 from executions.models import Execution
+from executions.tests.test_delivery import deliver_all
 from tests.receiver import Receiver
-
-
-def deliver_all():
-    ids, token = dispatcher.claim_outbox_rows(now=timezone.now(), limit=100)
-    for row_id in ids:
-        dispatcher.deliver_outbox_row(row_id, token)
 
 
 def send_notifications(now=None):

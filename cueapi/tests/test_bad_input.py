@@ -5,6 +5,7 @@ from unittest import mock
 
 from accounts.models import User
 from cueapi.testing import BaseTestCase
+from cueapi.validation import DateTime
 
 
 class BadInputTests(BaseTestCase):
@@ -96,8 +97,6 @@ class ExtremeOffsetTests(BaseTestCase):
         # Pydantic (and so the contract) accepts offsets up to 23:59; PostgreSQL stops at 15:59.
         r = self.get("/v1/alerts?since=0187-01-15T00:53:42.75-22:59")
         self.assertEqual(r.status_code, 200, r.content)
-        from cueapi.validation import DateTime
-
         value = DateTime().to_internal_value("2030-01-01T00:00:00-22:59")
         self.assertEqual(value.isoformat(), "2030-01-01T22:59:00+00:00")
         kept = DateTime().to_internal_value("2030-01-01T00:00:00+05:30")

@@ -11,15 +11,11 @@ from cueapi import metrics
 from cueapi.models import MetricSample
 from cueapi.testing import CueTestCase
 from cues.models import Cue
-from executions import dispatcher, poller
+from executions import poller
+from executions.tests.test_delivery import deliver_all
 from tests.receiver import Receiver
 
 TOKEN = "scrape-me-0123456789"
-
-
-def deliver_all():
-    ids, token = dispatcher.claim_outbox_rows(now=timezone.now(), limit=100)
-    return [dispatcher.deliver_outbox_row(row_id, token) for row_id in ids]
 
 
 @override_settings(CUEAPI_METRICS_TOKEN=TOKEN)
