@@ -11,6 +11,7 @@ from cueapi import metrics
 from cueapi.models import MetricSample
 from cueapi.testing import CueTestCase
 from cues.models import Cue
+from executions.models import Execution
 from executions import poller
 from executions.tests.test_delivery import deliver_all
 from tests.receiver import Receiver
@@ -105,3 +106,37 @@ class MetricsTests(CueTestCase):
                 metrics.flush(force=True)
         metrics.flush(force=True)
         self.assertEqual(MetricSample.objects.get(name="cueapi_outcome_timeouts_total").value, 6)
+
+
+@override_settings(CUEAPI_METRICS_TOKEN=TOKEN)
+class PollerCountersTests(CueTestCase):
+    def setUp(self):
+        super().setUp()
+        metrics.discard_pending()
+
+    def stored(self, name, labels=""):
+        metrics.flush(force=True)
+        sample = MetricSample.objects.filter(name=name, labels=labels).first()
+        return sample.value if sample else 0
+
+    def test_missed_slots_lease_expiries_and_outcome_timeouts_are_counted(self):
+        now = timezone.now()
+        cue = Cue.objects.get(pk=self.create_cue(catch_up="none", schedule={"type": "recurring", "cron": "0 * * * *"})["id"])
+        Cue.objects.filter(pk=cue.pk).update(next_run=now - timedelta(hours=3, minutes=1))
+        poller.fire_due_cues(now=now)
+        self.assertEqual(self.stored("cueapi_executions_missed_total", 'reason="catch_up"'),
+                         Execution.objects.filter(cue=cue, status="missed").count())
+        self.assertGreaterEqual(self.stored("cueapi_executions_missed_total", 'reason="catch_up"'), 3)
+
+        worker = Cue.objects.get(pk=self.create_cue(name="w", transport="worker", callback=None)["id"])
+        Execution.objects.create(cue=worker, scheduled_for=now - timedelta(minutes=5), status="delivering", attempts=1,
+                                 claimed_by_worker="w1", claimed_at=now - timedelta(minutes=5),
+                                 lease_expires_at=now - timedelta(seconds=1))
+        self.assertEqual(poller.expire_worker_leases(now=now), 1)
+        self.assertEqual(self.stored("cueapi_worker_leases_expired_total"), 1)
+        self.assertEqual(self.stored("cueapi_retries_scheduled_total", 'transport="worker"'), 1)
+
+        Execution.objects.create(cue=cue, scheduled_for=now - timedelta(days=9), status="success",
+                                 outcome_deadline_seconds=60, outcome_deadline_at=now - timedelta(seconds=1))
+        self.assertEqual(poller.time_out_missing_outcomes(now=now), 1)
+        self.assertEqual(self.stored("cueapi_outcome_timeouts_total"), 1)
