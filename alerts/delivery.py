@@ -16,11 +16,12 @@ from django.utils import timezone
 from alerts.models import Notification
 from cueapi.claims import claim_due
 from cueapi.logs import log_event
+from cues.models import default_backoff_minutes
 from executions.delivery import USER_AGENT, cueapi_signature, send_webhook
 
 logger = logging.getLogger("cueapi.alerts")
 
-BACKOFF_UNITS = [1, 5, 15]
+BACKOFF_UNITS = default_backoff_minutes()  # the same steps as a cue's default retry
 MAX_ATTEMPTS = len(BACKOFF_UNITS) + 1
 WEBHOOK_TIMEOUT_SECONDS = 10
 LEASE_SECONDS = 2 * WEBHOOK_TIMEOUT_SECONDS + 5

@@ -13,7 +13,6 @@ from django.utils import timezone
 
 from accounts.services import user_get_alert_webhook_secret
 from alerts.models import Alert, Notification
-from cueapi.notify import OUTBOX_CHANNEL, notify
 from cueapi.timefmt import ts_iso
 from executions.models import Execution
 
@@ -73,7 +72,6 @@ def alert_raise(*, user, alert_type, message, cue_id=None, execution_id=None, me
 def _queue(*, user, kind, body, now, alert=None, url=None, recipient=None, subject=None):
     Notification.objects.create(user=user, alert=alert, kind=kind, url=url, recipient=recipient,
                                 subject=subject, body=body, available_at=now)
-    notify(OUTBOX_CHANNEL)  # the dispatcher sends notifications too
 
 
 def _queue_email(*, user, subject, text, now, alert=None):

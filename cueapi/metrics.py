@@ -30,12 +30,13 @@ LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 FLUSH_EVERY_SECONDS = 1.0
 
 COUNTERS = {
-    "cueapi_executions_fired": "Executions created by the poller for due schedule slots.",
+    "cueapi_executions_fired": "Executions created to be sent: due schedule slots, fires and replays.",
     "cueapi_executions_missed": "Schedule slots recorded as missed (catch-up policy, unclaimed worker jobs).",
     "cueapi_webhook_deliveries": "Webhook delivery attempts, by result.",
     "cueapi_retries_scheduled": "Failed attempts that were scheduled for a retry, by transport.",
     "cueapi_worker_leases_expired": "Worker claims whose lease ran out with no outcome.",
     "cueapi_outcome_timeouts": "Delivered executions whose outcome did not arrive by its deadline.",
+    "cueapi_cues_parked": "Cues the poller paused because their next run could not be computed.",
 }
 HISTOGRAMS = {
     "cueapi_fire_lag_seconds": "Due time to execution created, for scheduled slots.",

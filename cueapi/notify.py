@@ -1,6 +1,6 @@
 """Wake-ups between processes: PostgreSQL LISTEN/NOTIFY (DESIGN.md §2).
 
-`notify(channel)` inside a transaction is delivered when it commits (never for a rollback).
+The database sends the notifications itself, from triggers (cueapi/wakeups.py), at commit.
 `Listener` runs a thread on its own connection and sets an Event on each notification. It is a
 hint that work may be waiting: the engine loops still poll, so a lost notification only costs
 latency. On SQLite there is nothing to listen to, and the loops poll more often instead.
@@ -14,14 +14,8 @@ from django.db import connection
 
 logger = logging.getLogger("cueapi.notify")
 
-CUES_CHANNEL = "cueapi_cues"  # a cue was created, fired or rescheduled: the poller looks again
-OUTBOX_CHANNEL = "cueapi_outbox"  # an outbox row was written: the dispatcher looks again
-
-
-def notify(channel):
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_notify(%s, '')", [channel])
+CUES_CHANNEL = "cueapi_cues"  # a cue became due sooner: the poller looks again
+OUTBOX_CHANNEL = "cueapi_outbox"  # an outbox row or a notification was written: the dispatcher looks
 
 
 def listening_supported():

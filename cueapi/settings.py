@@ -181,8 +181,16 @@ CUEAPI_RATE_LIMIT_ENABLED = env_bool("CUEAPI_RATE_LIMIT_ENABLED", True)
 CUEAPI_RETRY_UNIT_SECONDS = env_positive_int("CUEAPI_RETRY_UNIT_SECONDS", 60)
 CUEAPI_POLL_INTERVAL_SECONDS = env.float("CUEAPI_POLL_INTERVAL_SECONDS", default=5.0)
 CUEAPI_DISPATCH_CONCURRENCY = env_positive_int("CUEAPI_DISPATCH_CONCURRENCY", 16)
+# At most this many of one user's webhooks in flight at once (over all dispatchers), so a slow
+# or hostile handler can hold only part of the seats; the rest keep other users' deliveries going.
+CUEAPI_DISPATCH_PER_USER_IN_FLIGHT = env_positive_int(
+    "CUEAPI_DISPATCH_PER_USER_IN_FLIGHT", max(1, CUEAPI_DISPATCH_CONCURRENCY // 2))
 CUEAPI_WEBHOOK_TIMEOUT_SECONDS = env.float("CUEAPI_WEBHOOK_TIMEOUT_SECONDS", default=30.0)
 CUEAPI_WORKER_LEASE_SECONDS = env_positive_int("CUEAPI_WORKER_LEASE_SECONDS", 900)
+# A worker is `active` while its last heartbeat is younger than this, then `stale`, then
+# `dead` (GET /v1/workers, /health, the dashboard, the no-active-worker warning).
+CUEAPI_WORKER_ACTIVE_SECONDS = 180
+CUEAPI_WORKER_STALE_SECONDS = 900
 # How long a delivered execution of a cue that asks for verification may take to report its
 # outcome before it becomes `outcome_timeout` (a cue's own outcome_deadline_seconds wins).
 CUEAPI_DEFAULT_OUTCOME_DEADLINE_SECONDS = env_positive_int("CUEAPI_DEFAULT_OUTCOME_DEADLINE_SECONDS", 3600)

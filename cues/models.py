@@ -69,6 +69,8 @@ class Cue(models.Model):
     catch_up = models.CharField(max_length=10, choices=CatchUp, default=CatchUp.LATEST)
     # Seconds after delivery an outcome is expected by; None = the server default (#7).
     outcome_deadline_seconds = models.PositiveIntegerField(null=True, blank=True)
+    # Why the server paused this cue (its schedule could not be computed); cleared on resume.
+    pause_note = models.CharField(max_length=500, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -20,6 +20,7 @@ def cue_to_dict(cue, *, warning=None):
         "name": cue.name,
         "description": cue.description,
         "status": cue.status,
+        "pause_note": cue.pause_note,
         "transport": cue.callback_transport,
         "schedule": schedule,
         "callback": {

@@ -12,7 +12,7 @@ def cue_get(*, user, cue_id, for_update=False):
     """The caller's cue, or 404 `cue_not_found` (also for someone else's or a malformed id)."""
     if not CUE_ID_PATTERN.fullmatch(cue_id):
         raise AppError("cue_not_found", "Cue not found", 404)
-    queryset = Cue.objects.select_for_update() if for_update else Cue.objects
+    queryset = Cue.objects.select_for_update(no_key=True) if for_update else Cue.objects
     cue = queryset.filter(user=user, pk=cue_id).first()
     if cue is None:
         raise AppError("cue_not_found", "Cue not found", 404)

@@ -2,24 +2,24 @@
 meaning, in the reference's order (SERVER.md §3.4), and persists nothing on error."""
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
 from accounts.models import User
 from accounts.selectors import user_limited_cue_count
 from cueapi.errors import AppError
-from cueapi.notify import CUES_CHANNEL, notify
 from cueapi.urlsafety import UnsafeURL, validate_url
 from cues import schedule as schedule_math
-from cues.models import Cue, default_on_failure
+from cues.models import Cue, default_backoff_minutes, default_on_failure
 from cues.representations import NO_ACTIVE_WORKER_WARNING
 from cues.selectors import cue_get, user_has_active_worker
 
 MAX_PAYLOAD_BYTES = 1_048_576
-WORKER_ACTIVE_SECONDS = 180
-DEFAULT_RETRY = {"max_attempts": 3, "backoff_minutes": [1, 5, 15]}
+DEFAULT_RETRY = {"max_attempts": 3, "backoff_minutes": default_backoff_minutes()}
 
 
 def _duplicate_name(name):
@@ -90,7 +90,7 @@ def cue_create(*, user, data, now=None):
     """Create a cue from validated input; return (cue, warning)."""
     now = now or timezone.now()
     # Lock the owner: two creates at once must not both pass the limit check.
-    user = User.objects.select_for_update().get(pk=user.pk)
+    user = User.objects.select_for_update(no_key=True).get(pk=user.pk)
     name = data["name"]
     transport = data.get("transport") or Cue.Transport.WEBHOOK
     callback = data.get("callback") or {}
@@ -106,7 +106,7 @@ def cue_create(*, user, data, now=None):
     warning = None
     if transport == Cue.Transport.WEBHOOK:
         _check_callback_url(callback["url"])
-    elif not user_has_active_worker(user=user, since=now - timedelta(seconds=WORKER_ACTIVE_SECONDS)):
+    elif not user_has_active_worker(user=user, since=now - timedelta(seconds=settings.CUEAPI_WORKER_ACTIVE_SECONDS)):
         warning = NO_ACTIVE_WORKER_WARNING
     check_payload(payload)
     _check_timezone(tz_name)
@@ -146,7 +146,6 @@ def cue_create(*, user, data, now=None):
             cue.save(force_insert=True)
     except IntegrityError:
         raise _duplicate_name(name) from None
-    notify(CUES_CHANNEL)  # at commit: the poller recomputes its sleep
     return cue, warning
 
 
@@ -220,23 +219,50 @@ def cue_update(*, user, cue_id, data, now=None):
     if "status" in data and data["status"] != cue.status:
         if cue.status not in (Cue.Status.ACTIVE, Cue.Status.PAUSED):
             # A completed/failed cue coming back counts against the limit again.
-            user = User.objects.select_for_update().get(pk=cue.user_id)
+            user = User.objects.select_for_update(no_key=True).get(pk=cue.user_id)
             if user_limited_cue_count(user=user) >= user.active_cue_limit:
                 raise AppError("cue_limit_exceeded", f"Active cue limit of {user.active_cue_limit} reached", 403)
         cue.status = data["status"]
         cue.next_run = _next_run_on_resume(cue, now) if cue.status == Cue.Status.ACTIVE else None
-        fields.update(["status", "next_run"])
+        cue.pause_note = None  # the server's reason for a pause ends with it
+        fields.update(["status", "next_run", "pause_note"])
 
     try:
         with transaction.atomic():
             cue.save(update_fields=[*fields, "updated_at"])
     except IntegrityError:
         raise _duplicate_name(cue.name) from None
-    if "next_run" in fields:
-        notify(CUES_CHANNEL)
     return cue
 
 
 def cue_delete(*, cue):
     """Delete a cue; its executions go with it (FK cascade)."""
     cue.delete()
+
+
+def cue_record_run(*, cue: Cue, now: datetime, finished: bool, ran: bool = True,
+                   once_status: str | None = None, pause: bool = False) -> None:
+    """The one UPDATE of a cue after one of its executions moved (executions/lifecycle.py):
+    run_count when an attempt ran; last_run when the execution is finished; a one-time cue's
+    final status; the pause asked for by `on_failure.pause`."""
+    fields = {"run_count": F("run_count") + 1} if ran else {}
+    if finished:
+        fields["last_run"] = now
+    new_status = once_status if cue.schedule_type == Cue.ScheduleType.ONCE else None
+    if pause:
+        new_status = Cue.Status.PAUSED
+        fields["next_run"] = Case(When(status=Cue.Status.ACTIVE, then=Value(None)), default=F("next_run"))
+    if new_status:
+        # Only an active cue changes status: a cue paused by hand meanwhile stays paused.
+        fields["status"] = Case(When(status=Cue.Status.ACTIVE, then=Value(new_status)), default=F("status"))
+    if fields:
+        Cue.objects.filter(pk=cue.pk).update(**fields)
+
+
+def cue_park(*, cue_id: str, due: datetime, reason: str, now: datetime) -> bool:
+    """Pause an active cue whose schedule can't be computed any more (a time zone the
+    installed tzdata no longer has, a cron that no longer parses), with a note saying why:
+    retrying can't help, and left due it would be picked up again on every cycle. Guarded on
+    the `next_run` the poller read. The owner fixes the schedule and resumes it."""
+    return bool(Cue.objects.filter(pk=cue_id, status=Cue.Status.ACTIVE, next_run=due).update(
+        status=Cue.Status.PAUSED, next_run=None, pause_note=reason[:500], updated_at=now))

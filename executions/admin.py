@@ -10,7 +10,9 @@ from django.utils.text import Truncator
 from cueapi.errors import AppError
 from cues.admin import CueAdmin
 from executions.models import Execution, Worker
-from executions.services import cue_fire, execution_replay, execution_verify, worker_heartbeat_status
+from executions.firing import cue_fire, execution_replay
+from executions.outcomes import execution_verify
+from executions.workers import worker_heartbeat_status
 
 
 @admin.action(description="Fire selected cues now", permissions=["change"])
@@ -50,8 +52,7 @@ class FixedValuesFilter(admin.SimpleListFilter):
 
 class OutcomeStateFilter(FixedValuesFilter):
     title = parameter_name = "outcome_state"
-    values = ("reported_success", "reported_failure", "verification_pending", "verified_success",
-              "verification_failed")
+    values = Execution.OutcomeState.values
 
 
 class TriggeredByFilter(FixedValuesFilter):

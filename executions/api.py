@@ -13,8 +13,8 @@ from cueapi.validation import (
     AwareDateTime, Bool, Choice, Dict, InputSerializer, Int, List, Str, Url, validate_body, validate_query,
 )
 from cues.representations import execution_detail_to_dict, execution_to_dict
-from executions import selectors, services
-from executions.outcomes import RESULT_MAX
+from executions import firing, outcomes, selectors, workers
+from executions.outcome_rules import RESULT_MAX
 
 EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
@@ -29,7 +29,7 @@ class CueFireApi(APIView):
     @extend_schema(request=FireIn, responses=OpenApiTypes.OBJECT)
     def post(self, request, cue_id):
         data = validate_body(FireIn, request, required=False)
-        execution, effective = services.cue_fire(
+        execution, effective = firing.cue_fire(
             user=request.user,
             cue_id=cue_id,
             send_at=data.get("send_at"),
@@ -108,7 +108,7 @@ class OutcomeApi(APIView):
     @extend_schema(request=OutcomeIn, responses=OpenApiTypes.OBJECT)
     def post(self, request, execution_id):
         outcome = validate_body(OutcomeIn, request)
-        state = services.execution_report_outcome(user=request.user, execution_id=execution_id, outcome=outcome)
+        state = outcomes.execution_report_outcome(user=request.user, execution_id=execution_id, outcome=outcome)
         return Response({"execution_id": execution_id, "outcome_recorded": True,
                          "outcome_state": state, "reason": None})
 
@@ -126,14 +126,14 @@ class ClaimNextApi(APIView):
     @extend_schema(operation_id="v1_executions_claim_next", request=ClaimIn, responses=OpenApiTypes.OBJECT)
     def post(self, request):
         data = validate_body(ClaimIn, request)
-        return claim_response(services.execution_claim_next(user=request.user, worker_id=data["worker_id"]))
+        return claim_response(workers.execution_claim_next(user=request.user, worker_id=data["worker_id"]))
 
 
 class ClaimApi(APIView):
     @extend_schema(request=ClaimIn, responses=OpenApiTypes.OBJECT)
     def post(self, request, execution_id):
         data = validate_body(ClaimIn, request)
-        return claim_response(services.execution_claim(user=request.user, worker_id=data["worker_id"],
+        return claim_response(workers.execution_claim(user=request.user, worker_id=data["worker_id"],
                                                        execution_id=execution_id))
 
 
@@ -163,7 +163,7 @@ class ClaimableApi(APIView):
 class HeartbeatApi(APIView):
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def post(self, request, execution_id):
-        until = services.execution_heartbeat(user=request.user, execution_id=execution_id,
+        until = workers.execution_heartbeat(user=request.user, execution_id=execution_id,
                                              worker_id=request.headers.get("X-Worker-Id"))
         return Response({"execution_id": execution_id, "lease_extended_until": ts_iso(until),
                          "acknowledged": True})
@@ -172,7 +172,7 @@ class HeartbeatApi(APIView):
 class ReplayApi(APIView):
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def post(self, request, execution_id):
-        replay = services.execution_replay(user=request.user, execution_id=execution_id)
+        replay = firing.execution_replay(user=request.user, execution_id=execution_id)
         return Response({"id": str(replay.id), "cue_id": replay.cue_id,
                          "scheduled_for": ts_iso(replay.scheduled_for), "status": replay.status,
                          "triggered_by": replay.triggered_by, "replayed_from": execution_id})
@@ -188,14 +188,14 @@ class VerifyApi(APIView):
     def post(self, request, execution_id):
         data = validate_body(VerifyIn, request, required=False)
         valid, reason = data.get("valid", True), data.get("reason")
-        state = services.execution_verify(user=request.user, execution_id=execution_id, valid=valid, reason=reason)
+        state = outcomes.execution_verify(user=request.user, execution_id=execution_id, valid=valid, reason=reason)
         return Response({"execution_id": execution_id, "outcome_state": state, "valid": valid, "reason": reason})
 
 
 class VerificationPendingApi(APIView):
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def post(self, request, execution_id):
-        services.execution_mark_verification_pending(user=request.user, execution_id=execution_id)
+        outcomes.execution_mark_verification_pending(user=request.user, execution_id=execution_id)
         return Response({"execution_id": execution_id, "outcome_state": "verification_pending"})
 
 
@@ -213,7 +213,7 @@ class EvidenceApi(APIView):
     @extend_schema(request=EvidenceIn, responses=OpenApiTypes.OBJECT)
     def patch(self, request, execution_id):
         evidence = validate_body(EvidenceIn, request)
-        state = services.execution_append_evidence(user=request.user, execution_id=execution_id, evidence=evidence)
+        state = outcomes.execution_append_evidence(user=request.user, execution_id=execution_id, evidence=evidence)
         return Response({"execution_id": execution_id, "outcome_state": state, "evidence_updated": True})
 
 
@@ -228,7 +228,7 @@ class WorkerHeartbeatApi(APIView):
     @extend_schema(request=WorkerHeartbeatIn, responses=OpenApiTypes.OBJECT)
     def post(self, request):
         data = validate_body(WorkerHeartbeatIn, request)
-        now = services.worker_heartbeat(user=request.user, worker_id=data["worker_id"],
+        now = workers.worker_heartbeat(user=request.user, worker_id=data["worker_id"],
                                         handlers=data.get("handlers"))
         return Response({"acknowledged": True, "server_time": ts_z(now)})
 
@@ -237,18 +237,18 @@ class WorkerListApi(APIView):
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request):
         now = timezone.now()
-        workers = []
+        rows = []
         for worker in request.user.workers.order_by("-last_heartbeat"):
             age = int((now - worker.last_heartbeat).total_seconds())
-            status = services.worker_heartbeat_status(worker.last_heartbeat, now)
-            workers.append({"worker_id": worker.worker_id, "last_heartbeat": ts_z(worker.last_heartbeat),
+            status = workers.worker_heartbeat_status(worker.last_heartbeat, now)
+            rows.append({"worker_id": worker.worker_id, "last_heartbeat": ts_z(worker.last_heartbeat),
                             "seconds_since_heartbeat": age, "heartbeat_status": status,
                             "handlers": worker.handlers, "registered_since": ts_z(worker.created_at)})
-        return Response({"workers": workers})
+        return Response({"workers": rows})
 
 
 class WorkerDeleteApi(APIView):
     @extend_schema(request=None, responses={204: None})
     def delete(self, request, worker_id):
-        services.worker_delete(user=request.user, worker_id=worker_id)
+        workers.worker_delete(user=request.user, worker_id=worker_id)
         return Response(status=204)

@@ -1,25 +1,30 @@
-"""The dispatcher's units of work: claim outbox rows, deliver one, record the attempt."""
+"""The dispatcher's units of work: claim outbox rows (fairly between users), deliver one, and
+hand the result to the lifecycle (executions/lifecycle.py), which records it."""
 
 import logging
+import uuid
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F, Min, Q
-from django.db.models.functions import Coalesce
+from django.db import connection, transaction
+from django.db.models import Count, F, Min, Q
+from django.db.models.functions import RowNumber
+from django.db.models.expressions import Window
 from django.utils import timezone
 
-from cueapi import metrics
-from cueapi.claims import claim_due
 from cueapi.logs import log_event
 from cues.models import Cue
-from executions.delivery import send_webhook, signed_headers, webhook_body
-from executions.models import DeliveryAttempt, DispatchOutbox, Execution
-from executions.outcomes import execution_record_outcome, outcome_from_reply
-from executions import signals
-from executions.services import backoff_seconds, cue_record_run, outcome_deadline_seconds
+from executions import lifecycle
+from executions.delivery import DeliveryResult, send_webhook, signed_headers, webhook_body
+from executions.models import DispatchOutbox, Execution
 
 logger = logging.getLogger("cueapi.engine")
+
+# A row whose sends were cut off this many times (the dispatcher died or crashed mid-send each
+# time: its lease lapsed) is not sent again: its execution fails for good, with an alert.
+MAX_DISPATCHES = 5
+GAVE_UP = "Gave up after {n} interrupted deliveries: the dispatcher stopped while sending each time"
+INTERNAL_ERROR = "Internal error while sending the webhook (see the dispatcher log)"
 
 # Other apps' sending (alerts' notifications), each `claim(now=, limit=) -> [callable]`: the
 # dispatcher runs them on its pool beside webhook deliveries. See alerts/apps.py.
@@ -31,25 +36,60 @@ def register_unit(claim):
         EXTRA_UNITS.append(claim)
 
 
-def lease_seconds():
-    """How long a claim holds: well past the longest send (connect + read timeouts), so a
-    live holder never loses it, and short enough that a dead one's rows return soon."""
+def lease_seconds() -> float:
+    """How long a claim holds: well past the longest send (a delivery's total deadline is the
+    webhook timeout), so a live holder never loses it, and short enough that a dead one's rows
+    return soon."""
     return 2 * settings.CUEAPI_WEBHOOK_TIMEOUT_SECONDS + 5
 
 
-def claim_outbox_rows(*, now, limit):
-    """Take up to `limit` due rows and mark their executions `delivering`; return (row ids,
-    lock token). A row whose holder died (its lock lapsed) is due again, which is how a
-    crashed dispatcher's work is recovered: its execution is still `delivering`."""
+def _claimable_rows(now):
+    return (DispatchOutbox.objects.filter(dispatched_at__isnull=True, available_at__lte=now)
+            .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now)))
+
+
+def _fair_pick(*, now, limit: int) -> list[int]:
+    """Up to `limit` due rows, taken round-robin between users (each user's oldest first), and
+    never more than CUEAPI_DISPATCH_PER_USER_IN_FLIGHT of one user's in flight: a user's backlog
+    or slow handler can't keep everyone else waiting."""
+    cap = settings.CUEAPI_DISPATCH_PER_USER_IN_FLIGHT
+    owner = F("execution__cue__user_id")
+    in_flight = {row["execution__cue__user_id"]: row["n"] for row in
+                 DispatchOutbox.objects.filter(dispatched_at__isnull=True, locked_until__gte=now)
+                 .values("execution__cue__user_id").annotate(n=Count("id"))}
+    ranked = (_claimable_rows(now)
+              .annotate(owner=owner, rank=Window(RowNumber(), partition_by=[owner],
+                                                 order_by=[F("available_at").asc(), F("id").asc()]))
+              .filter(rank__lte=cap)
+              .order_by("rank", "available_at", "id")
+              .values_list("id", "owner"))
+    picked, taken = [], dict(in_flight)
+    for row_id, user_id in ranked[: limit + sum(in_flight.values())]:
+        if taken.get(user_id, 0) < cap:
+            picked.append(row_id)
+            taken[user_id] = taken.get(user_id, 0) + 1
+            if len(picked) == limit:
+                break
+    return picked
+
+
+def claim_outbox_rows(*, now, limit: int) -> tuple[list[int], uuid.UUID]:
+    """Take up to `limit` due rows (fairly, see _fair_pick) under a lease and mark their
+    executions `delivering`; return (row ids, lock token). A row whose holder died (its lock
+    lapsed) is due again, which is how a crashed dispatcher's work is recovered."""
+    token = uuid.uuid4()
     with transaction.atomic():
-        ids, token = claim_due(DispatchOutbox.objects.filter(dispatched_at__isnull=True), now=now, limit=limit,
-                               lease_seconds=lease_seconds(), dispatch_attempts=F("dispatch_attempts") + 1)
+        ids = _fair_pick(now=now, limit=limit)
+        if ids and connection.vendor == "postgresql":
+            # Another dispatcher may have taken some since we looked: lock what is still free.
+            ids = list(_claimable_rows(now).filter(id__in=ids).select_for_update(skip_locked=True)
+                       .values_list("id", flat=True))
         if ids:
-            Execution.objects.filter(  # conditions on the row itself: see _claimable_worker_executions
-                id__in=DispatchOutbox.objects.filter(id__in=ids).values("execution_id"),
-                status__in=[Execution.Status.PENDING, Execution.Status.RETRY_READY],
-            ).update(status=Execution.Status.DELIVERING, started_at=Coalesce("started_at", now),
-                     updated_at=now)
+            DispatchOutbox.objects.filter(id__in=ids).update(
+                locked_until=now + timedelta(seconds=lease_seconds()), lock_token=token,
+                dispatch_attempts=F("dispatch_attempts") + 1)
+            lifecycle.webhook_claimed(
+                execution_ids=DispatchOutbox.objects.filter(id__in=ids).values("execution_id"), now=now)
     return ids, token
 
 
@@ -67,10 +107,10 @@ def next_available(*, now):
 
 # What a delivery reads: one query, only the columns it uses (this is the hot path).
 DELIVERY_FIELDS = [
-    "task_type", "lock_token", "execution", "execution__attempts", "execution__payload",
-    "execution__scheduled_for", "execution__status", "execution__cue", "execution__cue__name",
-    "execution__cue__payload", "execution__cue__callback_url", "execution__cue__callback_method",
-    "execution__cue__callback_headers", "execution__cue__schedule_type",
+    "task_type", "lock_token", "dispatch_attempts", "execution", "execution__attempts", "execution__payload",
+    "execution__scheduled_for", "execution__status", "execution__triggered_by", "execution__cue",
+    "execution__cue__name", "execution__cue__payload", "execution__cue__callback_url",
+    "execution__cue__callback_method", "execution__cue__callback_headers", "execution__cue__schedule_type",
     "execution__cue__retry_max_attempts", "execution__cue__retry_backoff_minutes",
     "execution__cue__on_failure", "execution__cue__verification_mode", "execution__cue__user",
     "execution__cue__outcome_deadline_seconds", "execution__cue__callback_transport",
@@ -78,9 +118,10 @@ DELIVERY_FIELDS = [
 ]
 
 
-def deliver_outbox_row(row_id, token):
+def deliver_outbox_row(row_id: int, token) -> DeliveryResult | None:
     """Send one claimed outbox row's webhook and record the attempt. Safe to call twice: only
-    the holder of the row's current lock token records anything."""
+    the holder of the row's current lock token records anything. Whatever goes wrong while
+    sending ends as a recorded failed attempt (retried or final), never as a row left to lapse."""
     row = (DispatchOutbox.objects.select_related("execution__cue__user").only(*DELIVERY_FIELDS)
            .filter(pk=row_id).first())
     if row is None or row.lock_token != token:
@@ -92,78 +133,43 @@ def deliver_outbox_row(row_id, token):
         DispatchOutbox.objects.filter(pk=row_id, lock_token=token).update(dispatched_at=timezone.now())
         return None
     attempt = execution.attempts + 1
-    payload = execution.payload if execution.payload is not None else cue.payload
-    body = webhook_body(execution_id=execution.id, cue_id=cue.id, name=cue.name,
-                        scheduled_for=execution.scheduled_for, attempt=attempt, payload=payload)
-    headers = signed_headers(secret=cue.user.webhook_secret or "", body=body,
-                             execution_id=execution.id, cue_id=cue.id,
-                             scheduled_for=execution.scheduled_for, attempt=attempt,
-                             custom_headers=cue.callback_headers)
-    result = send_webhook(url=cue.callback_url or "", method=cue.callback_method,
-                          headers=headers, body=body)
-    now = timezone.now()
-    verdict = record_attempt(row_id=row_id, token=token, execution=execution, cue=cue, attempt=attempt,
-                             result=result, now=now)
-    if verdict is not None:  # committed: count and log it
-        metrics.count("cueapi_webhook_deliveries", result=verdict)
-        if verdict == "retrying":
-            metrics.count("cueapi_retries_scheduled", transport="webhook")
-        if result.delivered:
-            metrics.observe("cueapi_delivery_latency_seconds", (now - execution.scheduled_for).total_seconds())
-        log_event(logger, verdict, execution_id=execution.id, cue_id=cue.id, attempt=attempt,
-                  http_status=result.http_status, duration_ms=result.duration_ms, error=result.error,
-                  outcome=None if result.reported_outcome is None else bool(result.reported_outcome.get("success")))
+    give_up = row.dispatch_attempts > MAX_DISPATCHES
+    if give_up:
+        result = DeliveryResult(delivered=False, error=GAVE_UP.format(n=row.dispatch_attempts - 1))
+    else:
+        result = _send(execution, cue, attempt)
+    record_attempt(row_id=row_id, token=token, execution=execution, cue=cue, attempt=attempt, result=result,
+                   now=timezone.now(), give_up=give_up)
     return result
 
 
+def _send(execution: Execution, cue: Cue, attempt: int) -> DeliveryResult:
+    try:
+        payload = execution.payload if execution.payload is not None else cue.payload
+        body = webhook_body(execution_id=execution.id, cue_id=cue.id, name=cue.name,
+                            scheduled_for=execution.scheduled_for, attempt=attempt, payload=payload)
+        headers = signed_headers(secret=cue.user.webhook_secret or "", body=body,
+                                 execution_id=execution.id, cue_id=cue.id,
+                                 scheduled_for=execution.scheduled_for, attempt=attempt,
+                                 custom_headers=cue.callback_headers)
+        return send_webhook(url=cue.callback_url or "", method=cue.callback_method, headers=headers, body=body)
+    except Exception:  # a bug of ours, not the receiver's doing: still a recorded attempt
+        # The traceback only (never the exception text: it may quote a header value).
+        logger.error("delivery_crashed", exc_info=True, extra={"fields": {"execution_id": str(execution.id)}})
+        return DeliveryResult(delivered=False, error=INTERNAL_ERROR)
+
+
 @transaction.atomic
-def record_attempt(*, row_id, token, execution, cue, attempt, result, now):
-    """Write one attempt's result; return "delivered", "retrying" or "failed", or None when
+def record_attempt(*, row_id, token, execution, cue, attempt, result, now, give_up=False) -> str | None:
+    """Record one attempt's result; return "delivered", "retrying" or "failed", or None when
     this dispatcher no longer holds the row (another one records it)."""
     owned = DispatchOutbox.objects.filter(pk=row_id, lock_token=token, dispatched_at__isnull=True).update(
-        dispatched_at=now, locked_until=None, last_dispatch_error=result.error
-    )
+        dispatched_at=now, locked_until=None, last_dispatch_error=result.error)
     if not owned:
         return None
-    DeliveryAttempt.objects.create(
-        execution_id=execution.pk, attempt=attempt, transport=Cue.Transport.WEBHOOK,
-        result=DeliveryAttempt.Result.DELIVERED if result.delivered else DeliveryAttempt.Result.FAILED,
-        started_at=now - timedelta(milliseconds=result.duration_ms), finished_at=now,
-        duration_ms=result.duration_ms, http_status=result.http_status, error=result.error)
-    common = dict(http_status=result.http_status, response_body=result.response_text,
-                  last_attempt_at=now, attempts=attempt, updated_at=now)
-    delivering = Execution.objects.filter(pk=execution.pk, status=Execution.Status.DELIVERING)
-
     if result.delivered:
-        deadline = outcome_deadline_seconds(cue) if result.reported_outcome is None else None
-        delivering.update(status=Execution.Status.SUCCESS, delivered_at=now, next_retry=None,
-                          error_message=None, outcome_deadline_seconds=deadline,
-                          outcome_deadline_at=now + timedelta(seconds=deadline) if deadline else None, **common)
-        cue_record_run(cue, now, finished=True, once_status=Cue.Status.COMPLETED)
-        if result.reported_outcome is not None:
-            outcome = outcome_from_reply(result.reported_outcome)
-            state = execution_record_outcome(execution_id=execution.id, verification_mode=cue.verification_mode,
-                                             outcome=outcome, now=now)
-            if state is not None:
-                signals.outcome_recorded.send(sender=Execution, execution_id=execution.id, cue=cue, state=state, now=now)
-                if not outcome["success"]:
-                    _failed(execution.id, cue, now, "The handler reported a failure")
-        return "delivered"
-
-    if attempt < cue.retry_max_attempts:
-        next_retry = now + timedelta(seconds=backoff_seconds(cue.retry_backoff_minutes, attempt))
-        delivering.update(status=Execution.Status.RETRYING, next_retry=next_retry,
-                          error_message=result.error, **common)
-        cue_record_run(cue, now, finished=False)
-        return "retrying"
-
-    delivering.update(status=Execution.Status.FAILED, next_retry=None, error_message=result.error, **common)
-    pause = cue.schedule_type != Cue.ScheduleType.ONCE and (cue.on_failure or {}).get("pause")
-    cue_record_run(cue, now, finished=True, once_status=Cue.Status.FAILED, pause=bool(pause))
-    _failed(execution.id, cue, now, result.error)
-    return "failed"
-
-
-def _failed(execution_id, cue, now, reason):
-    signals.execution_failed.send(sender=Execution, execution=Execution.objects.get(pk=execution_id), cue=cue,
-                                  now=now, reason=reason)
+        return lifecycle.webhook_delivered(execution=execution, cue=cue, attempt=attempt, result=result, now=now)
+    return lifecycle.attempt_failed(
+        execution=execution, cue=cue, attempt=attempt, error=result.error, now=now, transport=Cue.Transport.WEBHOOK,
+        give_up=give_up, http_status=result.http_status, response_text=result.response_text,
+        duration_ms=result.duration_ms, started_at=now - timedelta(milliseconds=result.duration_ms))

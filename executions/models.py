@@ -7,9 +7,39 @@ from cues.models import Cue
 
 
 class Execution(models.Model):
-    """One firing of a cue: its delivery (status, attempts) and its outcome (SERVER.md §2)."""
+    """One firing of a cue: its delivery (`status`, attempts) and its outcome (`outcome_state`).
+
+    Every change of either is one function of executions/lifecycle.py; nothing else writes them.
+    """
 
     class Status(models.TextChoices):
+        """Where the delivery stands. Transitions (all in executions/lifecycle.py):
+
+        ============  =============================================  ====================
+        state         event (lifecycle function)                     next state
+        ============  =============================================  ====================
+        (new)         fired: schedule, fire, replay (`fired`)         pending
+        (new)         slot skipped by catch-up (`slots_fired`)        missed
+        (new)         over the monthly limit (`slots_fired`)          failed
+        pending,      claimed by a dispatcher (`webhook_claimed`)     delivering
+        retry_ready   or a worker (`worker_claimed`)
+        delivering    webhook answered 2xx (`webhook_delivered`)      success
+        delivering    attempt failed, attempts left (`attempt_failed`) retrying
+        delivering    attempt failed, none left / gave up             failed
+        delivering    worker lease lapsed (`lease_expired`)           as attempt failed
+        retrying      its retry time came (`retry_released`)          retry_ready
+        pending       worker cue, unclaimed 15 min (`unclaimed`)      missed
+        success       outcome deadline passed (`outcome_timed_out`)   outcome_timeout
+        any           worker outcome, none yet (`outcome_recorded`)   success / failed
+        ============  =============================================  ====================
+
+        success, failed, missed and outcome_timeout end the delivery (a worker's late outcome
+        still lands, and a success may time out waiting for its outcome); `replayed` makes a
+        new execution.
+        The outcome (OutcomeState) moves independently: see `outcome_recorded`,
+        `verification_requested` and `outcome_verified`.
+        """
+
         PENDING = "pending"
         DELIVERING = "delivering"
         SUCCESS = "success"
@@ -19,6 +49,20 @@ class Execution(models.Model):
         MISSED = "missed"
         PENDING_OUTCOME = "pending_outcome"
         OUTCOME_TIMEOUT = "outcome_timeout"
+
+    class OutcomeState(models.TextChoices):
+        """What the handler said happened, checked against the cue's verification mode."""
+
+        REPORTED_SUCCESS = "reported_success"  # success, no verification asked
+        REPORTED_FAILURE = "reported_failure"
+        VERIFICATION_PENDING = "verification_pending"  # manual mode, or marked for review
+        VERIFIED_SUCCESS = "verified_success"
+        VERIFICATION_FAILED = "verification_failed"
+
+    # A dispatcher or a worker may take these.
+    CLAIMABLE = (Status.PENDING, Status.RETRY_READY)
+    # No delivery in progress: these may be replayed.
+    ENDED = (Status.SUCCESS, Status.FAILED, Status.MISSED, Status.OUTCOME_TIMEOUT)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     cue = models.ForeignKey(Cue, on_delete=models.CASCADE, related_name="executions")
@@ -43,7 +87,7 @@ class Execution(models.Model):
     outcome_recorded_at = models.DateTimeField(null=True, blank=True)
     outcome_deadline_seconds = models.PositiveIntegerField(null=True, blank=True)
     outcome_deadline_at = models.DateTimeField(null=True, blank=True)
-    outcome_state = models.CharField(max_length=30, null=True, blank=True)
+    outcome_state = models.CharField(max_length=30, choices=OutcomeState, null=True, blank=True)
     triggered_by = models.CharField(max_length=50, null=True, blank=True)
     # The payload this execution delivers when a fire overrode the cue's (None: the cue's).
     payload = models.JSONField(null=True, blank=True)

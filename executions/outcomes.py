@@ -1,85 +1,69 @@
-"""Outcomes: what the handler says happened (SERVER.md §5). Delivery is `status`; this is the
-`outcome_*` columns and the verification state derived from the cue's verification mode."""
+"""The API's outcome calls: report an outcome, verify it, mark it for review, add evidence
+(SERVER.md §5). Each checks the request, then makes the transition in executions/lifecycle.py."""
+
+import json
+from datetime import datetime
 
 from django.db import transaction
+from django.utils import timezone
 
+from accounts.models import User
+from cueapi.errors import AppError
+from executions import lifecycle
 from executions.models import Execution
+from executions.outcome_rules import EVIDENCE_COLUMNS, SUMMARY_MAX
+from executions.selectors import execution_get
 
-RESULT_MAX = 4096  # what cueapi-worker sends (DESIGN.md §3.8)
-SUMMARY_MAX = 500
-EVIDENCE_MODES = {
-    "require_external_id": lambda e: bool(e.get("external_id")),
-    "require_result_url": lambda e: e.get("result_url") is not None,
-    "require_artifacts": lambda e: bool(e.get("artifacts")),
-}
-
-
-def outcome_state_for(*, success, mode, evidence):
-    """(outcome_state, evidence_validation_state) per the table of SERVER.md §5.2."""
-    if not success:
-        return "reported_failure", None
-    if mode in (None, "none"):
-        return "reported_success", None
-    if mode == "manual":
-        return "verification_pending", None
-    if EVIDENCE_MODES[mode](evidence):
-        return "verified_success", "valid"
-    return "verification_failed", "invalid"
-
-
-def _clip(value, limit):
-    return value[:limit] if isinstance(value, str) else None
-
-
-def outcome_from_reply(reply):
-    """The outcome fields a webhook handler's 2xx JSON reply carries, made to fit our columns
-    (a reply is not an API call: wrong types are dropped and long texts cut, not refused)."""
-    metadata = reply.get("metadata")
-    artifacts = reply.get("artifacts")
-    result_url = reply.get("result_url")
-    return {
-        "success": reply["success"],
-        "result": _clip(reply.get("result"), RESULT_MAX),
-        "error": _clip(reply.get("error"), RESULT_MAX),
-        "metadata": metadata if isinstance(metadata, dict) else None,
-        "external_id": _clip(reply.get("external_id"), 500),
-        "result_url": result_url if isinstance(result_url, str)
-        and result_url.startswith(("http://", "https://")) else None,
-        "result_ref": _clip(reply.get("result_ref"), 500),
-        "result_type": _clip(reply.get("result_type"), 100),
-        "summary": _clip(reply.get("summary"), SUMMARY_MAX),
-        "artifacts": artifacts if isinstance(artifacts, list) else None,
-    }
+METADATA_MAX_BYTES = 10_240
+State = Execution.OutcomeState
+VERIFIABLE_STATES = (State.REPORTED_SUCCESS, State.REPORTED_FAILURE, State.VERIFICATION_PENDING)
 
 
 @transaction.atomic
-def execution_record_outcome(*, execution_id, verification_mode, outcome, now):
-    """Record an outcome once. Returns the outcome_state, or None if one was already recorded
-    (the write is guarded, so a late or duplicate report never overwrites the first)."""
-    state, validation = outcome_state_for(
-        success=outcome["success"], mode=verification_mode, evidence=outcome
-    )
-    fields = {
-        "outcome_success": outcome["success"],
-        "outcome_result": outcome.get("result"),
-        "outcome_error": outcome.get("error"),
-        "outcome_metadata": outcome.get("metadata"),
-        "outcome_recorded_at": now,
-        "outcome_state": state,
-        "updated_at": now,
-    }
-    if validation is not None:
-        fields["evidence_validation_state"] = validation
-    evidence = {
-        "evidence_external_id": outcome.get("external_id") or None,
-        "evidence_result_url": outcome.get("result_url"),
-        "evidence_result_ref": outcome.get("result_ref") or None,
-        "evidence_result_type": outcome.get("result_type") or None,
-        "evidence_summary": outcome.get("summary") or None,
-        "evidence_artifacts": outcome.get("artifacts") or None,
-    }
-    fields.update({k: v for k, v in evidence.items() if v is not None})
-    if evidence["evidence_external_id"] or evidence["evidence_result_url"] or evidence["evidence_artifacts"]:
-        fields["evidence_produced_at"] = now
-    updated = Execution.objects.filter(pk=execution_id, outcome_recorded_at__isnull=True).update(**fields)
-    return state if updated else None
+def execution_report_outcome(*, user: User, execution_id: str, outcome: dict, now: datetime | None = None) -> str:
+    """POST /v1/executions/{id}/outcome (SERVER.md §5.2). Returns the outcome_state."""
+    now = now or timezone.now()
+    execution = execution_get(user=user, execution_id=execution_id, for_update=True)
+    already = AppError("outcome_already_recorded", "Outcome has already been recorded for this execution", 409)
+    if execution.outcome_recorded_at is not None:
+        raise already
+    metadata = outcome.get("metadata")
+    if metadata is not None and len(json.dumps(metadata).encode()) > METADATA_MAX_BYTES:
+        raise AppError("metadata_too_large", "Outcome metadata must be under 10KB", 400)
+    state = lifecycle.outcome_recorded(execution=execution, cue=execution.cue, outcome=outcome, now=now)
+    if state is None:
+        raise already
+    return state
+
+
+def execution_verify(*, user: User, execution_id: str, valid: bool = True, reason: str | None = None,
+                     now: datetime | None = None) -> str:
+    now = now or timezone.now()
+    execution = execution_get(user=user, execution_id=execution_id)
+    if execution.outcome_state not in VERIFIABLE_STATES:
+        raise AppError("invalid_state", f"Cannot verify from state '{execution.outcome_state}'", 409)
+    state = lifecycle.outcome_verified(execution=execution, valid=valid, reason=reason, now=now)
+    if state is None:  # a concurrent verdict won
+        raise AppError("invalid_state", "Cannot verify from state 'changed'", 409)
+    return state
+
+
+def execution_mark_verification_pending(*, user: User, execution_id: str, now: datetime | None = None) -> None:
+    now = now or timezone.now()
+    execution = execution_get(user=user, execution_id=execution_id)
+    if not lifecycle.verification_requested(execution=execution, now=now):
+        raise AppError("no_outcome", "No outcome recorded yet", 409)
+
+
+def execution_append_evidence(*, user: User, execution_id: str, evidence: dict,
+                              now: datetime | None = None) -> str | None:
+    """PATCH .../evidence: evidence added after the outcome (the outcome itself stays)."""
+    now = now or timezone.now()
+    execution = execution_get(user=user, execution_id=execution_id)
+    if execution.outcome_recorded_at is None:
+        raise AppError("no_outcome", "Report outcome first before appending evidence", 409)
+    fields = {EVIDENCE_COLUMNS[k]: v for k, v in evidence.items() if k in EVIDENCE_COLUMNS and v}
+    if "evidence_summary" in fields:
+        fields["evidence_summary"] = fields["evidence_summary"][:SUMMARY_MAX]
+    Execution.objects.filter(pk=execution.pk).update(updated_at=now, **fields)
+    return execution.outcome_state

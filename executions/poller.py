@@ -1,50 +1,63 @@
 """The poller's units of work. Each takes `now` and returns how much it did.
 
-Any number of pollers may run: on PostgreSQL a batch is taken with FOR UPDATE SKIP LOCKED,
-and every state change is also a guarded UPDATE (`WHERE next_run = <what we read>`), which
-alone keeps SQLite correct and makes a repeated tick a no-op.
+Any number of pollers may run: on PostgreSQL a batch is taken with FOR NO KEY UPDATE SKIP
+LOCKED, and every state change is also a guarded UPDATE (`WHERE next_run = <what we read>`),
+which alone keeps SQLite correct and makes a repeated tick a no-op. The transitions
+themselves are executions/lifecycle.py's.
 """
 
 import logging
-from collections import Counter
+import time
 from datetime import timedelta
 
 from django.db import connection, transaction
 from django.db.models import F, Min
+from django.utils import timezone
 
 from accounts.selectors import user_executions_this_month
-from accounts.services import usage_increment
 from cueapi import metrics
 from cueapi.logs import log_event
-from cueapi.notify import OUTBOX_CHANNEL, notify
 from cues.models import Cue
-from cues.schedule import plan_catch_up
-from executions import signals
-from executions.models import DeliveryAttempt, DispatchOutbox, Execution
-from executions.services import backoff_seconds, cue_record_run
+from cues.schedule import ScheduleError, plan_catch_up
+from cues.services import cue_park
+from executions import lifecycle
+from executions.models import DispatchOutbox, Execution
 
 logger = logging.getLogger("cueapi.engine")
 
 BATCH_SIZE = 100
+# A batch stops taking cues after this much planning, so its transaction (on SQLite: the
+# database's write lock) stays short whatever the cues' schedules cost; the rest of the due
+# cues go in the next batch, which the poller starts at once.
+PLANNING_BUDGET_SECONDS = 0.25
 OUTBOX_RETENTION = timedelta(days=7)
 MISSED_MESSAGE = "Missed: the scheduler was not running at this time (catch-up policy: {policy})"
 OVER_LIMIT_MESSAGE = "Monthly execution limit reached"
+PARKED_NOTE = ("Paused by the server: its next run can't be computed ({reason}). "
+               "Fix the schedule with PATCH, then set status to active.")
+UNCLAIMED_AFTER = timedelta(seconds=900)
 
 
 def _locked(queryset):
-    """Rows no other poller holds: SKIP LOCKED on PostgreSQL; SQLite serialises writers."""
+    """Rows no other poller holds: SKIP LOCKED on PostgreSQL; SQLite serialises writers. FOR
+    NO KEY UPDATE, so inserting rows that reference them (an API fire's execution) never waits."""
     if connection.vendor == "postgresql":
-        return queryset.select_for_update(skip_locked=True, of=("self",))
+        return queryset.select_for_update(skip_locked=True, no_key=True, of=("self",))
     return queryset
 
 
-def fire_due_cues(*, now, batch=BATCH_SIZE):
-    """Fire every active cue whose next_run has come; return how many cues were handled.
+def fire_due_cues(*, now=None, batch=BATCH_SIZE):
+    """Fire active cues whose next_run has come; return how many cues were handled.
 
-    One transaction per batch: plan each cue (pure schedule math), advance its next_run with a
-    guarded update, then write all the batch's executions and outbox rows with a few bulk
-    inserts. A slot that already has an execution (unique (cue, scheduled_for)) is skipped.
+    One transaction per batch: plan each cue (pure schedule math) and advance its next_run
+    with a guarded update, each cue in a savepoint of its own, then write all the batch's
+    executions and outbox rows with a few bulk inserts (lifecycle.slots_fired). A cue whose
+    schedule can't be computed is paused with a note saying why (`_park`), never retried in a
+    loop, and never holds up the others.
     """
+    now = now or timezone.now()
+    started = time.monotonic()
+    handled = 0
     with transaction.atomic():
         cues = list(
             _locked(Cue.objects.filter(status=Cue.Status.ACTIVE, next_run__lte=now))
@@ -52,143 +65,88 @@ def fire_due_cues(*, now, batch=BATCH_SIZE):
             .order_by("next_run")[:batch]
         )
         room = {}  # user id -> executions left this month
-        pending, others = [], []  # executions to send / to record only (missed, over the limit)
+        pending, missed, refused = [], [], []
         for cue in cues:
+            if handled and time.monotonic() - started > PLANNING_BUDGET_SECONDS:
+                break
+            handled += 1
             if cue.user_id not in room:
                 used = user_executions_this_month(user=cue.user, moment=now)
                 room[cue.user_id] = cue.user.monthly_execution_limit - used
             try:
-                _plan_cue(cue, now, room, pending, others)
-            except Exception:  # one bad cue must not stop the others
-                logger.exception("cue_fire_failed", extra={"fields": {"cue_id": cue.id}})
-        Execution.objects.bulk_create(pending + others, ignore_conflicts=True)
-        created = set(Execution.objects.filter(id__in=[e.id for e in pending]).values_list("id", flat=True))
-        fired = [e for e in pending if e.id in created]
-        DispatchOutbox.objects.bulk_create(
-            DispatchOutbox(execution=e, available_at=e.scheduled_for)
-            for e in fired
-            if e.cue.callback_transport == Cue.Transport.WEBHOOK and e.cue.callback_url
-        )
-        for user_id, count in Counter(e.cue.user_id for e in fired).items():
-            usage_increment(user_id=user_id, count=count, moment=now)
-        if fired:
-            notify(OUTBOX_CHANNEL)  # delivered at commit: wakes the dispatchers
-        missed = Execution.objects.filter(id__in=[e.id for e in others if e.status == Execution.Status.MISSED]).count()
-    for execution in fired:
-        lag = (now - execution.scheduled_for).total_seconds()
-        metrics.count("cueapi_executions_fired", transport=execution.cue.callback_transport)
-        metrics.observe("cueapi_fire_lag_seconds", lag)
-        log_event(logger, "fired", execution_id=execution.id, cue_id=execution.cue_id,
-                  scheduled_for=execution.scheduled_for, lag_ms=round(lag * 1000, 1))
-    if missed:
-        metrics.count("cueapi_executions_missed", missed, reason="catch_up")
-    return len(cues)
+                with transaction.atomic():  # a savepoint: one cue's failure rolls back alone
+                    planned = _plan_cue(cue, now)
+            except Exception as exc:  # noqa: BLE001 - whatever it is, it must not stop the others
+                _park(cue, exc, now)
+                continue
+            if planned is None:
+                continue  # another poller fired it, or the cue changed meanwhile
+            fire, skipped = planned
+            missed.extend(Execution(cue=cue, scheduled_for=slot, status=Execution.Status.MISSED,
+                                    error_message=MISSED_MESSAGE.format(policy=cue.catch_up)) for slot in skipped)
+            for slot in fire:
+                if room[cue.user_id] <= 0:
+                    # Over the monthly limit: recorded, never sent (DESIGN.md §3.11).
+                    refused.append(Execution(cue=cue, scheduled_for=slot, status=Execution.Status.FAILED,
+                                             error_message=OVER_LIMIT_MESSAGE, last_attempt_at=now))
+                    continue
+                room[cue.user_id] -= 1
+                pending.append(Execution(cue=cue, scheduled_for=slot, status=Execution.Status.PENDING))
+        lifecycle.slots_fired(pending=pending, missed=missed, refused=refused, now=timezone.now())
+    return handled
 
 
-def _plan_cue(cue, now, room, pending, others):
-    """Decide this cue's executions and advance its next_run (guarded)."""
+def _plan_cue(cue, now):
+    """(slots to fire, slots missed) for this cue, its next_run advanced (guarded); None when
+    the guard found it changed."""
     due = cue.next_run
     if cue.schedule_type == Cue.ScheduleType.RECURRING:
         plan = plan_catch_up(expr=cue.schedule_cron, tz_name=cue.schedule_timezone, due=due,
                              now=now, policy=cue.catch_up)
-        fire, missed, next_run = plan.fire, plan.missed, plan.next_run
+        fire, skipped, next_run = plan.fire, plan.missed, plan.next_run
         if plan.missed_not_recorded:
             log_event(logger, "missed_slots_not_recorded", logging.WARNING, cue_id=cue.id)
     else:
-        fire, missed, next_run = [due], [], None
+        fire, skipped, next_run = [due], [], None
     advanced = Cue.objects.filter(pk=cue.pk, status=Cue.Status.ACTIVE, next_run=due).update(
         next_run=next_run, fired_count=F("fired_count") + len(fire), updated_at=now
     )
-    if not advanced:
-        return  # another poller fired it, or the cue changed meanwhile
-    others.extend(
-        Execution(cue=cue, scheduled_for=slot, status=Execution.Status.MISSED,
-                  error_message=MISSED_MESSAGE.format(policy=cue.catch_up))
-        for slot in missed
-    )
-    for slot in fire:
-        if room[cue.user_id] <= 0:
-            # Over the monthly limit: recorded, never sent (DESIGN.md §3.11).
-            others.append(Execution(cue=cue, scheduled_for=slot, status=Execution.Status.FAILED,
-                                    error_message=OVER_LIMIT_MESSAGE, last_attempt_at=now))
-            continue
-        room[cue.user_id] -= 1
-        pending.append(Execution(cue=cue, scheduled_for=slot, status=Execution.Status.PENDING))
+    return (fire, skipped) if advanced else None
+
+
+def _park(cue, exc, now):
+    """Move a cue whose planning failed out of the way: paused, with a note the API and the
+    admin show. Logged and counted once, when it is parked (it is not due any more)."""
+    reason = str(exc) if isinstance(exc, ScheduleError) else f"internal error: {type(exc).__name__}"
+    if cue_park(cue_id=cue.pk, due=cue.next_run, reason=PARKED_NOTE.format(reason=reason), now=now):
+        metrics.count("cueapi_cues_parked", reason="schedule_error" if isinstance(exc, ScheduleError) else "error")
+        log_event(logger, "cue_parked", logging.ERROR, cue_id=cue.pk, reason=reason,
+                  **({} if isinstance(exc, ScheduleError) else {"exception": repr(exc)[:500]}))
 
 
 def release_due_retries(*, now, batch=BATCH_SIZE):
-    """Executions whose retry time has come: `retrying` -> `retry_ready`, in one transaction;
-    a webhook one also gets a retry outbox row (a worker one is claimable again).
-    Returns how many were released."""
-    released = 0
+    """Executions whose retry time has come go back to be sent or claimed. Returns how many."""
     with transaction.atomic():
         executions = list(
             _locked(Execution.objects.filter(status=Execution.Status.RETRYING, next_retry__lte=now))
             .select_related("cue").order_by("next_retry")[:batch]
         )
-        for execution in executions:
-            moved = Execution.objects.filter(pk=execution.pk, status=Execution.Status.RETRYING).update(
-                status=Execution.Status.RETRY_READY, updated_at=now
-            )
-            if moved and execution.cue.callback_transport == Cue.Transport.WEBHOOK:
-                DispatchOutbox.objects.create(execution=execution, task_type=DispatchOutbox.TaskType.RETRY,
-                                              available_at=now)
-            released += moved
-        if released:
-            notify(OUTBOX_CHANNEL)
-    return released
-
-
-LEASE_EXPIRED = "Worker lease expired: worker {worker} sent no outcome or heartbeat in time"
-UNCLAIMED = "No worker claimed this execution within timeout window"
-UNCLAIMED_AFTER = timedelta(seconds=900)
+        return sum(lifecycle.retry_released(execution=e, now=now) for e in executions)
 
 
 def expire_worker_leases(*, now, batch=BATCH_SIZE):
-    """A claimed worker execution whose lease lapsed goes back to be claimed again, as a
-    failed attempt with backoff, or fails when its attempts are used up (DESIGN.md §3.6).
-    `claimed_by_worker` is kept: a late outcome from that worker is still accepted."""
-    expired = []
+    """Claimed worker executions whose lease lapsed (DESIGN.md §3.6). Returns how many."""
     with transaction.atomic():
         executions = list(
             _locked(Execution.objects.filter(status=Execution.Status.DELIVERING, lease_expires_at__lt=now,
                                              cue__callback_transport=Cue.Transport.WORKER))
             .select_related("cue__user")[:batch]
         )
-        for execution in executions:
-            cue = execution.cue
-            message = LEASE_EXPIRED.format(worker=execution.claimed_by_worker)
-            guarded = Execution.objects.filter(pk=execution.pk, status=Execution.Status.DELIVERING,
-                                               lease_expires_at=execution.lease_expires_at)
-            if execution.attempts < cue.retry_max_attempts:
-                next_retry = now + timedelta(seconds=backoff_seconds(cue.retry_backoff_minutes, execution.attempts))
-                done = guarded.update(status=Execution.Status.RETRYING, next_retry=next_retry,
-                                      error_message=message, lease_expires_at=None, updated_at=now)
-            else:
-                done = guarded.update(status=Execution.Status.FAILED, error_message=message,
-                                      lease_expires_at=None, updated_at=now)
-                if done:
-                    pause = cue.schedule_type != Cue.ScheduleType.ONCE and (cue.on_failure or {}).get("pause")
-                    cue_record_run(cue, now, finished=True, once_status=Cue.Status.FAILED, pause=bool(pause))
-                    _failed(execution.pk, cue, now, message)
-            if done:
-                DeliveryAttempt.objects.create(
-                    execution_id=execution.pk, attempt=execution.attempts, transport=Cue.Transport.WORKER,
-                    result=DeliveryAttempt.Result.LEASE_EXPIRED, started_at=execution.claimed_at or now,
-                    finished_at=now, error=message, worker_id=execution.claimed_by_worker)
-                expired.append((execution, execution.attempts < cue.retry_max_attempts))
-    for execution, retried in expired:
-        metrics.count("cueapi_worker_leases_expired")
-        if retried:
-            metrics.count("cueapi_retries_scheduled", transport="worker")
-        log_event(logger, "lease_expired", execution_id=execution.id, cue_id=execution.cue_id,
-                  worker_id=execution.claimed_by_worker, attempt=execution.attempts, retried=retried)
-    return len(expired)
+        return sum(lifecycle.lease_expired(execution=e, now=now) is not None for e in executions)
 
 
 def miss_unclaimed_worker_executions(*, now, batch=BATCH_SIZE):
     """Worker executions nobody claimed within 15 minutes of their time become `missed`."""
-    missed = 0
     with transaction.atomic():
         executions = list(
             _locked(Execution.objects.filter(status=Execution.Status.PENDING,
@@ -196,52 +154,18 @@ def miss_unclaimed_worker_executions(*, now, batch=BATCH_SIZE):
                                              scheduled_for__lt=now - UNCLAIMED_AFTER))
             .select_related("cue__user")[:batch]
         )
-        for execution in executions:
-            done = Execution.objects.filter(pk=execution.pk, status=Execution.Status.PENDING).update(
-                status=Execution.Status.MISSED, error_message=UNCLAIMED, updated_at=now
-            )
-            if done and execution.cue.schedule_type == Cue.ScheduleType.ONCE:
-                Cue.objects.filter(pk=execution.cue_id, status=Cue.Status.ACTIVE).update(status=Cue.Status.FAILED)
-            if done:
-                _failed(execution.pk, execution.cue, now, UNCLAIMED)
-                log_event(logger, "unclaimed", execution_id=execution.id, cue_id=execution.cue_id)
-            missed += done
-    if missed:
-        metrics.count("cueapi_executions_missed", missed, reason="unclaimed")
-    return missed
+        return sum(lifecycle.unclaimed(execution=e, now=now) for e in executions)
 
 
 def time_out_missing_outcomes(*, now, batch=BATCH_SIZE):
-    """Delivered executions whose outcome deadline passed with no outcome -> `outcome_timeout`
-    (DESIGN.md §3.9: outcome timeouts are wired), which raises the alert."""
-    timed_out = 0
+    """Delivered executions whose outcome deadline passed with no outcome (DESIGN.md §3.9)."""
     with transaction.atomic():
         executions = list(
             _locked(Execution.objects.filter(status=Execution.Status.SUCCESS, outcome_recorded_at__isnull=True,
                                              outcome_deadline_at__lt=now))
             .select_related("cue__user")[:batch]
         )
-        for execution in executions:
-            message = f"No outcome reported within {execution.outcome_deadline_seconds}s of delivery"
-            done = Execution.objects.filter(pk=execution.pk, status=Execution.Status.SUCCESS,
-                                            outcome_recorded_at__isnull=True).update(
-                status=Execution.Status.OUTCOME_TIMEOUT, error_message=message, updated_at=now)
-            if done:
-                execution.status, execution.error_message = Execution.Status.OUTCOME_TIMEOUT, message
-                signals.outcome_timed_out.send(sender=Execution, execution=execution, cue=execution.cue, now=now)
-                signals.execution_failed.send(sender=Execution, execution=execution, cue=execution.cue, now=now,
-                                              reason=message)
-                log_event(logger, "outcome_timeout", execution_id=execution.pk, cue_id=execution.cue_id,
-                          deadline_seconds=execution.outcome_deadline_seconds)
-            timed_out += done
-    if timed_out:
-        metrics.count("cueapi_outcome_timeouts", timed_out)
-    return timed_out
-
-
-def _failed(execution_id, cue, now, reason):
-    signals.execution_failed.send(sender=Execution, execution=Execution.objects.get(pk=execution_id), cue=cue,
-                                  now=now, reason=reason)
+        return sum(lifecycle.outcome_timed_out(execution=e, now=now) for e in executions)
 
 
 def delete_old_outbox_rows(*, now):

@@ -22,7 +22,7 @@ def execution_get(*, user, execution_id, for_update=False):
     pk = parse_execution_id(execution_id)
     queryset = Execution.objects.select_related("cue")
     if for_update:
-        queryset = queryset.select_for_update(of=("self",))
+        queryset = queryset.select_for_update(no_key=True, of=("self",))
     execution = queryset.filter(pk=pk, cue__user=user).first() if pk else None
     if execution is None:
         raise AppError("execution_not_found", "Execution not found", 404)
@@ -50,15 +50,26 @@ def _payload_key(key, value):
     return Q(payload__isnull=True, **{f"cue__payload__{key}": value}) | Q(**{f"payload__{key}": value})
 
 
-def claimable_executions(*, user, now, task=None, agent=None):
-    """Worker executions the caller may claim now, oldest first; the filters apply before the
-    limit (DESIGN.md §3.5). A fire's future send_at is not claimable before its time."""
-    queryset = Execution.objects.filter(
-        cue__user=user,
-        cue__callback_transport=Cue.Transport.WORKER,
-        status__in=[Execution.Status.PENDING, Execution.Status.RETRY_READY],
+def claimable_worker_executions(*, user, now):
+    """The one rule for what a worker may claim: the user's worker-transport executions in a
+    claimable status whose time has come (a fire's future send_at is not claimable early).
+
+    Every condition is on the execution row itself (the cue check is `cue_id IN (...)`), so a
+    guarded claim is a plain `UPDATE … WHERE id = … AND status IN (…)`. With a join, Django
+    writes `WHERE id IN (SELECT …)`, and PostgreSQL re-checks only `id IN` against its old
+    snapshot after waiting for a concurrent claim: both claims then win (caught by
+    tests/test_claim_race.py: 501 claims of 500 executions)."""
+    return Execution.objects.filter(
+        cue__in=Cue.objects.filter(user=user, callback_transport=Cue.Transport.WORKER),
+        status__in=Execution.CLAIMABLE,
         scheduled_for__lte=now,
     )
+
+
+def claimable_executions(*, user, now, task=None, agent=None):
+    """Worker executions the caller may claim now, oldest first; the filters apply before the
+    limit (DESIGN.md §3.5)."""
+    queryset = claimable_worker_executions(user=user, now=now)
     if task is not None:
         queryset = queryset.filter(_payload_key("task", task))
     if agent is not None:

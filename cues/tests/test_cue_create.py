@@ -22,7 +22,8 @@ class CueCreateTests(CueTestCase):
         self.assertEqual(
             {k: v for k, v in body.items() if k != "id"},
             {
-                "name": "nightly", "description": "d", "status": "active", "transport": "webhook",
+                "name": "nightly", "description": "d", "status": "active", "pause_note": None,
+                "transport": "webhook",
                 "schedule": {"type": "recurring", "timezone": "UTC", "cron": "0 9 * * *"},
                 "callback": {"url": HOOK_URL, "method": "POST", "headers": {}},
                 "payload": {"task": "report"},

@@ -15,21 +15,23 @@ class Command(EngineCommand):
     listen_channel = CUES_CHANNEL
 
     def cycle(self):
-        now = timezone.now()
         fired = other = 0
-        # Drain: a full batch means there may be more right behind it.
+        # Drain: a full batch means there may be more right behind it. Each batch reads the
+        # clock afresh (a long drain must not judge lateness by the cycle's start), and a
+        # stop request is honoured between batches, which are short.
         while not self.stopping:
-            done = poller.fire_due_cues(now=now)
+            done = poller.fire_due_cues(now=timezone.now())
             fired += done
             if done < poller.BATCH_SIZE:
                 break
         for unit in (poller.expire_worker_leases, poller.release_due_retries,
                      poller.miss_unclaimed_worker_executions, poller.time_out_missing_outcomes):
             while not self.stopping:
-                done = unit(now=now)
+                done = unit(now=timezone.now())
                 other += done
                 if done < poller.BATCH_SIZE:
                     break
+        now = timezone.now()
         if now.timestamp() - getattr(self, "last_cleanup", 0) > CLEANUP_EVERY_SECONDS:
             poller.delete_old_outbox_rows(now=now)
             delete_expired_device_codes(now=now)

@@ -1,0 +1,360 @@
+"""Every transition of an execution: one guarded function each (the table is in the
+`Execution.Status` docstring).
+
+The poller, the dispatcher and the API call these; none of them changes an execution's status
+or outcome itself. Each function
+* is guarded on the state it expects: a conditional UPDATE whose row count decides, so a
+  transition another process already made is a no-op (it returns None/False);
+* does all of its bookkeeping once: the DeliveryAttempt row, the cue's counters and status
+  (`cue_record_run`, the one cue service for this), pause-on-failure, the signal the alerts app
+  listens to, metrics and the log event.
+It runs in the caller's transaction when there is one (the poller's batch, the dispatcher's
+record), else in its own. Metrics and log lines are written as the transition happens: if an
+enclosing transaction rolls back, a counter may be one ahead (a counter is a hint; the
+database is the record).
+
+"What happens when an execution fails for good?" is `_failed_for_good`.
+"""
+
+import logging
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Iterable
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, QuerySet
+from django.db.models.functions import Coalesce
+
+from accounts.services import usage_increment
+from cueapi import metrics
+from cueapi.logs import log_event
+from cues.models import Cue
+from cues.services import cue_record_run
+from executions import signals
+from executions.delivery import DeliveryResult
+from executions.models import DeliveryAttempt, DispatchOutbox, Execution
+from executions.outcome_rules import outcome_fields, outcome_from_reply
+
+logger = logging.getLogger("cueapi.engine")
+
+Status = Execution.Status
+Transport = Cue.Transport
+
+HANDLER_REPORTED_FAILURE = "The handler reported a failure"
+UNCLAIMED = "No worker claimed this execution within timeout window"
+LEASE_EXPIRED = "Worker lease expired: worker {worker} sent no outcome or heartbeat in time"
+
+
+def sends_webhook(cue: Cue) -> bool:
+    """A cue whose executions the dispatcher sends (and so get an outbox row)."""
+    return cue.callback_transport == Transport.WEBHOOK and bool(cue.callback_url)
+
+
+def backoff_seconds(backoff_minutes: list[int], attempt: int) -> int:
+    """Wait before attempt `attempt + 1`: backoff[attempt-1] (clamped), in retry units."""
+    minutes = backoff_minutes[min(attempt - 1, len(backoff_minutes) - 1)] if backoff_minutes else 1
+    return minutes * settings.CUEAPI_RETRY_UNIT_SECONDS
+
+
+def outcome_deadline_seconds(cue: Cue) -> int | None:
+    """Seconds a delivered webhook execution may take to report its outcome, or None.
+
+    The cue's `outcome_deadline_seconds` when set (0 turns it off); otherwise
+    CUEAPI_DEFAULT_OUTCOME_DEADLINE_SECONDS for cues that ask for verification (they expect an
+    outcome), and no deadline for plain webhooks, which need not report one.
+    """
+    if cue.outcome_deadline_seconds is not None:
+        return cue.outcome_deadline_seconds or None
+    if cue.verification_mode not in (None, "none"):
+        return settings.CUEAPI_DEFAULT_OUTCOME_DEADLINE_SECONDS
+    return None
+
+
+# --- birth ----------------------------------------------------------------------------------
+
+def fired(*, cue: Cue, scheduled_for: datetime, now: datetime, triggered_by: str | None = None,
+          payload: dict | None = None) -> Execution:
+    """A new `pending` execution (a fire or a replay), its outbox row for a webhook cue, and
+    its count in the month's usage. Raises IntegrityError when the slot already has one
+    (unique (cue, scheduled_for)); the caller's transaction stays usable."""
+    execution = Execution(cue=cue, scheduled_for=scheduled_for, status=Status.PENDING,
+                          triggered_by=triggered_by, payload=payload)
+    with transaction.atomic():
+        execution.save(force_insert=True)
+        if sends_webhook(cue):
+            DispatchOutbox.objects.create(execution=execution, available_at=scheduled_for)
+        usage_increment(user_id=cue.user_id, moment=now)
+    _count_fired([execution], now)
+    return execution
+
+
+def slots_fired(*, pending: list[Execution], missed: Iterable[Execution] = (),
+                refused: Iterable[Execution] = (), now: datetime) -> list[Execution]:
+    """The poller's batch: `pending` executions to send, `missed` ones (slots skipped by the
+    catch-up policy) and `refused` ones (over the monthly limit: recorded as failed, never
+    sent). A slot that already has an execution is skipped. Returns the pending executions
+    created (their `cue` must be loaded)."""
+    missed, refused = list(missed), list(refused)
+    Execution.objects.bulk_create(pending + missed + refused, ignore_conflicts=True)
+    created = set(Execution.objects.filter(id__in=[e.id for e in pending + missed]).values_list("id", flat=True))
+    fired_now = [e for e in pending if e.id in created]
+    DispatchOutbox.objects.bulk_create(
+        DispatchOutbox(execution=e, available_at=e.scheduled_for) for e in fired_now if sends_webhook(e.cue))
+    # Users in a fixed order: two pollers never take usage rows in opposite orders.
+    for user_id, count in sorted(Counter(e.cue.user_id for e in fired_now).items()):
+        usage_increment(user_id=user_id, count=count, moment=now)
+    missed_count = sum(1 for e in missed if e.id in created)
+    if missed_count:
+        metrics.count("cueapi_executions_missed", missed_count, reason="catch_up")
+    _count_fired(fired_now, now)
+    return fired_now
+
+
+def _count_fired(executions: list[Execution], now: datetime) -> None:
+    for execution in executions:
+        lag = (now - execution.scheduled_for).total_seconds()
+        metrics.count("cueapi_executions_fired", transport=execution.cue.callback_transport)
+        if execution.triggered_by is None:  # scheduled: how late the engine was
+            metrics.observe("cueapi_fire_lag_seconds", max(lag, 0.0))
+        log_event(logger, "fired", execution_id=execution.id, cue_id=execution.cue_id,
+                  scheduled_for=execution.scheduled_for, triggered_by=execution.triggered_by,
+                  lag_ms=round(lag * 1000, 1))
+
+
+def replayed(*, execution: Execution, now: datetime) -> Execution:
+    """A new pending execution of the same cue with the same payload; the original stays."""
+    return fired(cue=execution.cue, scheduled_for=now, now=now, triggered_by="replay",
+                 payload=execution.payload)
+
+
+# --- claims ---------------------------------------------------------------------------------
+
+def webhook_claimed(*, execution_ids: QuerySet, now: datetime) -> int:
+    """The executions of outbox rows a dispatcher just claimed: pending/retry_ready ->
+    delivering. (A crashed dispatcher's rows come back already `delivering`.)"""
+    return Execution.objects.filter(id__in=execution_ids, status__in=Execution.CLAIMABLE).update(
+        status=Status.DELIVERING, started_at=Coalesce("started_at", now), updated_at=now)
+
+
+def worker_claimed(*, claimable: QuerySet, execution_id, worker_id: str, now: datetime) -> bool:
+    """A worker takes one execution of `claimable` (selectors.claimable_worker_executions):
+    a guarded UPDATE from a claimable status, so two claims can never both win."""
+    claimed = claimable.filter(pk=execution_id).update(
+        status=Status.DELIVERING, claimed_by_worker=worker_id, claimed_at=now, started_at=now,
+        last_attempt_at=now, attempts=F("attempts") + 1, updated_at=now, next_retry=None,
+        lease_expires_at=now + timedelta(seconds=settings.CUEAPI_WORKER_LEASE_SECONDS))
+    if claimed:
+        log_event(logger, "claimed", execution_id=execution_id, worker_id=worker_id)
+    return bool(claimed)
+
+
+def retry_released(*, execution: Execution, now: datetime) -> bool:
+    """A retry's time came: retrying -> retry_ready; a webhook one gets its outbox row (a
+    worker one is claimable again)."""
+    moved = Execution.objects.filter(pk=execution.pk, status=Status.RETRYING).update(
+        status=Status.RETRY_READY, updated_at=now)
+    if moved and sends_webhook(execution.cue):
+        DispatchOutbox.objects.create(execution=execution, task_type=DispatchOutbox.TaskType.RETRY,
+                                      available_at=now)
+    return bool(moved)
+
+
+# --- attempts -------------------------------------------------------------------------------
+
+def _attempt_row(execution: Execution, attempt: int, transport: str, result: str, now: datetime, *,
+                 started_at: datetime | None = None, duration_ms: int | None = None,
+                 http_status: int | None = None, error: str | None = None,
+                 worker_id: str | None = None) -> None:
+    started_at = started_at or now
+    if duration_ms is None:
+        duration_ms = max(0, int((now - started_at).total_seconds() * 1000))
+    DeliveryAttempt.objects.create(
+        execution_id=execution.pk, attempt=attempt, transport=transport, result=result,
+        started_at=started_at, finished_at=now, duration_ms=duration_ms, http_status=http_status,
+        error=error, worker_id=worker_id)
+
+
+def webhook_delivered(*, execution: Execution, cue: Cue, attempt: int, result: DeliveryResult,
+                      now: datetime) -> str | None:
+    """The handler answered 2xx: delivering -> success. A reply carrying an outcome records it
+    at once; otherwise an outcome deadline may start. Returns "delivered", or None when the
+    execution had moved on."""
+    deadline = outcome_deadline_seconds(cue) if result.reported_outcome is None else None
+    moved = Execution.objects.filter(pk=execution.pk, status=Status.DELIVERING).update(
+        status=Status.SUCCESS, delivered_at=now, next_retry=None, error_message=None,
+        outcome_deadline_seconds=deadline,
+        outcome_deadline_at=now + timedelta(seconds=deadline) if deadline else None,
+        http_status=result.http_status, response_body=result.response_text, last_attempt_at=now,
+        attempts=attempt, updated_at=now)
+    if not moved:
+        return None
+    _attempt_row(execution, attempt, Transport.WEBHOOK, DeliveryAttempt.Result.DELIVERED, now,
+                 started_at=now - timedelta(milliseconds=result.duration_ms), duration_ms=result.duration_ms,
+                 http_status=result.http_status)
+    cue_record_run(cue=cue, now=now, finished=True, once_status=Cue.Status.COMPLETED)
+    metrics.count("cueapi_webhook_deliveries", result="delivered")
+    metrics.observe("cueapi_delivery_latency_seconds", (now - execution.scheduled_for).total_seconds())
+    # One log line for the delivery, its outcome (if the reply carried one) included.
+    log_event(logger, "delivered", execution_id=execution.id, cue_id=cue.id, attempt=attempt,
+              http_status=result.http_status, duration_ms=result.duration_ms,
+              outcome=None if result.reported_outcome is None else bool(result.reported_outcome["success"]))
+    if result.reported_outcome is not None:
+        outcome_recorded(execution=execution, cue=cue, outcome=outcome_from_reply(result.reported_outcome), now=now,
+                         logged=True)
+    return "delivered"
+
+
+def attempt_failed(*, execution: Execution, cue: Cue, attempt: int, error: str, now: datetime,
+                   transport: str, give_up: bool = False, result: str = DeliveryAttempt.Result.FAILED,
+                   guard: dict | None = None, http_status: int | None = None,
+                   response_text: str | None = None, duration_ms: int | None = None,
+                   started_at: datetime | None = None, worker_id: str | None = None) -> str | None:
+    """A delivery attempt failed (webhook error or status, worker lease lapsed): retry with
+    backoff while attempts are left, else fail for good. Guarded on `delivering` (plus
+    `guard`). Returns "retrying" or "failed", or None when the execution had moved on."""
+    retry = not give_up and attempt < cue.retry_max_attempts
+    fields = dict(error_message=error, updated_at=now, lease_expires_at=None)
+    if transport == Transport.WEBHOOK:
+        fields.update(http_status=http_status, response_body=response_text, last_attempt_at=now, attempts=attempt)
+    if retry:
+        next_retry = now + timedelta(seconds=backoff_seconds(cue.retry_backoff_minutes, attempt))
+        fields.update(status=Status.RETRYING, next_retry=next_retry)
+    else:
+        fields.update(status=Status.FAILED, next_retry=None)
+    moved = Execution.objects.filter(pk=execution.pk, status=Status.DELIVERING, **(guard or {})).update(**fields)
+    if not moved:
+        return None
+    _attempt_row(execution, attempt, transport, result, now, started_at=started_at, duration_ms=duration_ms,
+                 http_status=http_status, error=error, worker_id=worker_id)
+    verdict = "retrying" if retry else "failed"
+    if transport == Transport.WEBHOOK:
+        metrics.count("cueapi_webhook_deliveries", result=verdict)
+    log_event(logger, verdict if transport == Transport.WEBHOOK else "lease_expired", execution_id=execution.id,
+              cue_id=cue.id, attempt=attempt, http_status=http_status, duration_ms=duration_ms, error=error,
+              worker_id=worker_id, retried=retry)
+    if retry:
+        cue_record_run(cue=cue, now=now, finished=False)
+        metrics.count("cueapi_retries_scheduled", transport=transport)
+    else:
+        _failed_for_good(execution.pk, cue, now, error, pause=True)
+    return verdict
+
+
+def lease_expired(*, execution: Execution, now: datetime) -> str | None:
+    """A worker's claim lapsed with no outcome and no heartbeat: a failed attempt (retried
+    with backoff, or the last one). `claimed_by_worker` is kept, so a late outcome from that
+    worker still lands. Guarded on the lease the poller read."""
+    verdict = attempt_failed(
+        execution=execution, cue=execution.cue, attempt=execution.attempts, now=now,
+        error=LEASE_EXPIRED.format(worker=execution.claimed_by_worker), transport=Transport.WORKER,
+        result=DeliveryAttempt.Result.LEASE_EXPIRED, guard={"lease_expires_at": execution.lease_expires_at},
+        started_at=execution.claimed_at, worker_id=execution.claimed_by_worker)
+    if verdict is not None:
+        metrics.count("cueapi_worker_leases_expired")
+    return verdict
+
+
+def unclaimed(*, execution: Execution, now: datetime) -> bool:
+    """A worker execution nobody claimed within the window: pending -> missed."""
+    moved = Execution.objects.filter(pk=execution.pk, status=Status.PENDING).update(
+        status=Status.MISSED, error_message=UNCLAIMED, updated_at=now)
+    if not moved:
+        return False
+    metrics.count("cueapi_executions_missed", reason="unclaimed")
+    log_event(logger, "unclaimed", execution_id=execution.id, cue_id=execution.cue_id)
+    _failed_for_good(execution.pk, execution.cue, now, UNCLAIMED, ran=False)
+    return True
+
+
+def _failed_for_good(execution_id, cue: Cue, now: datetime, reason: str, *, ran: bool = True,
+                     pause: bool = False) -> None:
+    """What happens when an execution fails for good, however it failed (delivery, lease,
+    nobody claimed it, the handler's own report, no outcome in time): the cue records the
+    run (a one-time cue is `failed`; a recurring one pauses when its `on_failure.pause` says
+    so and the delivery failed), and `execution_failed` goes out (alerts, on_failure actions)."""
+    pause = pause and cue.schedule_type != Cue.ScheduleType.ONCE and bool((cue.on_failure or {}).get("pause"))
+    # A run that never happened (nobody claimed it, its outcome never came) is not counted.
+    cue_record_run(cue=cue, now=now, finished=ran, ran=ran, once_status=Cue.Status.FAILED, pause=pause)
+    signals.execution_failed.send(sender=Execution, execution=Execution.objects.get(pk=execution_id), cue=cue,
+                                  now=now, reason=reason)
+
+
+# --- outcomes -------------------------------------------------------------------------------
+
+def outcome_recorded(*, execution: Execution, cue: Cue, outcome: dict, now: datetime,
+                     logged: bool = False) -> str | None:
+    """The handler's outcome, recorded once (guarded on none being recorded). For a worker the
+    outcome is also the completion of its attempt: its status becomes success or failed (a
+    late outcome, after its lease lapsed, too). A reported failure fails the execution's
+    outcome for good (no retry: the handler ran). Returns the outcome_state, or None when one
+    was already recorded. (`logged`: the caller's log line already tells it.)"""
+    fields = outcome_fields(outcome=outcome, verification_mode=cue.verification_mode, now=now)
+    if not Execution.objects.filter(pk=execution.pk, outcome_recorded_at__isnull=True).update(**fields):
+        return None
+    state, success = fields["outcome_state"], outcome["success"]
+    worker = cue.callback_transport == Transport.WORKER
+    if worker:
+        completion = dict(status=Status.SUCCESS if success else Status.FAILED, lease_expires_at=None,
+                          next_retry=None, updated_at=now)
+        completion.update(delivered_at=now, error_message=None) if success else completion.update(
+            error_message=outcome.get("error"))
+        Execution.objects.filter(pk=execution.pk).update(**completion)
+        # For a worker, running the handler is the delivery: its failure fails the attempt.
+        _attempt_row(execution, execution.attempts, Transport.WORKER,
+                     DeliveryAttempt.Result.DELIVERED if success else DeliveryAttempt.Result.FAILED, now,
+                     started_at=execution.claimed_at, error=None if success else outcome.get("error"),
+                     worker_id=execution.claimed_by_worker)
+    if not logged:
+        log_event(logger, "outcome_recorded", execution_id=execution.pk, cue_id=cue.id,
+                  attempt=execution.attempts, success=success, outcome_state=state,
+                  worker_id=execution.claimed_by_worker)
+    signals.outcome_recorded.send(sender=Execution, execution_id=execution.pk, cue=cue, state=state, now=now)
+    if not success:  # a worker's run ends here; a webhook's was counted when delivered
+        _failed_for_good(execution.pk, cue, now, HANDLER_REPORTED_FAILURE, ran=worker)
+    elif worker:
+        cue_record_run(cue=cue, now=now, finished=True, once_status=Cue.Status.COMPLETED)
+    return state
+
+
+def verification_requested(*, execution: Execution, now: datetime) -> bool:
+    """An owner asks to review a recorded outcome: outcome_state -> verification_pending."""
+    return bool(Execution.objects.filter(pk=execution.pk, outcome_recorded_at__isnull=False).update(
+        outcome_state=Execution.OutcomeState.VERIFICATION_PENDING, updated_at=now))
+
+
+def outcome_verified(*, execution: Execution, valid: bool, reason: str | None, now: datetime) -> str | None:
+    """An owner's verdict on the evidence: verified_success or verification_failed. Guarded
+    on the outcome_state read, so two verdicts can't both apply. Returns the new state."""
+    fields = {"updated_at": now}
+    if valid:
+        state = Execution.OutcomeState.VERIFIED_SUCCESS
+        fields.update(outcome_state=state, evidence_validation_state="valid")
+    else:
+        state = Execution.OutcomeState.VERIFICATION_FAILED
+        fields.update(outcome_state=state, evidence_validation_state="invalid")
+        if reason:
+            summary, note = execution.evidence_summary, reason[:500]
+            fields["evidence_summary"] = (f"{summary} | verification rejected: {note}" if summary else note)[:500]
+    moved = Execution.objects.filter(pk=execution.pk, outcome_state=execution.outcome_state).update(**fields)
+    if not moved:
+        return None
+    log_event(logger, "outcome_verified", execution_id=execution.pk, cue_id=execution.cue_id, outcome_state=state)
+    return state
+
+
+def outcome_timed_out(*, execution: Execution, now: datetime) -> bool:
+    """Delivered, but no outcome by its deadline: success -> outcome_timeout, which fails the
+    execution for good (the alert says which deadline passed)."""
+    message = f"No outcome reported within {execution.outcome_deadline_seconds}s of delivery"
+    moved = Execution.objects.filter(pk=execution.pk, status=Status.SUCCESS, outcome_recorded_at__isnull=True).update(
+        status=Status.OUTCOME_TIMEOUT, error_message=message, updated_at=now)
+    if not moved:
+        return False
+    execution.status, execution.error_message = Status.OUTCOME_TIMEOUT, message
+    metrics.count("cueapi_outcome_timeouts")
+    log_event(logger, "outcome_timeout", execution_id=execution.pk, cue_id=execution.cue_id,
+              deadline_seconds=execution.outcome_deadline_seconds)
+    signals.outcome_timed_out.send(sender=Execution, execution=execution, cue=execution.cue, now=now)
+    _failed_for_good(execution.pk, execution.cue, now, message, ran=False)
+    return True
