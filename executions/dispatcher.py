@@ -3,11 +3,12 @@ hand the result to the lifecycle (executions/lifecycle.py), which records it."""
 
 import logging
 import uuid
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, F, Min, Q
+from django.db.models import Count, F, Min, Q, QuerySet
 from django.db.models.functions import RowNumber
 from django.db.models.expressions import Window
 from django.utils import timezone
@@ -31,7 +32,7 @@ INTERNAL_ERROR = "Internal error while sending the webhook (see the dispatcher l
 EXTRA_UNITS = []
 
 
-def register_unit(claim):
+def register_unit(claim: Callable) -> None:
     if claim not in EXTRA_UNITS:
         EXTRA_UNITS.append(claim)
 
@@ -43,12 +44,12 @@ def lease_seconds() -> float:
     return 2 * settings.CUEAPI_WEBHOOK_TIMEOUT_SECONDS + 5
 
 
-def _claimable_rows(now):
+def _claimable_rows(now: datetime) -> QuerySet:
     return (DispatchOutbox.objects.filter(dispatched_at__isnull=True, available_at__lte=now)
             .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now)))
 
 
-def _fair_pick(*, now, limit: int) -> list[int]:
+def _fair_pick(*, now: datetime, limit: int) -> list[int]:
     """Up to `limit` due rows, taken round-robin between users (each user's oldest first), and
     never more than CUEAPI_DISPATCH_PER_USER_IN_FLIGHT of one user's in flight: a user's backlog
     or slow handler can't keep everyone else waiting."""
@@ -73,7 +74,7 @@ def _fair_pick(*, now, limit: int) -> list[int]:
     return picked
 
 
-def claim_outbox_rows(*, now, limit: int) -> tuple[list[int], uuid.UUID]:
+def claim_outbox_rows(*, now: datetime, limit: int) -> tuple[list[int], uuid.UUID]:
     """Take up to `limit` due rows (fairly, see _fair_pick) under a lease and mark their
     executions `delivering`; return (row ids, lock token). A row whose holder died (its lock
     lapsed) is due again, which is how a crashed dispatcher's work is recovered."""
@@ -93,7 +94,7 @@ def claim_outbox_rows(*, now, limit: int) -> tuple[list[int], uuid.UUID]:
     return ids, token
 
 
-def next_available(*, now):
+def next_available(*, now: datetime) -> datetime | None:
     """The earliest instant a row becomes claimable: due and unlocked, or its lock lapsing."""
     pending = DispatchOutbox.objects.filter(dispatched_at__isnull=True)
     times = [
@@ -118,7 +119,7 @@ DELIVERY_FIELDS = [
 ]
 
 
-def deliver_outbox_row(row_id: int, token) -> DeliveryResult | None:
+def deliver_outbox_row(row_id: int, token: uuid.UUID) -> DeliveryResult | None:
     """Send one claimed outbox row's webhook and record the attempt. Safe to call twice: only
     the holder of the row's current lock token records anything. Whatever goes wrong while
     sending ends as a recorded failed attempt (retried or final), never as a row left to lapse."""
@@ -160,7 +161,8 @@ def _send(execution: Execution, cue: Cue, attempt: int) -> DeliveryResult:
 
 
 @transaction.atomic
-def record_attempt(*, row_id, token, execution, cue, attempt, result, now, give_up=False) -> str | None:
+def record_attempt(*, row_id: int, token: uuid.UUID, execution: Execution, cue: Cue, attempt: int,
+                   result: DeliveryResult, now: datetime, give_up: bool = False) -> str | None:
     """Record one attempt's result; return "delivered", "retrying" or "failed", or None when
     this dispatcher no longer holds the row (another one records it)."""
     owned = DispatchOutbox.objects.filter(pk=row_id, lock_token=token, dispatched_at__isnull=True).update(

@@ -8,10 +8,10 @@ themselves are executions/lifecycle.py's.
 
 import logging
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import F, Min
+from django.db.models import F, Min, QuerySet
 from django.utils import timezone
 
 from accounts.selectors import user_executions_this_month
@@ -38,7 +38,7 @@ PARKED_NOTE = ("Paused by the server: its next run can't be computed ({reason}).
 UNCLAIMED_AFTER = timedelta(seconds=900)
 
 
-def _locked(queryset):
+def _locked(queryset: QuerySet) -> QuerySet:
     """Rows no other poller holds: SKIP LOCKED on PostgreSQL; SQLite serialises writers. FOR
     NO KEY UPDATE, so inserting rows that reference them (an API fire's execution) never waits."""
     if connection.vendor == "postgresql":
@@ -46,7 +46,7 @@ def _locked(queryset):
     return queryset
 
 
-def fire_due_cues(*, now=None, batch=BATCH_SIZE):
+def fire_due_cues(*, now: datetime | None = None, batch: int = BATCH_SIZE) -> int:
     """Fire active cues whose next_run has come; return how many cues were handled.
 
     One transaction per batch: plan each cue (pure schedule math) and advance its next_run
@@ -96,7 +96,7 @@ def fire_due_cues(*, now=None, batch=BATCH_SIZE):
     return handled
 
 
-def _plan_cue(cue, now):
+def _plan_cue(cue: Cue, now: datetime) -> tuple[list[datetime], list[datetime]] | None:
     """(slots to fire, slots missed) for this cue, its next_run advanced (guarded); None when
     the guard found it changed."""
     due = cue.next_run
@@ -114,7 +114,7 @@ def _plan_cue(cue, now):
     return (fire, skipped) if advanced else None
 
 
-def _park(cue, exc, now):
+def _park(cue: Cue, exc: Exception, now: datetime) -> None:
     """Move a cue whose planning failed out of the way: paused, with a note the API and the
     admin show. Logged and counted once, when it is parked (it is not due any more)."""
     reason = str(exc) if isinstance(exc, ScheduleError) else f"internal error: {type(exc).__name__}"
@@ -124,7 +124,7 @@ def _park(cue, exc, now):
                   **({} if isinstance(exc, ScheduleError) else {"exception": repr(exc)[:500]}))
 
 
-def release_due_retries(*, now, batch=BATCH_SIZE):
+def release_due_retries(*, now: datetime, batch: int = BATCH_SIZE) -> int:
     """Executions whose retry time has come go back to be sent or claimed. Returns how many."""
     with transaction.atomic():
         executions = list(
@@ -134,7 +134,7 @@ def release_due_retries(*, now, batch=BATCH_SIZE):
         return sum(lifecycle.retry_released(execution=e, now=now) for e in executions)
 
 
-def expire_worker_leases(*, now, batch=BATCH_SIZE):
+def expire_worker_leases(*, now: datetime, batch: int = BATCH_SIZE) -> int:
     """Claimed worker executions whose lease lapsed (DESIGN.md §3.6). Returns how many."""
     with transaction.atomic():
         executions = list(
@@ -145,7 +145,7 @@ def expire_worker_leases(*, now, batch=BATCH_SIZE):
         return sum(lifecycle.lease_expired(execution=e, now=now) is not None for e in executions)
 
 
-def miss_unclaimed_worker_executions(*, now, batch=BATCH_SIZE):
+def miss_unclaimed_worker_executions(*, now: datetime, batch: int = BATCH_SIZE) -> int:
     """Worker executions nobody claimed within 15 minutes of their time become `missed`."""
     with transaction.atomic():
         executions = list(
@@ -157,7 +157,7 @@ def miss_unclaimed_worker_executions(*, now, batch=BATCH_SIZE):
         return sum(lifecycle.unclaimed(execution=e, now=now) for e in executions)
 
 
-def time_out_missing_outcomes(*, now, batch=BATCH_SIZE):
+def time_out_missing_outcomes(*, now: datetime, batch: int = BATCH_SIZE) -> int:
     """Delivered executions whose outcome deadline passed with no outcome (DESIGN.md §3.9)."""
     with transaction.atomic():
         executions = list(
@@ -168,12 +168,12 @@ def time_out_missing_outcomes(*, now, batch=BATCH_SIZE):
         return sum(lifecycle.outcome_timed_out(execution=e, now=now) for e in executions)
 
 
-def delete_old_outbox_rows(*, now):
+def delete_old_outbox_rows(*, now: datetime) -> int:
     deleted, _ = DispatchOutbox.objects.filter(dispatched_at__lt=now - OUTBOX_RETENTION).delete()
     return deleted
 
 
-def next_due(*, now):
+def next_due(*, now: datetime) -> datetime | None:
     """The earliest instant the poller has work: a cue's next_run, a retry's time, a lease's end."""
     candidates = [
         Cue.objects.filter(status=Cue.Status.ACTIVE).aggregate(t=Min("next_run"))["t"],
