@@ -15,6 +15,7 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -95,7 +96,7 @@ class HealthApi(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         body = health_report()
         if request.query_params.get("strict", "").lower() not in ("1", "true", "yes"):
             return Response(body)
@@ -109,7 +110,7 @@ class StatusApi(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         body, code = status_report()
         return Response(body, status=code)
 

@@ -3,13 +3,14 @@ flushed to the database, plus the current state (ops/overview.py), read on each 
 
 import hmac
 from collections import defaultdict
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from cueapi.errors import error_response
@@ -21,7 +22,7 @@ from ops import overview
 class DatabaseCollector:
     """Reads the flushed counters and the current state on each scrape."""
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         now = timezone.now()
         stored = defaultdict(dict)
         for name, labels, value in MetricSample.objects.values_list("name", "labels", "value"):
@@ -30,14 +31,14 @@ class DatabaseCollector:
         yield from self._histograms(stored)
         yield from self._state(now)
 
-    def _counters(self, stored):
+    def _counters(self, stored: dict) -> Iterator[Metric]:
         for name, documentation in COUNTERS.items():
             family = CounterMetricFamily(name, documentation, labels=_label_names(stored[f"{name}_total"]))
             for labels, value in sorted(stored[f"{name}_total"].items()):
                 family.add_metric(_label_values(labels), value)
             yield family
 
-    def _histograms(self, stored):
+    def _histograms(self, stored: dict) -> Iterator[Metric]:
         for name, documentation in HISTOGRAMS.items():
             family = HistogramMetricFamily(name, documentation)
             buckets = {dict(parse_labels(labels))["le"]: value for labels, value in stored[f"{name}_bucket"].items()}
@@ -46,7 +47,7 @@ class DatabaseCollector:
                 family.add_metric([], ordered, sum_value=stored[f"{name}_sum"].get("", 0.0))
             yield family
 
-    def _state(self, now: datetime):
+    def _state(self, now: datetime) -> Iterator[Metric]:
         yield _gauge("cueapi_cues", "Cues by status.", "status", overview.cue_counts())
         yield _gauge("cueapi_executions_in_flight", "Executions not finished yet, by status.", "status",
                      overview.in_flight_counts())
@@ -70,7 +71,7 @@ class DatabaseCollector:
         yield age
 
 
-def _gauge(name, documentation, label, values):
+def _gauge(name: str, documentation: str, label: str | None, values: dict | int) -> GaugeMetricFamily:
     if label is None:
         return GaugeMetricFamily(name, documentation, value=values)
     family = GaugeMetricFamily(name, documentation, labels=[label])
@@ -79,12 +80,12 @@ def _gauge(name, documentation, label, values):
     return family
 
 
-def _label_names(series):
+def _label_names(series: dict) -> list[str]:
     first = next(iter(series), "")
     return [key for key, _ in parse_labels(first)]
 
 
-def _label_values(labels):
+def _label_values(labels: str) -> list[str]:
     return [value for _, value in parse_labels(labels)]
 
 
