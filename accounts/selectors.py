@@ -11,7 +11,7 @@ from django.apps import apps
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from accounts.models import UsageMonthly
+from accounts.models import UsageMonthly, User
 from accounts.services import month_start
 
 CUES_COUNTED_FOR_LIMIT = ("active", "paused")
@@ -21,28 +21,28 @@ def _cue_model():
     return apps.get_model("cues", "Cue")
 
 
-def user_active_cue_count(*, user):
+def user_active_cue_count(*, user: User) -> int:
     """Cues with status `active` (what /v1/auth/me reports)."""
     return _cue_model().objects.filter(user=user, status="active").count()
 
 
-def user_limited_cue_count(*, user):
+def user_limited_cue_count(*, user: User) -> int:
     """Cues that count against `active_cue_limit`: active and paused."""
     return _cue_model().objects.filter(user=user, status__in=CUES_COUNTED_FOR_LIMIT).count()
 
 
-def user_executions_this_month(*, user, moment=None):
+def user_executions_this_month(*, user: User, moment: datetime.datetime | None = None) -> int:
     row = UsageMonthly.objects.filter(user=user, month_start=month_start(moment)).first()
     return row.execution_count if row else 0
 
 
-def _percent(used, limit, digits=None):
+def _percent(used: int, limit: int, digits: int | None = None) -> int | float:
     if limit <= 0:
         return 0
     return round(used / limit * 100, digits) if digits is not None else round(used / limit * 100)
 
 
-def user_usage(*, user, rate_limit_current_usage, moment=None):
+def user_usage(*, user: User, rate_limit_current_usage: int, moment: datetime.datetime | None = None) -> dict:
     """The body of GET /v1/usage (SERVER.md §3.7)."""
     now = moment or timezone.now()
     start = month_start(now)

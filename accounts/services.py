@@ -1,6 +1,7 @@
 """Account rules: registration, keys and secrets, profile changes, usage counting."""
 
 import datetime
+import uuid
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -21,7 +22,7 @@ from cueapi.sessions import encrypt_api_key
 from cueapi.urlsafety import UnsafeURL, validate_url
 
 
-def normalize_email(*, email, loc="body.email"):
+def normalize_email(*, email: str, loc: str = "body.email") -> str:
     """The address as the reference's EmailStr normalises it (domain lower-cased), or 422."""
     try:
         return validate_email(email, check_deliverability=False).normalized
@@ -31,12 +32,12 @@ def normalize_email(*, email, loc="body.email"):
         ) from None
 
 
-def _set_api_key(user, api_key):
+def _set_api_key(user: User, api_key: str) -> None:
     user.api_key_hash = api_key_hash(api_key)
     user.api_key_prefix = api_key_prefix(api_key)
 
 
-def user_create(*, email):
+def user_create(*, email: str) -> tuple[User, str]:
     """Create an API user with a fresh key; return (user, plaintext key). 409 if taken."""
     api_key = new_api_key()
     user = User(email=email)
@@ -50,7 +51,7 @@ def user_create(*, email):
     return user, api_key
 
 
-def user_regenerate_api_key(*, user):
+def user_regenerate_api_key(*, user: User) -> str:
     """Replace the key; the old one stops working at once and answers `key_rotated`."""
     old_hash = user.api_key_hash
     api_key = new_api_key()
@@ -63,13 +64,13 @@ def user_regenerate_api_key(*, user):
     return api_key
 
 
-def user_regenerate_webhook_secret(*, user):
+def user_regenerate_webhook_secret(*, user: User) -> str:
     user.webhook_secret = new_webhook_secret()
     user.save(update_fields=["webhook_secret", "updated_at"])
     return user.webhook_secret
 
 
-def user_get_alert_webhook_secret(*, user):
+def user_get_alert_webhook_secret(*, user: User) -> str:
     """The alert-webhook secret, created on first need (and kept from then on)."""
     if not user.alert_webhook_secret:
         secret = new_alert_webhook_secret()
@@ -84,13 +85,13 @@ def user_get_alert_webhook_secret(*, user):
     return user.alert_webhook_secret
 
 
-def user_regenerate_alert_webhook_secret(*, user):
+def user_regenerate_alert_webhook_secret(*, user: User) -> str:
     user.alert_webhook_secret = new_alert_webhook_secret()
     user.save(update_fields=["alert_webhook_secret", "updated_at"])
     return user.alert_webhook_secret
 
 
-def user_update(*, user, email=None, alert_webhook_url=None):
+def user_update(*, user: User, email: str | None = None, alert_webhook_url: str | None = None) -> User:
     """PATCH /v1/auth/me: only the fields given change. 422 `no_fields` if none."""
     fields = []
     if alert_webhook_url is not None:
@@ -118,12 +119,12 @@ def user_update(*, user, email=None, alert_webhook_url=None):
     return user
 
 
-def month_start(moment=None):
+def month_start(moment: datetime.datetime | None = None) -> datetime.date:
     moment = moment or timezone.now()
     return moment.astimezone(datetime.timezone.utc).date().replace(day=1)
 
 
-def usage_increment(*, user_id, count=1, moment=None):
+def usage_increment(*, user_id: uuid.UUID, count: int = 1, moment: datetime.datetime | None = None) -> None:
     """Count `count` created executions against the user's month (an upsert, race-safe)."""
     start = month_start(moment)
     updated = UsageMonthly.objects.filter(user_id=user_id, month_start=start).update(

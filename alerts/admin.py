@@ -3,6 +3,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from alerts.models import Alert, Notification
+from executions.admin import TIMELINE_SOURCES
 
 
 @admin.register(Alert)
@@ -26,6 +27,19 @@ class AlertAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+def alert_timeline_events(execution):
+    """The alerts an execution raised, for its timeline in the execution admin."""
+    events = []
+    for alert in Alert.objects.filter(execution_id=execution.pk).order_by("created_at"):
+        link = reverse("admin:alerts_alert_change", args=[alert.pk])
+        events.append((alert.created_at, format_html('alert: <a href="{}">{}</a>', link, alert.alert_type),
+                       alert.message))
+    return events
+
+
+TIMELINE_SOURCES.append(alert_timeline_events)
 
 
 @admin.register(Notification)

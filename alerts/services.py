@@ -6,14 +6,17 @@ here sends anything: the dispatcher does (alerts/delivery.py), with retries.
 """
 
 import json
-from datetime import timedelta
+import uuid
+from datetime import datetime, timedelta
 
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts.models import User
 from accounts.services import user_get_alert_webhook_secret
 from alerts.models import Alert, Notification
 from cueapi.timefmt import ts_iso
+from cues.models import Cue
 from executions.models import Execution
 
 CONSECUTIVE_FAILURES_THRESHOLD = 3
@@ -22,7 +25,7 @@ EMAILS_PER_HOUR = 10
 DASHBOARD_URL = "https://dashboard.cueapi.ai"
 
 
-def failure_streak(*, cue_id, limit):
+def failure_streak(*, cue_id: str, limit: int) -> int:
     """How many of the cue's latest finished executions failed in a row (at most `limit`).
 
     An execution's verdict is its reported outcome if it has one, else its delivery: so a
@@ -44,7 +47,9 @@ def failure_streak(*, cue_id, limit):
     return streak
 
 
-def alert_raise(*, user, alert_type, message, cue_id=None, execution_id=None, metadata=None, now=None):
+def alert_raise(*, user: User, alert_type: str, message: str, cue_id: str | None = None,
+                execution_id: uuid.UUID | None = None, metadata: dict | None = None,
+                now: datetime | None = None) -> Alert | None:
     """Create an alert unless the same one was raised in the last 5 minutes; queue its webhook
     and email. Returns the alert, or None when deduplicated."""
     now = now or timezone.now()
@@ -69,12 +74,13 @@ def alert_raise(*, user, alert_type, message, cue_id=None, execution_id=None, me
     return alert
 
 
-def _queue(*, user, kind, body, now, alert=None, url=None, recipient=None, subject=None):
+def _queue(*, user: User, kind: str, body: str, now: datetime, alert: Alert | None = None, url: str | None = None,
+           recipient: str | None = None, subject: str | None = None) -> None:
     Notification.objects.create(user=user, alert=alert, kind=kind, url=url, recipient=recipient,
                                 subject=subject, body=body, available_at=now)
 
 
-def _queue_email(*, user, subject, text, now, alert=None):
+def _queue_email(*, user: User, subject: str, text: str, now: datetime, alert: Alert | None = None) -> None:
     """An email to the account's address, at most EMAILS_PER_HOUR an hour (no mail floods)."""
     sent_lately = Notification.objects.filter(user=user, kind=Notification.Kind.EMAIL,
                                               created_at__gte=now - timedelta(hours=1)).count()
@@ -84,7 +90,7 @@ def _queue_email(*, user, subject, text, now, alert=None):
            body=text, now=now)
 
 
-def on_execution_failed(*, execution, cue, now, reason, **_):
+def on_execution_failed(*, execution: Execution, cue: Cue, now: datetime, reason: str | None, **_) -> None:
     """The cue's on_failure actions, then the consecutive-failures rule."""
     user = cue.user
     on_failure = cue.on_failure or {}
@@ -112,7 +118,7 @@ def on_execution_failed(*, execution, cue, now, reason, **_):
                     metadata={"consecutive_failures": streak})
 
 
-def on_outcome_recorded(*, execution_id, cue, state, now, **_):
+def on_outcome_recorded(*, execution_id: uuid.UUID, cue: Cue, state: str, now: datetime, **_) -> None:
     if state == "verification_failed":
         alert_raise(user=cue.user, alert_type=Alert.Type.VERIFICATION_FAILED, cue_id=cue.id,
                     execution_id=execution_id, now=now,
@@ -121,7 +127,7 @@ def on_outcome_recorded(*, execution_id, cue, state, now, **_):
                     metadata={"outcome_state": "verification_failed", "transport": cue.callback_transport})
 
 
-def on_outcome_timed_out(*, execution, cue, now, **_):
+def on_outcome_timed_out(*, execution: Execution, cue: Cue, now: datetime, **_) -> None:
     seconds = execution.outcome_deadline_seconds
     alert_raise(user=cue.user, alert_type=Alert.Type.OUTCOME_TIMEOUT, cue_id=cue.id, execution_id=execution.id,
                 now=now, message=f"Execution {execution.id} was delivered but reported no outcome within {seconds}s.",

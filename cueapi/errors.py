@@ -5,6 +5,7 @@ Django 404/500 handlers and the 413/429 middleware all go through `error_respons
 """
 
 import logging
+from collections.abc import Mapping
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, JsonResponse
@@ -45,6 +46,25 @@ class RequestValidationError(AppError):
             422,
             details=[{"field": loc, "message": m} for loc, m in errors],
         )
+
+
+def errors_from_drf(detail, loc: str) -> list[tuple[str, str]]:
+    """Flatten DRF's nested error structure into [(location, message), ...]."""
+    if isinstance(detail, Mapping):
+        out = []
+        for key, value in detail.items():
+            child = loc if key == "non_field_errors" else f"{loc}.{key}" if loc else str(key)
+            out.extend(errors_from_drf(value, child))
+        return out
+    if isinstance(detail, list):
+        out = []
+        for index, item in enumerate(detail):
+            if isinstance(item, (Mapping, list)):
+                out.extend(errors_from_drf(item, f"{loc}.{index}"))
+            else:
+                out.append((loc, str(item)))
+        return out
+    return [(loc, str(detail))]
 
 
 def error_body(code, message, status, details=None, with_status=True):
@@ -97,8 +117,6 @@ def exception_handler(exc, context):
     if isinstance(exc, PermissionDenied):
         return error_response("http_error", "Forbidden", 403)
     if isinstance(exc, drf_exceptions.ValidationError):
-        from cueapi.validation import errors_from_drf
-
         return app_error_response(RequestValidationError(errors_from_drf(exc.detail, "body")))
     if isinstance(exc, (drf_exceptions.NotAuthenticated, drf_exceptions.AuthenticationFailed)):
         code = getattr(exc, "app_code", "invalid_api_key")

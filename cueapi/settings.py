@@ -46,7 +46,7 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["*"])
 BASE_URL = env.str("BASE_URL", default="http://localhost:8000").rstrip("/")
 
 INSTALLED_APPS = [
-    "cueapi.apps.CueAdminConfig",  # django.contrib.admin with the overview home page
+    "ops.apps.CueAdminConfig",  # django.contrib.admin with the overview home page
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "cues",
     "executions",
     "alerts",
+    "ops",
 ]
 
 # Order matters and mirrors the reference (SERVER.md §1.4):

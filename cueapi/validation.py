@@ -3,7 +3,8 @@
 The real clients map status codes, not texts, but people read these messages: a field that
 fails says what the reference would say. DRF serializers do the validating; the fields
 below are DRF fields with Pydantic's rules (a string must be a string, no trimming) and
-messages, and `errors_from_drf` flattens DRF's nested errors into (location, message) pairs.
+messages, and `errors_from_drf` (cueapi/errors.py) flattens DRF's nested errors into
+(location, message) pairs.
 """
 
 import datetime
@@ -17,7 +18,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail
 from rest_framework.exceptions import ValidationError as DRFValidationError
 
-from cueapi.errors import RequestValidationError
+from cueapi.errors import RequestValidationError, errors_from_drf
 
 NOT_A_DICT = "Input should be a valid dictionary or object to extract fields from"
 EXTRA_FORBIDDEN = "Extra inputs are not permitted"
@@ -213,25 +214,6 @@ class InputSerializer(serializers.Serializer):
         if errors:
             raise DRFValidationError(errors)
         return value
-
-
-def errors_from_drf(detail, loc):
-    """Flatten DRF's nested error structure into [(location, message), ...]."""
-    if isinstance(detail, Mapping):
-        out = []
-        for key, value in detail.items():
-            child = loc if key == "non_field_errors" else f"{loc}.{key}" if loc else str(key)
-            out.extend(errors_from_drf(value, child))
-        return out
-    if isinstance(detail, list):
-        out = []
-        for index, item in enumerate(detail):
-            if isinstance(item, (Mapping, list)):
-                out.extend(errors_from_drf(item, f"{loc}.{index}"))
-            else:
-                out.append((loc, str(item)))
-        return out
-    return [(loc, str(detail))]
 
 
 def validate(serializer_class, data, loc, **kwargs):

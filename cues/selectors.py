@@ -1,5 +1,7 @@
 import re
+from datetime import datetime
 
+from accounts.models import User
 from cueapi.errors import AppError
 from cues.models import Cue
 
@@ -8,7 +10,7 @@ from cues.models import Cue
 CUE_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,20}")
 
 
-def cue_get(*, user, cue_id, for_update=False):
+def cue_get(*, user: User, cue_id: str, for_update: bool = False) -> Cue:
     """The caller's cue, or 404 `cue_not_found` (also for someone else's or a malformed id)."""
     if not CUE_ID_PATTERN.fullmatch(cue_id):
         raise AppError("cue_not_found", "Cue not found", 404)
@@ -19,7 +21,7 @@ def cue_get(*, user, cue_id, for_update=False):
     return cue
 
 
-def cue_list(*, user, status=None, limit, offset):
+def cue_list(*, user: User, status: str | None = None, limit: int, offset: int) -> tuple[list[Cue], int]:
     """(page of cues newest first, total)."""
     queryset = Cue.objects.filter(user=user)
     if status:
@@ -28,13 +30,13 @@ def cue_list(*, user, status=None, limit, offset):
     return list(queryset.order_by("-created_at", "-id")[offset : offset + limit]), total
 
 
-def cue_executions(*, cue, limit, offset):
+def cue_executions(*, cue: Cue, limit: int, offset: int) -> tuple[list, int]:
     """(page of the cue's executions newest first, total)."""
     queryset = cue.executions.all()
     total = queryset.count()
     return list(queryset.order_by("-created_at", "-id")[offset : offset + limit]), total
 
 
-def user_has_active_worker(*, user, since):
+def user_has_active_worker(*, user: User, since: datetime) -> bool:
     return user.workers.filter(last_heartbeat__gte=since).exists()
 

@@ -16,7 +16,7 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from cueapi import metrics
-from cueapi.health import engine_heartbeat
+from cueapi.heartbeat import engine_heartbeat
 from cueapi.logs import log_event
 from cueapi.notify import Listener, listening_supported
 

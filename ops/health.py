@@ -2,13 +2,12 @@
 
 The keys keep the reference's names: "postgres" is the database (whatever engine), "redis"
 is the shared cache (CACHE_URL). The engine processes record their last cycle in the cache
-(`engine_heartbeat`), which is how staleness is seen from here.
+(cueapi/heartbeat.py), which is how staleness is seen from here.
 """
 
 import time
 from datetime import datetime, timedelta
 
-from django.apps import apps
 from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, Max
@@ -16,25 +15,21 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from cueapi.overview import engine_state
 from cueapi.timefmt import ts_iso, ts_z
+from cues.models import Cue
+from executions.models import DispatchOutbox, Execution, Worker
+from ops.overview import engine_state
 
 VERSION = "1.0.0"
 POLLER_STALE_SECONDS = 30
 STALE_DELIVERING_SECONDS = 300
 
 
-def engine_heartbeat(process, **stats):
-    """Called by run_poller / run_dispatcher after each cycle."""
-    values = {f"{process}:last_run": ts_iso(timezone.now())}
-    values.update({f"{process}:{name}": value for name, value in stats.items()})
-    cache.set_many(values, timeout=120)
-
-
-def _database_ok():
+def _database_ok() -> bool:
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
@@ -43,7 +38,7 @@ def _database_ok():
         return False
 
 
-def _cache_ok():
+def _cache_ok() -> bool:
     try:
         cache.set("health:ping", "1", 10)
         return cache.get("health:ping") == "1"
@@ -51,7 +46,7 @@ def _cache_ok():
         return False
 
 
-def _poller_state():
+def _poller_state() -> tuple[str, dict]:
     """("ok"|"stale"|"unknown", details dict)."""
     stats = cache.get_many(["poller:last_run", "poller:cues_processed", "poller:cycle_duration_ms"])
     last_run = stats.get("poller:last_run")
@@ -65,27 +60,24 @@ def _poller_state():
     return ("stale" if seconds_ago > POLLER_STALE_SECONDS else "ok"), details
 
 
-def _queue_stats():
-    Execution = apps.get_model("executions", "Execution")
-    DispatchOutbox = apps.get_model("executions", "DispatchOutbox")
+def _queue_stats() -> dict[str, int]:
     now = timezone.now()
     return {
         "pending_outbox": DispatchOutbox.objects.filter(dispatched_at__isnull=True).count(),
         "stale_executions": Execution.objects.filter(
-            status="delivering", updated_at__lt=now - timedelta(seconds=STALE_DELIVERING_SECONDS)
+            status=Execution.Status.DELIVERING, updated_at__lt=now - timedelta(seconds=STALE_DELIVERING_SECONDS)
         ).count(),
         "pending_retries": Execution.objects.filter(
-            status__in=["retrying", "retry_ready"]
+            status__in=[Execution.Status.RETRYING, Execution.Status.RETRY_READY]
         ).count(),
         "pending_worker_claims": Execution.objects.filter(
-            status="pending", cue__callback_transport="worker"
+            status=Execution.Status.PENDING, cue__callback_transport=Cue.Transport.WORKER
         ).count(),
     }
 
 
-def _workers():
+def _workers() -> tuple[dict, str]:
     """Workers (all users) heard from in the last 180 s: ({"active_count", "last_heartbeat"?}, state)."""
-    Worker = apps.get_model("executions", "Worker")
     found = Worker.objects.filter(last_heartbeat__gt=timezone.now() - timedelta(seconds=180)).aggregate(
         active_count=Count("pk"), last_heartbeat=Max("last_heartbeat"))
     block = {"active_count": found["active_count"]}
@@ -104,7 +96,7 @@ class HealthApi(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         body = health_report()
         if request.query_params.get("strict", "").lower() not in ("1", "true", "yes"):
             return Response(body)
@@ -118,12 +110,12 @@ class StatusApi(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         body, code = status_report()
         return Response(body, status=code)
 
 
-def health_report():
+def health_report() -> dict:
     db_ok = _database_ok()
     cache_ok = _cache_ok()
     services = {
@@ -151,7 +143,7 @@ def health_report():
     return body
 
 
-def status_report():
+def status_report() -> tuple[dict, int]:
     if not _database_ok():
         body, code = {"status": "down", "reason": "postgres unreachable"}, 503
     elif not _cache_ok():

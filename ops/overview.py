@@ -1,58 +1,52 @@
 """The facts an operator looks at first, for the admin home page and `GET /metrics`.
 
 A handful of aggregate queries, each served by an index (executions by created_at, by status;
-cues by status; the outbox's partial index), whatever the size of the tables. Models are
-looked up by name: this module is shared plumbing and the apps depend on it, not the reverse.
+cues by status; the outbox's partial index), whatever the size of the tables.
 """
 
 import statistics
 from datetime import datetime, timedelta
 
-from django.apps import apps
 from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Count, Q
 
+from alerts.models import Alert
+from cues.models import Cue
+from executions.models import DispatchOutbox, Execution, Worker
+
 ENGINE_PROCESSES = ("poller", "dispatcher")
-IN_FLIGHT = ("pending", "delivering", "retrying", "retry_ready")
+IN_FLIGHT = (Execution.Status.PENDING, Execution.Status.DELIVERING, Execution.Status.RETRYING,
+             Execution.Status.RETRY_READY)
 LAG_SAMPLE = 200  # the latest executions, for the fire/delivery lag figures
 
 
-def _model(label):
-    return apps.get_model(*label.split("."))
-
-
-def cue_counts():
-    Cue = _model("cues.Cue")
+def cue_counts() -> dict[str, int]:
     return dict(Cue.objects.order_by().values_list("status").annotate(n=Count("pk")))
 
 
-def executions_since(since):
-    Execution = _model("executions.Execution")
+def executions_since(since: datetime) -> dict[str, int]:
     return dict(Execution.objects.filter(created_at__gte=since).order_by()
                 .values_list("status").annotate(n=Count("pk")))
 
 
-def in_flight_counts():
-    Execution = _model("executions.Execution")
+def in_flight_counts() -> dict[str, int]:
     counts = dict(Execution.objects.filter(status__in=IN_FLIGHT).order_by()
                   .values_list("status").annotate(n=Count("pk")))
     return {status: counts.get(status, 0) for status in IN_FLIGHT}
 
 
-def waiting_for_outcome():
-    Execution = _model("executions.Execution")
-    return Execution.objects.filter(status="success", outcome_recorded_at__isnull=True,
+def waiting_for_outcome() -> int:
+    return Execution.objects.filter(status=Execution.Status.SUCCESS, outcome_recorded_at__isnull=True,
                                     outcome_deadline_at__isnull=False).count()
 
 
-def outbox_depth():
-    return _model("executions.DispatchOutbox").objects.filter(dispatched_at__isnull=True).count()
+def outbox_depth() -> int:
+    return DispatchOutbox.objects.filter(dispatched_at__isnull=True).count()
 
 
-def worker_counts(now):
+def worker_counts(now: datetime) -> dict[str, int]:
     """active (heartbeat < 180 s), stale (< 900 s), dead: the /v1/workers thresholds."""
-    Worker = _model("executions.Worker")
     return Worker.objects.aggregate(
         active=Count("pk", filter=Q(last_heartbeat__gte=now - timedelta(seconds=180))),
         stale=Count("pk", filter=Q(last_heartbeat__lt=now - timedelta(seconds=180),
@@ -61,13 +55,12 @@ def worker_counts(now):
     )
 
 
-def alert_counts(since=None):
-    Alert = _model("alerts.Alert")
+def alert_counts(since: datetime | None = None) -> dict[str, int]:
     alerts = Alert.objects.all() if since is None else Alert.objects.filter(created_at__gte=since)
     return dict(alerts.order_by().values_list("alert_type").annotate(n=Count("pk")))
 
 
-def engine_state(now):
+def engine_state(now: datetime) -> dict[str, dict]:
     """Each engine process's last cycle, from the heartbeat it writes to the shared cache;
     `stale` when never seen or quieter than CUEAPI_ENGINE_STALE_SECONDS."""
     keys = [f"{process}:{name}" for process in ENGINE_PROCESSES for name in ("last_run", "cycle_duration_ms")]
@@ -86,20 +79,19 @@ def engine_state(now):
     return state
 
 
-def lag_seconds():
+def lag_seconds() -> dict[str, dict | None]:
     """Fire lag (due -> execution created, scheduled slots only: a fire's or replay's due time
     is its creation) and due -> delivered (every delivered execution), over the latest
     executions, as {"fire": {p50, p99, max, samples} | None, "delivery": ...}. `missed` records
     of a catch-up are left out: they are written long after their slot by design."""
-    Execution = _model("executions.Execution")
-    rows = list(Execution.objects.exclude(status="missed").order_by("-created_at")
+    rows = list(Execution.objects.exclude(status=Execution.Status.MISSED).order_by("-created_at")
                 .values_list("triggered_by", "scheduled_for", "created_at", "delivered_at")[:LAG_SAMPLE])
     fire = [(created - due).total_seconds() for trigger, due, created, _ in rows if trigger is None]
     delivery = [(delivered - due).total_seconds() for _, due, _, delivered in rows if delivered]
     return {"fire": _summary(fire), "delivery": _summary(delivery)}
 
 
-def _summary(values):
+def _summary(values: list[float]) -> dict | None:
     if not values:
         return None
     values = sorted(values)
@@ -107,7 +99,7 @@ def _summary(values):
     return {"p50": statistics.median(values), "p99": p99, "max": values[-1], "samples": len(values)}
 
 
-def collect(now):
+def collect(now: datetime) -> dict:
     """Everything on the admin home page."""
     day_ago = now - timedelta(hours=24)
     executions = executions_since(day_ago)

@@ -2,11 +2,12 @@
 
 from datetime import timedelta
 
-from django.apps import apps
 from django.contrib import admin
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
-from cueapi import overview
+from executions.models import Execution
+from ops import overview
 
 RECENT_FAILURES = 10
 
@@ -17,12 +18,12 @@ class CueAdminSite(admin.AdminSite):
     index_title = "Overview"
     index_template = "admin/cueapi_index.html"
 
-    def index(self, request, extra_context=None):
+    def index(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
         now = timezone.now()
         facts = overview.collect(now)
-        Execution = apps.get_model("executions", "Execution")
         recent_failures = list(
-            Execution.objects.filter(status__in=["failed", "outcome_timeout"], created_at__gte=now - timedelta(hours=24))
+            Execution.objects.filter(status__in=[Execution.Status.FAILED, Execution.Status.OUTCOME_TIMEOUT],
+                                     created_at__gte=now - timedelta(hours=24))
             .select_related("cue").only("id", "status", "error_message", "updated_at", "cue__id", "cue__name")
             .order_by("-created_at")[:RECENT_FAILURES]
         )
@@ -38,13 +39,13 @@ class CueAdminSite(admin.AdminSite):
         return super().index(request, context)
 
 
-def _status_rows(counts):
+def _status_rows(counts: dict[str, int]) -> list[tuple[str, int]]:
     order = ["success", "failed", "outcome_timeout", "missed", "retrying", "retry_ready", "delivering", "pending"]
     return [(status, counts[status]) for status in order if counts.get(status)] + [
         (status, n) for status, n in sorted(counts.items()) if status not in order and n]
 
 
-def _engine_row(name, state):
+def _engine_row(name: str, state: dict) -> dict:
     age = state["seconds_ago"]
     health = "never seen" if age is None else "stale" if state["stale"] else "ok"
     return {"name": name, "health": health, "seconds_ago": None if age is None else round(age, 1),

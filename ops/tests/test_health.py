@@ -61,7 +61,7 @@ class HealthTests(BaseTestCase):
         self.assertEqual(status.json(), {"status": "down", "reason": "redis unreachable"})
 
     def test_database_down(self):
-        with mock.patch("cueapi.health._database_ok", return_value=False):
+        with mock.patch("ops.health._database_ok", return_value=False):
             status = self.get("/status", anonymous=True)
             health = self.get("/health", anonymous=True)
         self.assertEqual(status.status_code, 503)
