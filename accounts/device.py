@@ -5,6 +5,7 @@ their email, clicks the emailed link; the terminal's poll then receives the API 
 or a one-time session token (existing user), which POST /v1/auth/session exchanges for a JWT.
 """
 
+import re
 from datetime import timedelta
 
 from django.conf import settings
@@ -20,6 +21,13 @@ from cueapi.ids import new_token
 from cueapi.sessions import decrypt_api_key, encrypt_api_key, issue_session_token
 
 LIFETIME = timedelta(seconds=900)
+# What the clients pick (`cueapi login`: ABCD-EFGH; `cueapi-worker login`: 8 lower-case letters
+# and digits), with room to spare. Nothing else is accepted, so a code is safe on any page.
+DEVICE_CODE_FORMAT = re.compile(r"[A-Za-z0-9-]{6,128}")
+
+
+def device_code_is_well_formed(device_code: str) -> bool:
+    return DEVICE_CODE_FORMAT.fullmatch(device_code) is not None
 
 
 def _limited(message):
@@ -28,8 +36,8 @@ def _limited(message):
 
 def device_code_create(*, device_code, client_ip, now=None):
     now = now or timezone.now()
-    if not 6 <= len(device_code) <= 128:
-        raise AppError("invalid_device_code", "Device code must be 6-128 characters", 400)
+    if not device_code_is_well_formed(device_code):
+        raise AppError("invalid_device_code", "Device code must be 6-128 letters, digits or hyphens", 400)
     if not ratelimit.fixed_window_allows(f"auth_dc:{client_ip}", 5, 3600):
         raise _limited("Too many device code requests")
     with transaction.atomic():

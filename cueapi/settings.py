@@ -79,6 +79,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "cueapi.middleware.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "cueapi.urls"
