@@ -5,11 +5,13 @@ their email, clicks the emailed link; the terminal's poll then receives the API 
 or a one-time session token (existing user), which POST /v1/auth/session exchanges for a JWT.
 """
 
+import copy
 import re
 from datetime import timedelta
 
 from django.conf import settings
 from django.core.mail import send_mail
+from django.core.mail.backends import console
 from django.db import transaction
 from django.utils import timezone
 
@@ -77,6 +79,23 @@ def device_code_submit_email(*, device_code, email, client_ip, now=None):
                   settings.DEFAULT_FROM_EMAIL, [email])
     except Exception:  # noqa: BLE001 - the reference swallows send failures too
         pass
+
+
+# The magic link's secret part, as device_code_submit_email writes it.
+LINK_TOKEN = re.compile(r"(\btoken=)[^&\s]+")
+
+
+class MaskedConsoleEmailBackend(console.EmailBackend):
+    """Django's console backend (the default, EMAIL_URL=consolemail://) with magic-link tokens
+    masked: the console is the server's log, and a working login link logs in whoever reads it."""
+
+    def write_message(self, message):
+        masked = copy.copy(message)
+        masked.body, hidden = LINK_TOKEN.subn(r"\1HIDDEN", message.body)
+        if hidden:
+            masked.body += ("\n[The login token is hidden in the server log. To receive login links, "
+                            "set EMAIL_URL to an SMTP server, or to filemail:///some/dir for local use.]\n")
+        super().write_message(masked)
 
 
 class VerifyError(Exception):
