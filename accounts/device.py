@@ -94,7 +94,7 @@ class MaskedConsoleEmailBackend(console.EmailBackend):
         masked.body, hidden = LINK_TOKEN.subn(r"\1HIDDEN", message.body)
         if hidden:
             masked.body += ("\n[The login token is hidden in the server log. To receive login links, "
-                            "set EMAIL_URL to an SMTP server, or to filemail:///some/dir for local use.]\n")
+                            "set EMAIL_URL to an SMTP server, or to filemail:////absolute/dir for local use.]\n")
         super().write_message(masked)
 
 
