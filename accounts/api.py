@@ -241,12 +241,16 @@ class VerifyPage(Unauthenticated):
 
 
 class DevicePage(Unauthenticated):
-    """GET /auth/device?code=…: where the person types their email (no external assets)."""
+    """GET /auth/device?code=…: where the person types their email (no external assets; the
+    script is a static file, as the Content-Security-Policy allows no inline script)."""
 
     @extend_schema(exclude=True)
     def get(self, request):
         code = validate_query(DevicePageQuery, request)["code"]
-        return render(request, "accounts/device.html", {"code": code, "code_json": json.dumps(code)})
+        if not device.device_code_is_well_formed(code):
+            # Not a code this server hands out: say so, and never echo it into the page.
+            return render(request, "accounts/device.html", {"code": None}, status=400)
+        return render(request, "accounts/device.html", {"code": code})
 
 
 class EchoApi(APIView):

@@ -5,10 +5,13 @@ their email, clicks the emailed link; the terminal's poll then receives the API 
 or a one-time session token (existing user), which POST /v1/auth/session exchanges for a JWT.
 """
 
+import copy
+import re
 from datetime import timedelta
 
 from django.conf import settings
 from django.core.mail import send_mail
+from django.core.mail.backends import console
 from django.db import transaction
 from django.utils import timezone
 
@@ -20,6 +23,13 @@ from cueapi.ids import new_token
 from cueapi.sessions import decrypt_api_key, encrypt_api_key, issue_session_token
 
 LIFETIME = timedelta(seconds=900)
+# What the clients pick (`cueapi login`: ABCD-EFGH; `cueapi-worker login`: 8 lower-case letters
+# and digits), with room to spare. Nothing else is accepted, so a code is safe on any page.
+DEVICE_CODE_FORMAT = re.compile(r"[A-Za-z0-9-]{6,128}")
+
+
+def device_code_is_well_formed(device_code: str) -> bool:
+    return DEVICE_CODE_FORMAT.fullmatch(device_code) is not None
 
 
 def _limited(message):
@@ -28,8 +38,8 @@ def _limited(message):
 
 def device_code_create(*, device_code, client_ip, now=None):
     now = now or timezone.now()
-    if not 6 <= len(device_code) <= 128:
-        raise AppError("invalid_device_code", "Device code must be 6-128 characters", 400)
+    if not device_code_is_well_formed(device_code):
+        raise AppError("invalid_device_code", "Device code must be 6-128 letters, digits or hyphens", 400)
     if not ratelimit.fixed_window_allows(f"auth_dc:{client_ip}", 5, 3600):
         raise _limited("Too many device code requests")
     with transaction.atomic():
@@ -69,6 +79,23 @@ def device_code_submit_email(*, device_code, email, client_ip, now=None):
                   settings.DEFAULT_FROM_EMAIL, [email])
     except Exception:  # noqa: BLE001 - the reference swallows send failures too
         pass
+
+
+# The magic link's secret part, as device_code_submit_email writes it.
+LINK_TOKEN = re.compile(r"(\btoken=)[^&\s]+")
+
+
+class MaskedConsoleEmailBackend(console.EmailBackend):
+    """Django's console backend (the default, EMAIL_URL=consolemail://) with magic-link tokens
+    masked: the console is the server's log, and a working login link logs in whoever reads it."""
+
+    def write_message(self, message):
+        masked = copy.copy(message)
+        masked.body, hidden = LINK_TOKEN.subn(r"\1HIDDEN", message.body)
+        if hidden:
+            masked.body += ("\n[The login token is hidden in the server log. To receive login links, "
+                            "set EMAIL_URL to an SMTP server, or to filemail:////absolute/dir for local use.]\n")
+        super().write_message(masked)
 
 
 class VerifyError(Exception):

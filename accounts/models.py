@@ -46,6 +46,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     api_key_prefix = models.CharField(max_length=12, blank=True, editable=False)
     # Only set where the contract allows revealing the key again (SERVER.md §1.6).
     api_key_encrypted = models.CharField(max_length=256, null=True, blank=True, editable=False)
+    # Carried in every session JWT; regenerating the API key bumps it, which ends every session
+    # issued before (a stolen session must not outlive the key rotation meant to shut it out).
+    session_version = models.PositiveIntegerField(default=0, editable=False)
     plan = models.CharField(max_length=20, default="free")
     active_cue_limit = models.PositiveIntegerField(default=default_cue_limit)
     monthly_execution_limit = models.PositiveIntegerField(default=default_monthly_execution_limit)

@@ -52,12 +52,16 @@ def user_create(*, email: str) -> tuple[User, str]:
 
 
 def user_regenerate_api_key(*, user: User) -> str:
-    """Replace the key; the old one stops working at once and answers `key_rotated`."""
+    """Replace the key; the old one stops working at once and answers `key_rotated`, and
+    every session token issued before ends (401 `session_revoked`)."""
     old_hash = user.api_key_hash
     api_key = new_api_key()
     _set_api_key(user, api_key)
     user.api_key_encrypted = encrypt_api_key(api_key)
-    user.save(update_fields=["api_key_hash", "api_key_prefix", "api_key_encrypted", "updated_at"])
+    user.session_version = F("session_version") + 1  # in SQL: two rotations at once both count
+    user.save(update_fields=["api_key_hash", "api_key_prefix", "api_key_encrypted", "session_version",
+                             "updated_at"])
+    user.refresh_from_db(fields=["session_version"])
     forget_api_key(old_hash)
     if old_hash:
         mark_key_rotated(old_hash)

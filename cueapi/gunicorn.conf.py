@@ -13,3 +13,21 @@ keepalive = 5
 # (with X-Request-Id, and without the query string, where magic-link tokens travel).
 accesslog = None
 errorlog = "-"
+
+
+def pre_request(worker, req):
+    """Close the connection after a request whose body the API may leave unread.
+
+    BodySizeLimitMiddleware answers 413 without reading an oversize body, and gunicorn drains
+    only 64 KiB of what is left before dropping the connection it announced as keep-alive: the
+    client's next request on it then fails. Announcing `Connection: close` (the app cannot: gunicorn
+    ignores that header from it) makes keep-alive clients reconnect. Chunked bodies have no size
+    up front, so every chunked request closes its connection (they are rare).
+    """
+    from django.conf import settings
+
+    headers = dict(req.headers)  # gunicorn upper-cases the names
+    length = headers.get("CONTENT-LENGTH", "")
+    chunked = "chunked" in headers.get("TRANSFER-ENCODING", "").lower()
+    if chunked or (length.isdigit() and int(length) > settings.CUEAPI_MAX_BODY_BYTES):
+        req.force_close()

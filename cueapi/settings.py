@@ -80,6 +80,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "cueapi.middleware.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "cueapi.urls"
@@ -149,6 +150,9 @@ WHITENOISE_USE_FINDERS = True  # no collectstatic step needed for `make run`
 
 EMAIL_CONFIG = env.email("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
+if EMAIL_BACKEND == "django.core.mail.backends.console.EmailBackend":  # noqa: F821 - set just above
+    # Mail printed into the server's log must not carry working login links.
+    EMAIL_BACKEND = "accounts.device.MaskedConsoleEmailBackend"
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="CueAPI <noreply@localhost>")
 
 REST_FRAMEWORK = {

@@ -8,6 +8,7 @@ is the shared cache (CACHE_URL). The engine processes record their last cycle in
 import time
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, Max
@@ -77,8 +78,9 @@ def _queue_stats() -> dict[str, int]:
 
 
 def _workers() -> tuple[dict, str]:
-    """Workers (all users) heard from in the last 180 s: ({"active_count", "last_heartbeat"?}, state)."""
-    found = Worker.objects.filter(last_heartbeat__gt=timezone.now() - timedelta(seconds=180)).aggregate(
+    """Active workers (all users): ({"active_count", "last_heartbeat"?}, state)."""
+    active_since = timezone.now() - timedelta(seconds=settings.CUEAPI_WORKER_ACTIVE_SECONDS)
+    found = Worker.objects.filter(last_heartbeat__gt=active_since).aggregate(
         active_count=Count("pk"), last_heartbeat=Max("last_heartbeat"))
     block = {"active_count": found["active_count"]}
     if found["active_count"]:

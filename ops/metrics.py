@@ -56,7 +56,7 @@ class DatabaseCollector:
         yield _gauge("cueapi_executions_waiting_for_outcome", "Delivered executions whose outcome is due.",
                      None, overview.waiting_for_outcome())
         yield _gauge("cueapi_outbox_depth", "Webhook sends waiting for a dispatcher.", None, overview.outbox_depth())
-        yield _gauge("cueapi_workers", "Workers by heartbeat state (active < 180 s < stale < 900 s < dead).",
+        yield _gauge("cueapi_workers", "Workers by heartbeat state (active, stale, dead: the GET /v1/workers thresholds).",
                      "state", overview.worker_counts(now))
         alerts = CounterMetricFamily("cueapi_alerts", "Alerts raised, by type.", labels=["type"])
         for alert_type, n in sorted(overview.alert_counts().items()):

@@ -46,12 +46,13 @@ def outbox_depth() -> int:
 
 
 def worker_counts(now: datetime) -> dict[str, int]:
-    """active (heartbeat < 180 s), stale (< 900 s), dead: the /v1/workers thresholds."""
+    """active, stale, dead: the /v1/workers thresholds (CUEAPI_WORKER_ACTIVE/STALE_SECONDS)."""
+    active_since = now - timedelta(seconds=settings.CUEAPI_WORKER_ACTIVE_SECONDS)
+    stale_since = now - timedelta(seconds=settings.CUEAPI_WORKER_STALE_SECONDS)
     return Worker.objects.aggregate(
-        active=Count("pk", filter=Q(last_heartbeat__gte=now - timedelta(seconds=180))),
-        stale=Count("pk", filter=Q(last_heartbeat__lt=now - timedelta(seconds=180),
-                                   last_heartbeat__gte=now - timedelta(seconds=900))),
-        dead=Count("pk", filter=Q(last_heartbeat__lt=now - timedelta(seconds=900))),
+        active=Count("pk", filter=Q(last_heartbeat__gte=active_since)),
+        stale=Count("pk", filter=Q(last_heartbeat__lt=active_since, last_heartbeat__gte=stale_since)),
+        dead=Count("pk", filter=Q(last_heartbeat__lt=stale_since)),
     )
 
 

@@ -85,7 +85,7 @@ class DeviceLoginTests(BaseTestCase):
         self.assertEqual(self.poll("never-seen"), {"status": "expired"})
 
     def test_errors(self):
-        self.assertError(self.start("short"), 400, "invalid_device_code", "Device code must be 6-128 characters")
+        self.assertError(self.start("short"), 400, "invalid_device_code", "Device code must be 6-128 letters, digits or hyphens")
         self.assertError(self.submit("new@example.com", code="nope-nope"), 404, "device_code_not_found")
         self.start()
         self.submit("new@example.com")
