@@ -192,6 +192,8 @@ CUEAPI_DISPATCH_PER_USER_IN_FLIGHT = env_positive_int(
     "CUEAPI_DISPATCH_PER_USER_IN_FLIGHT", max(1, CUEAPI_DISPATCH_CONCURRENCY // 2))
 CUEAPI_WEBHOOK_TIMEOUT_SECONDS = env.float("CUEAPI_WEBHOOK_TIMEOUT_SECONDS", default=30.0)
 CUEAPI_WORKER_LEASE_SECONDS = env_positive_int("CUEAPI_WORKER_LEASE_SECONDS", 900)
+# Recurring schedules may not fire more often than this (create/PATCH answer 422).
+CUEAPI_MIN_SCHEDULE_INTERVAL_SECONDS = env_positive_int("CUEAPI_MIN_SCHEDULE_INTERVAL_SECONDS", 60)
 # A worker is `active` while its last heartbeat is younger than this, then `stale`, then
 # `dead` (GET /v1/workers, /health, the dashboard, the no-active-worker warning).
 CUEAPI_WORKER_ACTIVE_SECONDS = 180

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from accounts.selectors import user_limited_cue_count
-from cueapi.errors import AppError
+from cueapi.errors import AppError, RequestValidationError
 from cueapi.urlsafety import UnsafeURL, validate_url
 from cues import schedule as schedule_math
 from cues.models import Cue, default_backoff_minutes, default_on_failure
@@ -61,9 +61,11 @@ def resolve_schedule(*, schedule_type, cron, at, tz_name, now):
     """(schedule_at, next_run) for a schedule, or 400 `invalid_schedule`."""
     if schedule_type == Cue.ScheduleType.RECURRING:
         try:
-            return None, schedule_math.next_fire(cron, tz_name, now)
+            next_run = schedule_math.next_fire(cron, tz_name, now)
         except schedule_math.ScheduleError as exc:
             raise AppError("invalid_schedule", str(exc), 400) from None
+        _check_min_interval(cron)
+        return None, next_run
     if schedule_type == Cue.ScheduleType.ONCE:
         if at is None:
             raise AppError("invalid_schedule", "Timestamp is required for one-time schedules", 400)
@@ -71,6 +73,20 @@ def resolve_schedule(*, schedule_type, cron, at, tz_name, now):
             raise AppError("invalid_schedule", "Scheduled time must be in the future", 400)
         return at, at
     raise AppError("invalid_schedule", "Schedule type must be 'once' or 'recurring'", 400)
+
+
+def _check_min_interval(cron):
+    """422 for a schedule that fires more often than the server allows: schedule math costs
+    grow with how often a cron fires, and one user's per-second crons must not slow the
+    engine for everyone."""
+    interval = schedule_math.min_interval_seconds(cron)
+    minimum = settings.CUEAPI_MIN_SCHEDULE_INTERVAL_SECONDS
+    if interval < minimum:
+        unit = "second" if interval == 1 else "seconds"
+        raise RequestValidationError([("body.schedule.cron", (
+            f"This schedule fires as often as every {interval} {unit}; the minimum interval on this "
+            f"server is {minimum} seconds. Use a schedule that fires at most every {minimum} seconds "
+            "(a five-field cron fires at most once a minute)."))])
 
 
 def _check_on_failure_webhook(on_failure):

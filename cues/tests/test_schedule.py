@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from cues.schedule import (
     CATCH_UP_MAX_FIRED,
+    MISSED_MAX_RECORDED,
     ScheduleError,
     fires_between,
     next_fire,
@@ -137,7 +138,10 @@ class CatchUpTests(SimpleTestCase):
         plan = self.plan("all", expr="*/15 * * * *")  # 289 slots
         self.assertEqual(len(plan.fire), CATCH_UP_MAX_FIRED)
         self.assertEqual(plan.fire[-1], u(2026, 11, 24, 12))
-        self.assertEqual(len(plan.missed) + len(plan.fire), 289)
+        # 189 slots before the fired ones; the oldest MISSED_MAX_RECORDED are recorded.
+        self.assertEqual(len(plan.missed), MISSED_MAX_RECORDED)
+        self.assertTrue(plan.missed_not_recorded)
+        self.assertEqual(plan.missed[0], self.due)
         self.assertLess(plan.missed[-1], plan.fire[0])
 
     def test_none_records_everything_late(self):
