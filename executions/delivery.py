@@ -4,7 +4,7 @@ A plain function (`send_webhook`) that the dispatcher calls and tests call direc
 never raises. The request is SERVER.md §4.5.2 to the byte (so `cueapi.verify_webhook`
 accepts it) plus the Standard Webhooks headers (DESIGN.md §3.15). The address connected to
 is the one that was checked (`resolve_safe_address`), redirects are not followed, at most
-RESPONSE_READ_LIMIT bytes of the answer are read.
+RESPONSE_READ_LIMIT bytes of the answer are read, and the whole exchange has one deadline.
 """
 
 import base64
@@ -23,6 +23,8 @@ import requests
 import urllib3
 from django.conf import settings
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from cueapi.logs import log_event
 from cueapi.timefmt import ts_iso
@@ -93,9 +95,94 @@ def signed_headers(*, secret, body, execution_id, cue_id, scheduled_for, attempt
     return headers
 
 
+class TotalDeadline:
+    """Cuts a delivery's connection when its total time is up.
+
+    Socket timeouts bound each read, not the whole answer: a receiver that sends one byte
+    every few seconds would hold a delivery thread for ever. The connection registers here
+    (`DeadlineConnectionMixin`), and a timer shuts its socket down at the deadline, which
+    wakes the blocked read with an error.
+    """
+
+    def __init__(self, seconds: float):
+        self.expired = False
+        self._connection = None
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(max(seconds, 0), self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self):
+        _deadlines.current = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._timer.cancel()
+        _deadlines.current = None
+
+    def watch(self, connection):
+        with self._lock:
+            self._connection = connection
+            expired = self.expired
+        if expired:
+            _shut(connection)
+
+    def _expire(self):
+        with self._lock:
+            self.expired = True
+            connection = self._connection
+        if connection is not None:
+            _shut(connection)
+
+
+_deadlines = threading.local()
+
+
+def _shut(connection):
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed
+
+
+class DeadlineConnectionMixin:
+    """Registers the connection with the running delivery's TotalDeadline: when it connects
+    (a new connection) and when it sends a request (a kept-alive one)."""
+
+    def connect(self):
+        super().connect()
+        self._watch()
+
+    def request(self, *args, **kwargs):
+        self._watch()
+        return super().request(*args, **kwargs)
+
+    def _watch(self):
+        deadline = getattr(_deadlines, "current", None)
+        if deadline is not None:
+            deadline.watch(self)
+
+
+class DeadlineHTTPConnectionPool(HTTPConnectionPool):
+    ConnectionCls = type("DeadlineHTTPConnection", (DeadlineConnectionMixin, HTTPConnection), {})
+
+
+class DeadlineHTTPSConnectionPool(HTTPSConnectionPool):
+    ConnectionCls = type("DeadlineHTTPSConnection", (DeadlineConnectionMixin, HTTPSConnection), {})
+
+
 class PinnedAddressAdapter(HTTPAdapter):
     """Connects to `request.pinned_address` (checked beforehand) instead of resolving the
-    host again, while TLS still verifies the certificate against the real host name."""
+    host again, while TLS still verifies the certificate against the real host name; its
+    connections obey the delivery's TotalDeadline."""
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": DeadlineHTTPConnectionPool, "https": DeadlineHTTPSConnectionPool,
+        }
 
     def build_connection_pool_key_attributes(self, request, verify, cert=None):
         host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
@@ -164,7 +251,8 @@ def send_webhook(*, url: str, method: str, headers: Mapping[str, str], body: byt
     """Send the signed body with the cue's method (GET sends none) and say what came back.
 
     Never raises: every failure, expected or not, is `delivered=False` with a short message
-    for people, which never contains a header value (they hold secrets).
+    for people, which never contains a header value (they hold secrets). Connecting, sending
+    and reading the answer together take at most `timeout` seconds.
     """
     timeout = settings.CUEAPI_WEBHOOK_TIMEOUT_SECONDS if timeout is None else timeout
     started = time.monotonic()
@@ -207,20 +295,25 @@ def _send(*, url: str, method: str, headers: Mapping[str, str], body: bytes, tim
     )
     prepared = http_session().prepare_request(request)
     prepared.pinned_address = address
+    timed_out = DeliveryResult(delivered=False, error="Webhook endpoint timed out")
     response = None
-    try:
-        response = http_session().send(prepared, timeout=timeout, allow_redirects=False, stream=True)
+    with TotalDeadline(timeout) as deadline:
         try:
-            raw = response.raw.read(RESPONSE_READ_LIMIT, decode_content=True) or b""
-        finally:
-            response.close()
-    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-        if isinstance(exc, (requests.Timeout, urllib3.exceptions.TimeoutError, socket.timeout)):
-            return DeliveryResult(delivered=False, error="Webhook endpoint timed out")
-        if response is None:
-            return DeliveryResult(delivered=False, error=_request_error(exc))
-        return DeliveryResult(delivered=False, http_status=response.status_code,
-                              error=_answer_error(exc, response.status_code))
+            response = http_session().send(prepared, timeout=timeout, allow_redirects=False, stream=True)
+            try:
+                raw = response.raw.read(RESPONSE_READ_LIMIT, decode_content=True) or b""
+            finally:
+                response.close()
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            if deadline.expired or isinstance(exc, (requests.Timeout, urllib3.exceptions.TimeoutError,
+                                                    socket.timeout)):
+                return timed_out
+            if response is None:
+                return DeliveryResult(delivered=False, error=_request_error(exc))
+            return DeliveryResult(delivered=False, http_status=response.status_code,
+                                  error=_answer_error(exc, response.status_code))
+    if deadline.expired:
+        return timed_out
     text = raw.decode("utf-8", errors="replace")[:RESPONSE_BODY_STORED]
     if 200 <= response.status_code < 300:
         return DeliveryResult(delivered=True, http_status=response.status_code, response_text=text,

@@ -1,7 +1,8 @@
-"""send_webhook never raises: a truncated answer, a header that can't be sent, or anything
-unexpected is a failed attempt with a clear message that never quotes a header value. Real
-receivers on 127.0.0.1."""
+"""send_webhook never raises and never hangs: a truncated answer, a header that can't be
+sent, an answer trickled byte by byte, or anything unexpected is a failed attempt with a
+clear message that never quotes a header value. Real receivers on 127.0.0.1."""
 
+import time
 from unittest import mock
 
 from django.test import SimpleTestCase, override_settings
@@ -51,6 +52,28 @@ class SendWebhookNeverRaisesTests(SimpleTestCase):
                     self.assertTrue(result.error.startswith(message), result.error)
                     self.assertNotIn("sk_live", result.error)
         self.assertEqual(receiver.requests, [])
+
+    def test_a_trickled_answer_fails_at_the_total_deadline(self):
+        # Each byte comes well within the per-read timeout; only a total deadline stops it.
+        answer = TRUNCATED.replace(b"0123456789", b"x" * 1000)
+        for form, trickle_from in (("trickled status line and headers", 0),
+                                   ("trickled body", answer.index(b"\r\n\r\n") + 4)):
+            with self.subTest(form), RawReceiver(answer, trickle=0.1, trickle_from=trickle_from) as receiver:
+                started = time.monotonic()
+                result = self.send(receiver.url, timeout=2)
+                elapsed = time.monotonic() - started
+                self.assertEqual((result.delivered, result.error), (False, "Webhook endpoint timed out"))
+                self.assertLess(elapsed, 3)
+                self.assertGreaterEqual(elapsed, 1.9)
+                self.assertFalse(receiver.finished, "the receiver was still trickling")
+
+    def test_the_connection_is_usable_after_a_deadline(self):
+        answer = TRUNCATED.replace(b"0123456789", b"x" * 1000)
+        with RawReceiver(answer, trickle=0.1) as receiver:
+            self.assertFalse(self.send(receiver.url, timeout=0.5).delivered)
+        with Receiver() as receiver:
+            self.assertTrue(self.send(receiver.url, timeout=2).delivered)
+            self.assertTrue(self.send(receiver.url, timeout=2).delivered)
 
     def test_anything_unexpected_is_a_failed_attempt_and_logs_no_message(self):
         with mock.patch("executions.delivery.resolve_safe_address", side_effect=RuntimeError(SECRET)):
