@@ -106,6 +106,14 @@ class CreateWithBlockedAddressTests(BaseTestCase):
                 self.assertError(r, 400, "invalid_callback_url", "Callback URL resolves to blocked address range")
         self.assertFalse(Cue.objects.exists())
 
+    @override_settings(CUEAPI_ALLOW_PRIVATE_URLS=True)
+    def test_metadata_is_a_400_even_when_private_urls_are_allowed(self):
+        for form, address in METADATA:
+            with self.subTest(form, address=address):
+                r = self.post("/v1/cues", cue_body(callback={"url": url_of(address)}))
+                self.assertError(r, 400, "invalid_callback_url", "Callback URL resolves to blocked address range")
+        self.assertEqual(self.post("/v1/cues", cue_body(callback={"url": url_of("127.0.0.1")})).status_code, 201)
+
     def test_a_public_address_is_accepted(self):
         r = self.post("/v1/cues", cue_body(callback={"url": url_of("64:ff9b::5db8:d822")}))
         self.assertEqual(r.status_code, 201, r.content)
