@@ -3,8 +3,9 @@
 `validate_url` checks a URL when it is saved (cue callbacks, on_failure webhooks, the alert
 webhook URL). `resolve_safe_address` is for delivery: it resolves the host once, checks every
 address, and returns the one to connect to, so the address checked is the address used.
-Loopback and private ranges are refused unless CUEAPI_ALLOW_PRIVATE_URLS is true; link-local
-(cloud metadata) is refused always.
+Only globally routable unicast addresses are allowed unless CUEAPI_ALLOW_PRIVATE_URLS is
+true; link-local and cloud-metadata addresses are refused always. An IPv6 address that
+carries an IPv4 address (mapped, compatible, NAT64, 6to4, Teredo) is judged by that too.
 """
 
 import ipaddress
@@ -13,25 +14,24 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
-BLOCKED_NETWORKS = [
-    ipaddress.ip_network(n)
-    for n in (
-        "127.0.0.0/8",
-        "10.0.0.0/8",
-        "172.16.0.0/12",
-        "192.168.0.0/16",
-        "169.254.0.0/16",
-        "0.0.0.0/8",
-        "100.64.0.0/10",
-        "198.18.0.0/15",
-        "::1/128",
-        "::/128",
-        "fc00::/7",
-        "fe80::/10",
-        "::ffff:0:0/96",
-    )
-]
-ALWAYS_BLOCKED_NETWORKS = [ipaddress.ip_network(n) for n in ("169.254.0.0/16", "fe80::/10")]
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _networks(*cidrs):
+    return [ipaddress.ip_network(n) for n in cidrs]
+
+
+# Not globally routable, though `is_global` says so on Python 3.11 (newer Pythons agree on
+# most): IETF protocol assignments (incl. 192.0.0.9 and .10), deprecated site-local, local-use
+# NAT64, 6to4 (deprecated; could reach any IPv4 address through a relay), documentation.
+NOT_GLOBAL_NETWORKS = _networks("192.0.0.0/24", "fec0::/10", "64:ff9b:1::/48", "2002::/16", "3fff::/20")
+# Link-local and the cloud metadata services (AWS, AWS over IPv6, Alibaba): refused even when
+# private addresses are allowed.
+ALWAYS_BLOCKED_NETWORKS = _networks(
+    "169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128", "100.100.100.200/32",
+)
+# IPv6 prefixes whose last 32 bits are an IPv4 address that the connection ends up at.
+IPV4_IN_LOW_BITS_NETWORKS = _networks("::/96", "64:ff9b::/96", "64:ff9b:1::/48")
 BLOCKED_HOSTNAMES = {"localhost", "metadata.google.internal", "metadata.internal"}
 ALWAYS_BLOCKED_HOSTNAMES = {"metadata.google.internal", "metadata.internal"}
 
@@ -44,12 +44,41 @@ def _allow_private():
     return settings.CUEAPI_ALLOW_PRIVATE_URLS
 
 
-def address_is_blocked(address):
-    ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    networks = ALWAYS_BLOCKED_NETWORKS if _allow_private() else BLOCKED_NETWORKS
+def embedded_ipv4(ip: IPAddress) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries: IPv4-mapped, IPv4-compatible, NAT64
+    (64:ff9b::/96, 64:ff9b:1::/48 with a /96 prefix), 6to4, Teredo (server and client)."""
+    if ip.version == 4:
+        return []
+    if ip.ipv4_mapped is not None:
+        return [ip.ipv4_mapped]
+    if ip.sixtofour is not None:
+        return [ip.sixtofour]
+    if ip.teredo is not None:
+        return list(ip.teredo)
+    if any(ip in net for net in IPV4_IN_LOW_BITS_NETWORKS):
+        return [ipaddress.IPv4Address(int(ip) & 0xFFFF_FFFF)]
+    return []
+
+
+def _in(ip, networks):
     return any(ip.version == net.version and ip in net for net in networks)
+
+
+def _is_public(ip):
+    return ip.is_global and not ip.is_multicast and not _in(ip, NOT_GLOBAL_NETWORKS)
+
+
+def address_is_blocked(address: str) -> bool:
+    """Whether a resolved address may not be connected to (the IPv6 address and every IPv4
+    address it carries must each pass)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return True
+    judged = [ip, *embedded_ipv4(ip)]
+    if _allow_private():
+        return any(_in(each, ALWAYS_BLOCKED_NETWORKS) for each in judged)
+    return not all(_is_public(each) for each in judged)
 
 
 def hostname_is_blocked(hostname):

@@ -8,6 +8,7 @@ messages, and `errors_from_drf` (cueapi/errors.py) flattens DRF's nested errors 
 """
 
 import datetime
+import re
 from collections.abc import Mapping
 
 from drf_spectacular.types import OpenApiTypes
@@ -89,6 +90,48 @@ class Dict(serializers.DictField):
         "null": "Input should be a valid dictionary",
         "not_a_dict": "Input should be a valid dictionary",
     }
+
+
+# RFC 9110 "token": the characters a header name may be made of.
+HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+HEADER_NAME_RULE = "Header name must be an HTTP token: letters, digits and !#$%&'*+-.^_`|~ only"
+
+
+def header_problem(name: str, value: str) -> str | None:
+    """Why a custom HTTP header can't be sent as given, or None. Never quotes the value: it
+    is often a secret (a bearer token). Used when a cue is saved and again at delivery."""
+    if not isinstance(name, str) or not HEADER_NAME.fullmatch(name):
+        return HEADER_NAME_RULE
+    if not isinstance(value, str):
+        return "Header value should be a valid string"
+    if "\r" in value or "\n" in value:
+        return "Header value must not contain line breaks (CR or LF)"
+    if any((c < " " and c != "\t") or c == "\x7f" for c in value):
+        return "Header value must not contain control characters"
+    if value != value.strip():
+        return "Header value must not start or end with whitespace"
+    if any(c > "\xff" for c in value):
+        return "Header value must be Latin-1 text; percent-encode other characters"
+    return None
+
+
+class HttpHeaders(Dict):
+    """{name: value} custom HTTP headers, each one sendable as it is (`header_problem`);
+    an error is reported at the header's name."""
+
+    def __init__(self, **kwargs):
+        super().__init__(child=Str(), **kwargs)
+
+    def to_internal_value(self, data):
+        headers = super().to_internal_value(data)
+        errors = {}
+        for name, value in headers.items():
+            problem = header_problem(name, value)
+            if problem:
+                errors[name] = [problem]
+        if errors:
+            raise serializers.ValidationError(errors)
+        return headers
 
 
 class List(serializers.ListField):

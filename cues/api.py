@@ -11,6 +11,7 @@ from cueapi.validation import (
     Choice,
     DateTime,
     Dict,
+    HttpHeaders,
     InputSerializer,
     Int,
     List,
@@ -41,13 +42,8 @@ class ScheduleIn(InputSerializer):
 class CallbackIn(InputSerializer):
     url = Url(required=False, allow_null=True)
     method = Choice(HTTP_METHODS, upper=True, required=False)
-    headers = Dict(child=Str(), required=False, allow_null=True)
+    headers = HttpHeaders(required=False, allow_null=True)
     transport = serializers.JSONField(required=False, allow_null=True)
-
-    def validate_headers(self, headers):
-        if headers and any("\x00" in name for name in headers):
-            raise serializers.ValidationError("Header names should not contain NUL characters")
-        return headers
 
 
 class RetryIn(InputSerializer):

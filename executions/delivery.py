@@ -1,26 +1,37 @@
 """One webhook POST: body, signatures, SSRF-safe send, and what the answer means.
 
-A plain function (`send_webhook`) that the dispatcher calls and tests call directly.
-The request is SERVER.md §4.5.2 to the byte (so `cueapi.verify_webhook` accepts it) plus the
-Standard Webhooks headers (DESIGN.md §3.15). The address connected to is the one that was
-checked (`resolve_safe_address`), redirects are not followed, and at most RESPONSE_READ_LIMIT
-bytes of the answer are read.
+A plain function (`send_webhook`) that the dispatcher calls and tests call directly; it
+never raises. The request is SERVER.md §4.5.2 to the byte (so `cueapi.verify_webhook`
+accepts it) plus the Standard Webhooks headers (DESIGN.md §3.15). The address connected to
+is the one that was checked (`resolve_safe_address`), redirects are not followed, at most
+RESPONSE_READ_LIMIT bytes of the answer are read, and the whole exchange has one deadline.
 """
 
 import base64
 import hashlib
 import hmac
 import json
+import logging
+import socket
 import threading
 import time
+import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import requests
+import urllib3
 from django.conf import settings
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from cueapi.logs import log_event
 from cueapi.timefmt import ts_iso
 from cueapi.urlsafety import UnsafeURL, resolve_safe_address
+from cueapi.validation import header_problem
+
+logger = logging.getLogger("cueapi.engine")
 
 USER_AGENT = "CueAPI/1.0"
 RESPONSE_READ_LIMIT = 65_536
@@ -30,6 +41,7 @@ PROTECTED_HEADERS = {
     "content-type", "user-agent", "host", "x-cueapi-signature", "x-cueapi-timestamp",
     "x-cueapi-cue-id", "x-cueapi-execution-id", "x-cueapi-scheduled-for", "x-cueapi-attempt",
     "webhook-id", "webhook-timestamp", "webhook-signature", "content-length",
+    "transfer-encoding", "connection",  # framing: a custom one could split the request
 }
 
 
@@ -61,10 +73,11 @@ def standard_webhooks_signature(secret, message_id, timestamp, body):
 def signed_headers(*, secret, body, execution_id, cue_id, scheduled_for, attempt,
                    custom_headers=None, timestamp=None):
     timestamp = str(int(time.time() if timestamp is None else timestamp))
+    custom_headers = custom_headers if isinstance(custom_headers, Mapping) else {}
     headers = {
         name: str(value)
-        for name, value in (custom_headers or {}).items()
-        if name.lower() not in PROTECTED_HEADERS
+        for name, value in custom_headers.items()
+        if str(name).lower() not in PROTECTED_HEADERS
     }
     headers.update({
         "Content-Type": "application/json",
@@ -82,9 +95,94 @@ def signed_headers(*, secret, body, execution_id, cue_id, scheduled_for, attempt
     return headers
 
 
+class TotalDeadline:
+    """Cuts a delivery's connection when its total time is up.
+
+    Socket timeouts bound each read, not the whole answer: a receiver that sends one byte
+    every few seconds would hold a delivery thread for ever. The connection registers here
+    (`DeadlineConnectionMixin`), and a timer shuts its socket down at the deadline, which
+    wakes the blocked read with an error.
+    """
+
+    def __init__(self, seconds: float):
+        self.expired = False
+        self._connection = None
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(max(seconds, 0), self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self):
+        _deadlines.current = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._timer.cancel()
+        _deadlines.current = None
+
+    def watch(self, connection):
+        with self._lock:
+            self._connection = connection
+            expired = self.expired
+        if expired:
+            _shut(connection)
+
+    def _expire(self):
+        with self._lock:
+            self.expired = True
+            connection = self._connection
+        if connection is not None:
+            _shut(connection)
+
+
+_deadlines = threading.local()
+
+
+def _shut(connection):
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed
+
+
+class DeadlineConnectionMixin:
+    """Registers the connection with the running delivery's TotalDeadline: when it connects
+    (a new connection) and when it sends a request (a kept-alive one)."""
+
+    def connect(self):
+        super().connect()
+        self._watch()
+
+    def request(self, *args, **kwargs):
+        self._watch()
+        return super().request(*args, **kwargs)
+
+    def _watch(self):
+        deadline = getattr(_deadlines, "current", None)
+        if deadline is not None:
+            deadline.watch(self)
+
+
+class DeadlineHTTPConnectionPool(HTTPConnectionPool):
+    ConnectionCls = type("DeadlineHTTPConnection", (DeadlineConnectionMixin, HTTPConnection), {})
+
+
+class DeadlineHTTPSConnectionPool(HTTPSConnectionPool):
+    ConnectionCls = type("DeadlineHTTPSConnection", (DeadlineConnectionMixin, HTTPSConnection), {})
+
+
 class PinnedAddressAdapter(HTTPAdapter):
     """Connects to `request.pinned_address` (checked beforehand) instead of resolving the
-    host again, while TLS still verifies the certificate against the real host name."""
+    host again, while TLS still verifies the certificate against the real host name; its
+    connections obey the delivery's TotalDeadline."""
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": DeadlineHTTPConnectionPool, "https": DeadlineHTTPSConnectionPool,
+        }
 
     def build_connection_pool_key_attributes(self, request, verify, cert=None):
         host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
@@ -148,41 +246,93 @@ def _reported_outcome(raw):
     return None
 
 
-def send_webhook(*, url, method, headers, body, timeout=None):
-    """POST (or the cue's method) the signed body; never raises for network trouble."""
+def send_webhook(*, url: str, method: str, headers: Mapping[str, str], body: bytes,
+                 timeout: float | None = None) -> DeliveryResult:
+    """Send the signed body with the cue's method (GET sends none) and say what came back.
+
+    Never raises: every failure, expected or not, is `delivered=False` with a short message
+    for people, which never contains a header value (they hold secrets). Connecting, sending
+    and reading the answer together take at most `timeout` seconds.
+    """
     timeout = settings.CUEAPI_WEBHOOK_TIMEOUT_SECONDS if timeout is None else timeout
     started = time.monotonic()
+    try:
+        result = _send(url=url, method=method, headers=headers, body=body, timeout=timeout)
+    except Exception as exc:  # noqa: BLE001 - the dispatcher must always get a result
+        # Exception messages can quote header values: log the type and where, not the text.
+        log_event(logger, "webhook_send_crashed", logging.ERROR, error_type=type(exc).__name__,
+                  traceback="".join(traceback.format_tb(exc.__traceback__)))
+        result = DeliveryResult(delivered=False, error=f"Webhook delivery failed ({type(exc).__name__})")
+    result.duration_ms = int((time.monotonic() - started) * 1000)
+    return result
 
-    def result(**kwargs):
-        return DeliveryResult(duration_ms=int((time.monotonic() - started) * 1000), **kwargs)
 
+def _invalid_header(headers):
+    """A message naming the first header that can't be sent (a cue saved before headers
+    were validated), or None."""
+    for name, value in headers.items():
+        problem = header_problem(name, value)
+        if problem:
+            shown = repr(name[:64]) if isinstance(name, str) else "(not text)"
+            return f"Invalid callback header {shown}: {problem}. Fix it in the cue's callback.headers"
+    return None
+
+
+def _send(*, url: str, method: str, headers: Mapping[str, str], body: bytes, timeout: float) -> DeliveryResult:
+    header_error = _invalid_header(headers)
+    if header_error:
+        return DeliveryResult(delivered=False, error=header_error)
     try:
         hostname, port, address = resolve_safe_address(url)
     except UnsafeURL as exc:
-        return result(delivered=False, error=str(exc))
+        return DeliveryResult(delivered=False, error=str(exc))
     default_port = 443 if url.lower().startswith("https") else 80
+    host = f"[{hostname}]" if ":" in hostname else hostname  # an IPv6 literal
     request = requests.Request(
         method, url,
-        headers={**headers, "Host": hostname if port == default_port else f"{hostname}:{port}"},
+        headers={**headers, "Host": host if port == default_port else f"{host}:{port}"},
         data=None if method == "GET" else body,
     )
     prepared = http_session().prepare_request(request)
     prepared.pinned_address = address
-    try:
-        response = http_session().send(prepared, timeout=timeout, allow_redirects=False, stream=True)
+    timed_out = DeliveryResult(delivered=False, error="Webhook endpoint timed out")
+    response = None
+    with TotalDeadline(timeout) as deadline:
         try:
-            raw = response.raw.read(RESPONSE_READ_LIMIT, decode_content=True) or b""
-        finally:
-            response.close()
-    except requests.Timeout:
-        return result(delivered=False, error="Webhook endpoint timed out")
-    except requests.ConnectionError:
-        return result(delivered=False, error="Could not connect to webhook endpoint")
-    except requests.RequestException as exc:
-        return result(delivered=False, error=str(exc)[:500])
+            response = http_session().send(prepared, timeout=timeout, allow_redirects=False, stream=True)
+            try:
+                raw = response.raw.read(RESPONSE_READ_LIMIT, decode_content=True) or b""
+            finally:
+                response.close()
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            if deadline.expired or isinstance(exc, (requests.Timeout, urllib3.exceptions.TimeoutError,
+                                                    socket.timeout)):
+                return timed_out
+            if response is None:
+                return DeliveryResult(delivered=False, error=_request_error(exc))
+            return DeliveryResult(delivered=False, http_status=response.status_code,
+                                  error=_answer_error(exc, response.status_code))
+    if deadline.expired:
+        return timed_out
     text = raw.decode("utf-8", errors="replace")[:RESPONSE_BODY_STORED]
     if 200 <= response.status_code < 300:
-        return result(delivered=True, http_status=response.status_code, response_text=text,
-                      reported_outcome=_reported_outcome(raw))
-    return result(delivered=False, http_status=response.status_code, response_text=text,
-                  error=failure_message(response.status_code))
+        return DeliveryResult(delivered=True, http_status=response.status_code, response_text=text,
+                              reported_outcome=_reported_outcome(raw))
+    return DeliveryResult(delivered=False, http_status=response.status_code, response_text=text,
+                          error=failure_message(response.status_code))
+
+
+def _request_error(exc):
+    """What went wrong before an answer arrived (never the exception's text)."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "TLS connection to webhook endpoint failed (is its certificate valid?)"
+    if isinstance(exc, requests.ConnectionError):
+        return "Could not connect to webhook endpoint"
+    return f"Webhook request failed ({type(exc).__name__})"
+
+
+def _answer_error(exc, status):
+    """What went wrong while reading an answer whose status line had arrived."""
+    if isinstance(exc, urllib3.exceptions.DecodeError):
+        return f"Webhook endpoint answered {status} with a body that could not be decoded"
+    return f"Webhook endpoint answered {status} but closed the connection before the whole answer was sent"

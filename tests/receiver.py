@@ -2,6 +2,9 @@
 
 import http.server
 import json
+import re
+import socket
+import socketserver
 import threading
 import time
 
@@ -12,7 +15,7 @@ class Receiver:
     `responses` is a list of (status, body[, delay seconds]) used in order; the last one repeats.
     """
 
-    def __init__(self, responses=((200, b"ok"),)):
+    def __init__(self, responses=((200, b"ok"),), *, host="127.0.0.1"):
         self.responses = list(responses)
         self.requests = []
         self.lock = threading.Lock()
@@ -48,7 +51,66 @@ class Receiver:
             def log_message(self, *args):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server_class = http.server.ThreadingHTTPServer
+        if ":" in host:
+            server_class = type("IPv6Server", (server_class,), {"address_family": socket.AF_INET6})
+        self.server = server_class((host, 0), Handler)
+        self.server.daemon_threads = True
+        url_host = f"[{host}]" if ":" in host else host
+        self.url = f"http://{url_host}:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class RawReceiver:
+    """A TCP server on 127.0.0.1 that answers every request with fixed bytes, then closes the
+    connection: for answers a well-behaved HTTP server never sends (truncated, trickled).
+
+    With `trickle` (seconds), the bytes from `trickle_from` on are sent one at a time, that
+    long apart. `finished` tells whether the whole reply went out.
+    """
+
+    def __init__(self, reply, *, trickle=None, trickle_from=0):
+        self.requests = []
+        self.finished = False
+        receiver = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self):
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = self.request.recv(65536)
+                    if not chunk:
+                        return
+                    data += chunk
+                head, _, body = data.partition(b"\r\n\r\n")
+                length = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+                while length and len(body) < int(length.group(1)):  # closing on unread data resets
+                    chunk = self.request.recv(65536)
+                    if not chunk:
+                        return
+                    body += chunk
+                receiver.requests.append(head)
+                try:
+                    if trickle is None:
+                        self.request.sendall(reply)
+                    else:
+                        self.request.sendall(reply[:trickle_from])
+                        for index in range(trickle_from, len(reply)):
+                            time.sleep(trickle)
+                            self.request.sendall(reply[index:index + 1])
+                    receiver.finished = True
+                except OSError:
+                    pass  # the client gave up
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
