@@ -6,8 +6,8 @@ from datetime import timedelta
 from django.test import override_settings
 from django.utils import timezone
 
+from accounts.models import User
 from cueapi.testing import CueTestCase
-from cues.models import Cue
 from executions import dispatcher
 from executions.models import DeliveryAttempt, DispatchOutbox, Execution
 from executions.tests.test_delivery import deliver_all
@@ -22,9 +22,8 @@ class DeliveryCrashTests(CueTestCase):
     def test_a_crash_while_preparing_the_request_is_a_recorded_failed_attempt(self):
         with Receiver() as receiver:
             cue, execution_id = self.fire(receiver, retry={"max_attempts": 2})
-            # A row the API could never write today (headers must be an object), as an older
-            # version or a hand edit might have left it: building the request raises.
-            Cue.objects.filter(pk=cue["id"]).update(callback_headers=["not", "a", "dict"])
+            # A secret the server never issues (a hand edit, a bad restore): signing raises.
+            User.objects.filter(pk=self.alice.pk).update(webhook_secret="whsec_not*base64")
             with self.assertLogs("cueapi.engine", "ERROR") as logs:
                 deliver_all()
         self.assertEqual(receiver.requests, [])
