@@ -13,12 +13,12 @@ class Verdict(TextChoices):
     """What an operator asks of an execution: did the job work? Answered by its outcome when
     the handler reported one, else by its delivery (`verdict_expression` is the one rule)."""
 
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
+    SUCCEEDED = "succeeded", "succeeded"
+    FAILED = "failed", "failed"
     DELIVERED = "delivered", "delivered, no outcome"  # 2xx, and the cue expects no outcome
     AWAITING_OUTCOME = "awaiting_outcome", "awaiting outcome"  # delivered, its outcome is due
     VERIFICATION_PENDING = "verification_pending", "verification pending"
-    MISSED = "missed"  # never ran: a catch-up skip, or no worker claimed it
+    MISSED = "missed", "missed"  # never ran: a catch-up skip, or no worker claimed it
     IN_PROGRESS = "in_progress", "in progress"
 
 
