@@ -13,8 +13,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from accounts.models import User
 from alerts.models import Alert
 from cueapi import metrics
+from cueapi.models import MetricSample
 from cueapi.testing import CueTestCase
+from cues.models import Cue
 from executions import poller
+from executions.models import Execution
 from executions.tests.test_delivery import deliver_all
 from tests.receiver import Receiver
 
@@ -121,3 +124,38 @@ class OutcomeCountsTests(CueTestCase):
         streak = Alert.objects.get(alert_type="consecutive_failures")
         self.assertEqual(streak.message, f"Cue 'disk-cleanup' ({streak.cue_id}) has 3 consecutive failed "
                                          "executions. Last error: disk full")
+
+
+class ResultCountersTests(CueTestCase):
+    """cueapi_execution_results_total for the verdicts the poller reaches."""
+
+    def setUp(self):
+        super().setUp()
+        metrics.discard_pending()
+
+    def results(self):
+        metrics.flush(force=True)
+        return dict(MetricSample.objects.filter(name="cueapi_execution_results_total").values_list("labels", "value"))
+
+    def test_missed_and_refused_slots_are_counted(self):
+        now = timezone.now()
+        cue = self.create_cue(catch_up="none", schedule={"type": "recurring", "cron": "0 * * * *"})
+        Cue.objects.filter(pk=cue["id"]).update(next_run=now - timedelta(hours=3, minutes=1))
+        poller.fire_due_cues(now=now)
+        missed = Execution.objects.filter(cue_id=cue["id"], status="missed").count()
+        self.assertGreaterEqual(missed, 3)
+
+        worker = self.create_cue(name="w", transport="worker", callback=None, payload={"task": "t"})
+        Execution.objects.create(cue_id=worker["id"], scheduled_for=now - timedelta(minutes=20))
+        self.assertEqual(poller.miss_unclaimed_worker_executions(now=now), 1)
+
+        # Over the monthly limit: the slot is recorded as failed, never sent.
+        User.objects.filter(pk=self.alice.pk).update(monthly_execution_limit=0)
+        over = self.create_cue(name="over")
+        Cue.objects.filter(pk=over["id"]).update(next_run=now)
+        poller.fire_due_cues(now=now)
+        self.assertEqual(Execution.objects.filter(cue_id=over["id"], status="failed").count(), 1)
+
+        self.assertEqual(self.results(), {'result="missed",transport="webhook"': missed,
+                                          'result="missed",transport="worker"': 1,
+                                          'result="failed",transport="webhook"': 1})
