@@ -9,7 +9,6 @@ import json
 import uuid
 from datetime import datetime, timedelta
 
-from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
@@ -18,6 +17,7 @@ from alerts.models import Alert, Notification
 from cueapi.timefmt import ts_iso
 from cues.models import Cue
 from executions.models import Execution
+from executions.selectors import Verdict, with_verdict
 
 CONSECUTIVE_FAILURES_THRESHOLD = 3
 DEDUP_WINDOW = timedelta(minutes=5)
@@ -26,22 +26,18 @@ DASHBOARD_URL = "https://dashboard.cueapi.ai"
 
 
 def failure_streak(*, cue_id: str, limit: int) -> int:
-    """How many of the cue's latest finished executions failed in a row (at most `limit`).
-
-    An execution's verdict is its reported outcome if it has one, else its delivery: so a
-    handler that answers 2xx and later reports `success: false` counts as a failure.
-    """
-    rows = (
-        Execution.objects.filter(cue_id=cue_id)
-        .filter(Q(outcome_recorded_at__isnull=False)
-                | Q(status__in=[Execution.Status.SUCCESS, Execution.Status.FAILED, Execution.Status.OUTCOME_TIMEOUT]))
+    """How many of the cue's latest delivered or failed executions failed in a row (at most
+    `limit`), by their verdict (executions/selectors.py): a handler that answers 2xx and
+    reports `success: false`, or fails verification, counts as a failure."""
+    verdicts = (
+        with_verdict(Execution.objects.filter(cue_id=cue_id))
+        .exclude(verdict__in=[Verdict.IN_PROGRESS, Verdict.MISSED])
         .order_by("-created_at", "-scheduled_for")
-        .values_list("status", "outcome_success", "outcome_recorded_at")[:limit]
+        .values_list("verdict", flat=True)[:limit]
     )
     streak = 0
-    for status, outcome_success, recorded_at in rows:
-        failed = (outcome_success is False) if recorded_at is not None else status != Execution.Status.SUCCESS
-        if not failed:
+    for verdict in verdicts:
+        if verdict != Verdict.FAILED:
             break
         streak += 1
     return streak
@@ -114,7 +110,8 @@ def on_execution_failed(*, execution: Execution, cue: Cue, now: datetime, reason
     if streak == CONSECUTIVE_FAILURES_THRESHOLD:  # once per streak: the 4th failure is quiet
         alert_raise(user=user, alert_type=Alert.Type.CONSECUTIVE_FAILURES, cue_id=cue.id,
                     execution_id=execution.id, now=now,
-                    message=f"Cue {cue.id} has {streak} consecutive failed executions.",
+                    message=(f"Cue '{cue.name}' ({cue.id}) has {streak} consecutive failed executions. "
+                             f"Last error: {last_error or '-'}"),
                     metadata={"consecutive_failures": streak})
 
 
@@ -122,13 +119,15 @@ def on_outcome_recorded(*, execution_id: uuid.UUID, cue: Cue, state: str, now: d
     if state == "verification_failed":
         alert_raise(user=cue.user, alert_type=Alert.Type.VERIFICATION_FAILED, cue_id=cue.id,
                     execution_id=execution_id, now=now,
-                    message=(f"Execution {execution_id} reported success but failed verification "
-                             "(required evidence missing)."),
+                    message=(f"Cue '{cue.name}' ({cue.id}): execution {execution_id} reported success but failed "
+                             f"verification. Last error: required evidence missing "
+                             f"(verification mode {cue.verification_mode})."),
                     metadata={"outcome_state": "verification_failed", "transport": cue.callback_transport})
 
 
 def on_outcome_timed_out(*, execution: Execution, cue: Cue, now: datetime, **_) -> None:
     seconds = execution.outcome_deadline_seconds
     alert_raise(user=cue.user, alert_type=Alert.Type.OUTCOME_TIMEOUT, cue_id=cue.id, execution_id=execution.id,
-                now=now, message=f"Execution {execution.id} was delivered but reported no outcome within {seconds}s.",
+                now=now, message=(f"Cue '{cue.name}' ({cue.id}): execution {execution.id} was delivered but "
+                                  f"reported no outcome within {seconds}s. Last error: {execution.error_message}"),
                 metadata={"outcome_deadline_seconds": seconds, "transport": cue.callback_transport})

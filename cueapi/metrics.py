@@ -25,6 +25,9 @@ COUNTERS = {
     "cueapi_retries_scheduled": "Failed attempts that were scheduled for a retry, by transport.",
     "cueapi_worker_leases_expired": "Worker claims whose lease ran out with no outcome.",
     "cueapi_outcome_timeouts": "Delivered executions whose outcome did not arrive by its deadline.",
+    "cueapi_execution_results": ("Executions whose verdict was reached, by result (succeeded, failed: by the "
+                                 "handler's outcome when it reported one; delivered: 2xx, no outcome expected; "
+                                 "missed) and transport."),
     "cueapi_cues_parked": "Cues the poller paused because their next run could not be computed.",
 }
 HISTOGRAMS = {

@@ -10,6 +10,7 @@ from cues.admin import CueAdmin
 from executions.models import Execution, Worker
 from executions.firing import cue_fire, execution_replay
 from executions.outcomes import execution_verify
+from executions.selectors import Verdict, with_verdict
 from executions.workers import worker_heartbeat_status
 
 
@@ -53,6 +54,19 @@ class OutcomeStateFilter(FixedValuesFilter):
     values = Execution.OutcomeState.values
 
 
+class VerdictFilter(admin.SimpleListFilter):
+    """Did the job work: by outcome when the handler reported one, else by delivery."""
+
+    title = parameter_name = "verdict"
+
+    def lookups(self, request, model_admin):
+        return Verdict.choices
+
+    def queryset(self, request, queryset):
+        # The changelist's queryset already carries the annotation (ExecutionAdmin.get_queryset).
+        return queryset.filter(verdict=self.value()) if self.value() else queryset
+
+
 class TriggeredByFilter(FixedValuesFilter):
     title = parameter_name = "triggered_by"
     null_label = "scheduled"  # the poller fired it
@@ -61,9 +75,9 @@ class TriggeredByFilter(FixedValuesFilter):
 
 @admin.register(Execution)
 class ExecutionAdmin(admin.ModelAdmin):
-    list_display = ["id", "cue", "status", "outcome_state", "attempts", "http_status",
+    list_display = ["id", "cue", "verdict", "status", "outcome_state", "attempts", "http_status",
                     "scheduled_for", "triggered_by", "why"]
-    list_filter = ["status", OutcomeStateFilter, "cue__callback_transport", TriggeredByFilter]
+    list_filter = [VerdictFilter, "status", OutcomeStateFilter, "cue__callback_transport", TriggeredByFilter]
     search_fields = ["id", "cue__id", "cue__name", "claimed_by_worker", "error_message"]
     list_select_related = ["cue"]
     raw_id_fields = ["cue"]
@@ -90,9 +104,17 @@ class ExecutionAdmin(admin.ModelAdmin):
         # Executions are the engine's record: operators read them, actions change them.
         return ["timeline", *(field.name for field in Execution._meta.fields)]
 
+    def get_queryset(self, request):
+        return with_verdict(super().get_queryset(request))
+
+    @admin.display(description="verdict", ordering="verdict")
+    def verdict(self, execution):
+        return Verdict(execution.verdict).label
+
     @admin.display(description="why")
     def why(self, execution):
-        return Truncator(execution.error_message or "").chars(80)
+        # A handler's own error when it reported a failure behind a 2xx.
+        return Truncator(execution.error_message or execution.outcome_error or "").chars(80)
 
     @admin.display(description="timeline")
     def timeline(self, execution):

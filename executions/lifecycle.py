@@ -35,6 +35,7 @@ from executions import signals
 from executions.delivery import DeliveryResult
 from executions.models import DeliveryAttempt, DispatchOutbox, Execution
 from executions.outcome_rules import outcome_fields, outcome_from_reply
+from executions.selectors import SUCCEEDED_OUTCOMES
 
 logger = logging.getLogger("cueapi.engine")
 
@@ -55,6 +56,15 @@ def backoff_seconds(backoff_minutes: list[int], attempt: int) -> int:
     """Wait before attempt `attempt + 1`: backoff[attempt-1] (clamped), in retry units."""
     minutes = backoff_minutes[min(attempt - 1, len(backoff_minutes) - 1)] if backoff_minutes else 1
     return minutes * settings.CUEAPI_RETRY_UNIT_SECONDS
+
+
+def _count_result(result: str, transport: str, amount: int = 1) -> None:
+    """cueapi_execution_results: counted where an execution's verdict is reached (the
+    dashboard's `Verdict`, executions/selectors.py): succeeded or failed by the handler's
+    outcome when it reports one, else by the delivery; delivered (2xx, no outcome expected);
+    missed."""
+    if amount:
+        metrics.count("cueapi_execution_results", amount, result=result, transport=transport)
 
 
 def outcome_deadline_seconds(cue: Cue) -> int | None:
@@ -104,9 +114,15 @@ def slots_fired(*, pending: list[Execution], missed: Iterable[Execution] = (),
     # Users in a fixed order: two pollers never take usage rows in opposite orders.
     for user_id, count in sorted(Counter(e.cue.user_id for e in fired_now).items()):
         usage_increment(user_id=user_id, count=count, moment=now)
-    missed_count = sum(1 for e in missed if e.id in created)
-    if missed_count:
-        metrics.count("cueapi_executions_missed", missed_count, reason="catch_up")
+    missed_now = [e for e in missed if e.id in created]
+    if missed_now:
+        metrics.count("cueapi_executions_missed", len(missed_now), reason="catch_up")
+    for transport, n in Counter(e.cue.callback_transport for e in missed_now).items():
+        _count_result("missed", transport, n)
+    # Over the monthly limit: recorded as failed, never sent.
+    refused_now = Execution.objects.filter(id__in=[e.id for e in refused]).values_list("cue__callback_transport")
+    for (transport,), n in Counter(refused_now).items():
+        _count_result("failed", transport, n)
     _count_fired(fired_now, now)
     return fired_now
 
@@ -194,6 +210,8 @@ def webhook_delivered(*, execution: Execution, cue: Cue, attempt: int, result: D
                  http_status=result.http_status)
     cue_record_run(cue=cue, now=now, finished=True, once_status=Cue.Status.COMPLETED)
     metrics.count("cueapi_webhook_deliveries", result="delivered")
+    if result.reported_outcome is None and not deadline:  # no outcome expected: this is its verdict
+        _count_result("delivered", Transport.WEBHOOK)
     metrics.observe("cueapi_delivery_latency_seconds", (now - execution.scheduled_for).total_seconds())
     # One log line for the delivery, its outcome (if the reply carried one) included.
     log_event(logger, "delivered", execution_id=execution.id, cue_id=cue.id, attempt=attempt,
@@ -237,6 +255,7 @@ def attempt_failed(*, execution: Execution, cue: Cue, attempt: int, error: str, 
         cue_record_run(cue=cue, now=now, finished=False)
         metrics.count("cueapi_retries_scheduled", transport=transport)
     else:
+        _count_result("failed", transport)
         _failed_for_good(execution.pk, cue, now, error, pause=True)
     return verdict
 
@@ -262,6 +281,7 @@ def unclaimed(*, execution: Execution, now: datetime) -> bool:
     if not moved:
         return False
     metrics.count("cueapi_executions_missed", reason="unclaimed")
+    _count_result("missed", Transport.WORKER)
     log_event(logger, "unclaimed", execution_id=execution.id, cue_id=execution.cue_id)
     _failed_for_good(execution.pk, execution.cue, now, UNCLAIMED, ran=False)
     return True
@@ -310,6 +330,8 @@ def outcome_recorded(*, execution: Execution, cue: Cue, outcome: dict, now: date
                   attempt=execution.attempts, success=success, outcome_state=state,
                   worker_id=execution.claimed_by_worker)
     signals.outcome_recorded.send(sender=Execution, execution_id=execution.pk, cue=cue, state=state, now=now)
+    if state != Execution.OutcomeState.VERIFICATION_PENDING:  # else the owner's verdict decides
+        _count_result("succeeded" if state in SUCCEEDED_OUTCOMES else "failed", cue.callback_transport)
     if not success:  # a worker's run ends here; a webhook's was counted when delivered
         _failed_for_good(execution.pk, cue, now, HANDLER_REPORTED_FAILURE, ran=worker)
     elif worker:
@@ -340,6 +362,7 @@ def outcome_verified(*, execution: Execution, valid: bool, reason: str | None, n
     if not moved:
         return None
     log_event(logger, "outcome_verified", execution_id=execution.pk, cue_id=execution.cue_id, outcome_state=state)
+    _count_result("succeeded" if valid else "failed", execution.cue.callback_transport)
     return state
 
 
@@ -353,6 +376,7 @@ def outcome_timed_out(*, execution: Execution, now: datetime) -> bool:
         return False
     execution.status, execution.error_message = Status.OUTCOME_TIMEOUT, message
     metrics.count("cueapi_outcome_timeouts")
+    _count_result("failed", execution.cue.callback_transport)
     log_event(logger, "outcome_timeout", execution_id=execution.pk, cue_id=execution.cue_id,
               deadline_seconds=execution.outcome_deadline_seconds)
     signals.outcome_timed_out.send(sender=Execution, execution=execution, cue=execution.cue, now=now)

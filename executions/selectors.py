@@ -1,12 +1,65 @@
 import uuid
 
-from django.db.models import Min, Q
+from django.db.models import Case, CharField, Count, Min, Q, QuerySet, TextChoices, Value, When
 
 from cueapi.errors import AppError
 from cues.models import Cue
 from executions.models import Execution
 
 CLAIMABLE_LIMIT = 50
+
+
+class Verdict(TextChoices):
+    """What an operator asks of an execution: did the job work? Answered by its outcome when
+    the handler reported one, else by its delivery (`verdict_expression` is the one rule)."""
+
+    SUCCEEDED = "succeeded", "succeeded"
+    FAILED = "failed", "failed"
+    DELIVERED = "delivered", "delivered, no outcome"  # 2xx, and the cue expects no outcome
+    AWAITING_OUTCOME = "awaiting_outcome", "awaiting outcome"  # delivered, its outcome is due
+    VERIFICATION_PENDING = "verification_pending", "verification pending"
+    MISSED = "missed", "missed"  # never ran: a catch-up skip, or no worker claimed it
+    IN_PROGRESS = "in_progress", "in progress"
+
+
+# The handler's outcome, as a verdict (verification_pending awaits the owner's).
+SUCCEEDED_OUTCOMES = (Execution.OutcomeState.REPORTED_SUCCESS, Execution.OutcomeState.VERIFIED_SUCCESS)
+FAILED_OUTCOMES = (Execution.OutcomeState.REPORTED_FAILURE, Execution.OutcomeState.VERIFICATION_FAILED)
+# Verdicts that end an execution's story; the failure rate is failed / these.
+FINISHED_VERDICTS = (Verdict.SUCCEEDED, Verdict.FAILED, Verdict.DELIVERED)
+
+
+def verdict_expression() -> Case:
+    """The verdict as a SQL expression, for `.annotate(verdict=...)`: a reported outcome wins
+    (a handler's `success: false` behind a 2xx, a late outcome after a timeout), then the
+    delivery status."""
+    state, status = Execution.OutcomeState, Execution.Status
+    return Case(
+        When(outcome_state__in=FAILED_OUTCOMES, then=Value(Verdict.FAILED)),
+        When(outcome_state__in=SUCCEEDED_OUTCOMES, then=Value(Verdict.SUCCEEDED)),
+        When(outcome_state=state.VERIFICATION_PENDING, then=Value(Verdict.VERIFICATION_PENDING)),
+        When(status__in=[status.FAILED, status.OUTCOME_TIMEOUT], then=Value(Verdict.FAILED)),
+        When(status=status.MISSED, then=Value(Verdict.MISSED)),
+        When(status=status.SUCCESS, outcome_deadline_at__isnull=False, then=Value(Verdict.AWAITING_OUTCOME)),
+        When(status=status.SUCCESS, then=Value(Verdict.DELIVERED)),
+        default=Value(Verdict.IN_PROGRESS),
+        output_field=CharField(),
+    )
+
+
+def with_verdict(queryset: QuerySet) -> QuerySet:
+    return queryset.annotate(verdict=verdict_expression())
+
+
+def verdict_counts(queryset: QuerySet) -> dict[str, int]:
+    """{verdict: count} of the executions in `queryset` (verdicts with none left out)."""
+    return dict(with_verdict(queryset).order_by().values_list("verdict").annotate(n=Count("pk")))
+
+
+def failure_rate(counts: dict[str, int]) -> float | None:
+    """Failed / finished (succeeded, failed, delivered with no outcome expected), or None."""
+    finished = sum(counts.get(verdict, 0) for verdict in FINISHED_VERDICTS)
+    return counts.get(Verdict.FAILED, 0) / finished if finished else None
 
 
 def parse_execution_id(value):

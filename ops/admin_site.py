@@ -6,10 +6,8 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
-from executions.models import Execution
+from executions.selectors import Verdict
 from ops import overview
-
-RECENT_FAILURES = 10
 
 
 class CueAdminSite(admin.AdminSite):
@@ -21,28 +19,21 @@ class CueAdminSite(admin.AdminSite):
     def index(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
         now = timezone.now()
         facts = overview.collect(now)
-        recent_failures = list(
-            Execution.objects.filter(status__in=[Execution.Status.FAILED, Execution.Status.OUTCOME_TIMEOUT],
-                                     created_at__gte=now - timedelta(hours=24))
-            .select_related("cue").only("id", "status", "error_message", "updated_at", "cue__id", "cue__name")
-            .order_by("-created_at")[:RECENT_FAILURES]
-        )
         day_ago = (now - timedelta(hours=24)).strftime("%Y-%m-%d %H:%M:%S")
         context = {
             "overview": facts,
-            "execution_rows": _status_rows(facts["executions_24h"]),
+            "verdict_rows": _verdict_rows(facts["verdicts_24h"]),
             "engine_rows": [_engine_row(name, state) for name, state in facts["engine"].items()],
-            "recent_failures": recent_failures,
+            "recent_failures": facts["recent_failures"],
             "since_24h": day_ago,
             **(extra_context or {}),
         }
         return super().index(request, context)
 
 
-def _status_rows(counts: dict[str, int]) -> list[tuple[str, int]]:
-    order = ["success", "failed", "outcome_timeout", "missed", "retrying", "retry_ready", "delivering", "pending"]
-    return [(status, counts[status]) for status in order if counts.get(status)] + [
-        (status, n) for status, n in sorted(counts.items()) if status not in order and n]
+def _verdict_rows(counts: dict[str, int]) -> list[tuple[str, str, int]]:
+    """(verdict, label, count) in Verdict's order, those with executions only."""
+    return [(verdict.value, verdict.label, counts[verdict]) for verdict in Verdict if counts.get(verdict)]
 
 
 def _engine_row(name: str, state: dict) -> dict:

@@ -51,8 +51,12 @@ class DatabaseCollector:
         yield _gauge("cueapi_cues", "Cues by status.", "status", overview.cue_counts())
         yield _gauge("cueapi_executions_in_flight", "Executions not finished yet, by status.", "status",
                      overview.in_flight_counts())
-        yield _gauge("cueapi_executions_last_24h", "Executions created in the last 24 hours, by status.", "status",
+        yield _gauge("cueapi_executions_last_24h", "Executions created in the last 24 hours, by delivery status "
+                     "(cueapi_execution_verdicts_last_24h: by outcome).", "status",
                      overview.executions_since(now - timedelta(hours=24)))
+        yield _gauge("cueapi_execution_verdicts_last_24h",
+                     "Executions created in the last 24 hours, by verdict (the handler's outcome when it "
+                     "reported one, else the delivery).", "verdict", overview.verdicts_since(now - timedelta(hours=24)))
         yield _gauge("cueapi_executions_waiting_for_outcome", "Delivered executions whose outcome is due.",
                      None, overview.waiting_for_outcome())
         yield _gauge("cueapi_outbox_depth", "Webhook sends waiting for a dispatcher.", None, overview.outbox_depth())

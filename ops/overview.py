@@ -14,11 +14,13 @@ from django.db.models import Count, Q
 from alerts.models import Alert
 from cues.models import Cue
 from executions.models import DispatchOutbox, Execution, Worker
+from executions.selectors import Verdict, failure_rate, verdict_counts, with_verdict
 
 ENGINE_PROCESSES = ("poller", "dispatcher")
 IN_FLIGHT = (Execution.Status.PENDING, Execution.Status.DELIVERING, Execution.Status.RETRYING,
              Execution.Status.RETRY_READY)
 LAG_SAMPLE = 200  # the latest executions, for the fire/delivery lag figures
+RECENT_FAILURES = 10
 
 
 def cue_counts() -> dict[str, int]:
@@ -28,6 +30,20 @@ def cue_counts() -> dict[str, int]:
 def executions_since(since: datetime) -> dict[str, int]:
     return dict(Execution.objects.filter(created_at__gte=since).order_by()
                 .values_list("status").annotate(n=Count("pk")))
+
+
+def verdicts_since(since: datetime) -> dict[str, int]:
+    """Executions created since `since`, by verdict (succeeded, failed, ...: the outcome)."""
+    return verdict_counts(Execution.objects.filter(created_at__gte=since))
+
+
+def recent_failures(since: datetime, limit: int = RECENT_FAILURES) -> list[Execution]:
+    """The latest executions created since `since` whose verdict is failed, newest failure first."""
+    return list(with_verdict(Execution.objects.filter(created_at__gte=since))
+                .filter(verdict=Verdict.FAILED).select_related("cue")
+                .only("id", "status", "outcome_state", "error_message", "outcome_error", "updated_at",
+                      "cue__id", "cue__name")
+                .order_by("-updated_at")[:limit])
 
 
 def in_flight_counts() -> dict[str, int]:
@@ -104,13 +120,14 @@ def collect(now: datetime) -> dict:
     """Everything on the admin home page."""
     day_ago = now - timedelta(hours=24)
     executions = executions_since(day_ago)
-    finished = executions.get("success", 0) + executions.get("failed", 0) + executions.get("outcome_timeout", 0)
-    failed = executions.get("failed", 0) + executions.get("outcome_timeout", 0)
+    verdicts = verdicts_since(day_ago)
     return {
         "cues": cue_counts(),
         "executions_24h": executions,
         "executions_24h_total": sum(executions.values()),
-        "failure_rate_24h": failed / finished if finished else None,
+        "verdicts_24h": verdicts,
+        "failure_rate_24h": failure_rate(verdicts),
+        "recent_failures": recent_failures(day_ago),
         "in_flight": in_flight_counts(),
         "waiting_for_outcome": waiting_for_outcome(),
         "outbox_depth": outbox_depth(),

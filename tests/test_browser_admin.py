@@ -68,7 +68,7 @@ def test_an_operator_finds_a_failure_reads_its_story_and_replays_it():
             screenshot(browser, "admin-overview")
 
             # "failed" in the last-24-h table: the changelist, filtered.
-            browser.find_element(By.CSS_SELECTOR, "#overview a[href*='status__exact=failed']").click()
+            browser.find_element(By.CSS_SELECTOR, "#overview a[href*='verdict=failed']").click()
             listing = wait_for_text(browser, "Select execution to change", css="#content")
             rows = browser.find_elements(By.CSS_SELECTOR, "#result_list tbody tr")
             assert len(rows) == 3 and all("server error (500)" in row.text for row in rows), listing

@@ -40,7 +40,9 @@ class ConsecutiveFailuresTests(CueTestCase):
             alert = Alert.objects.get()
             self.assertEqual((alert.cue_id, alert.severity, alert.metadata),
                              (cue["id"], "warning", {"consecutive_failures": 3}))
-            self.assertEqual(alert.message, f"Cue {cue['id']} has 3 consecutive failed executions.")
+            self.assertTrue(alert.message.startswith(f"Cue 'nightly' ({cue['id']}) has 3 consecutive failed "
+                                                     "executions. Last error: "), alert.message)
+            self.assertIn("500", alert.message)
             receiver.responses = [(200, b"ok")]
             self.fire_and_deliver(cue["id"])  # a success ends the streak
             receiver.responses = [(500, b"down")]

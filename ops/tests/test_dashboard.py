@@ -66,17 +66,19 @@ class OverviewTests(DashboardTestCase):
         o = page.context["overview"]
         self.assertEqual(o["cues"], {"active": 1, "paused": 1, "completed": 1, "failed": 1})
         self.assertEqual(o["executions_24h"], {state: 1 for state in EXECUTION_STATES})
-        self.assertAlmostEqual(o["failure_rate_24h"], 2 / 3)  # failed + outcome_timeout of 3 finished
+        # failed + outcome_timeout, of those finished (the success still awaits its outcome)
+        self.assertEqual(o["verdicts_24h"], {"failed": 2, "awaiting_outcome": 1, "missed": 1, "in_progress": 4})
+        self.assertAlmostEqual(o["failure_rate_24h"], 1.0)
         self.assertEqual(o["in_flight"], {"pending": 1, "delivering": 1, "retrying": 1, "retry_ready": 1})
         self.assertEqual(o["waiting_for_outcome"], 1)
         self.assertEqual(o["workers"], {"active": 1, "stale": 1, "dead": 1})
         self.assertEqual(o["alerts_24h"], {"consecutive_failures": 1, "outcome_timeout": 1})
         self.assertEqual(o["engine"]["poller"]["seconds_ago"], None)
         self.assertContains(page, "Failure rate:")
-        self.assertContains(page, "67 %")
+        self.assertContains(page, "100 %")
         self.assertContains(page, "never seen")
         self.assertContains(page, "Latest failures (24 h)")
-        self.assertContains(page, "/admin/executions/execution/?status__exact=failed&amp;created_at__gte=")
+        self.assertContains(page, "/admin/executions/execution/?verdict=failed&amp;created_at__gte=")
 
     def test_an_empty_install_renders(self):
         page = self.client.get("/admin/")
@@ -121,10 +123,10 @@ class QueryCountTests(DashboardTestCase):
 
     def test_the_overview_is_a_handful_of_queries(self):
         self.populate(2)
-        # session + user; cues, executions 24 h, in flight, waiting for outcome, outbox,
-        # workers, alerts, engine heartbeats (the DB cache), lag sample, latest failures; and
-        # Django's own "recent actions" sidebar.
-        with self.assertNumQueries(13):
+        # session + user; cues, executions 24 h by status and by verdict, in flight, waiting
+        # for outcome, outbox, workers, alerts, engine heartbeats (the DB cache), lag sample,
+        # latest failures; and Django's own "recent actions" sidebar.
+        with self.assertNumQueries(14):
             self.client.get("/admin/")
 
     def test_an_execution_page_with_its_timeline(self):
