@@ -10,6 +10,7 @@ from cues.admin import CueAdmin
 from executions.models import Execution, Worker
 from executions.firing import cue_fire, execution_replay
 from executions.outcomes import execution_verify
+from executions.selectors import execution_payload
 from executions.workers import worker_heartbeat_status
 
 
@@ -61,7 +62,7 @@ class TriggeredByFilter(FixedValuesFilter):
 
 @admin.register(Execution)
 class ExecutionAdmin(admin.ModelAdmin):
-    list_display = ["id", "cue", "status", "outcome_state", "attempts", "http_status",
+    list_display = ["id", "cue", "task", "status", "outcome_state", "attempts", "http_status",
                     "scheduled_for", "triggered_by", "why"]
     list_filter = ["status", OutcomeStateFilter, "cue__callback_transport", TriggeredByFilter]
     search_fields = ["id", "cue__id", "cue__name", "claimed_by_worker", "error_message"]
@@ -89,6 +90,11 @@ class ExecutionAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         # Executions are the engine's record: operators read them, actions change them.
         return ["timeline", *(field.name for field in Execution._meta.fields)]
+
+    @admin.display(description="task")
+    def task(self, execution):
+        # What cueapi-worker matches its handlers on; "-" for a worker execution no worker claims.
+        return execution_payload(execution).get("task") or "-"
 
     @admin.display(description="why")
     def why(self, execution):
