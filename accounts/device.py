@@ -1,8 +1,10 @@
 """Passwordless login for terminals: device code + magic link (SERVER.md §3.3).
 
 The CLI (or cueapi-worker) picks a device code and shows a link; the person opens it, types
-their email, clicks the emailed link; the terminal's poll then receives the API key (new user)
-or a one-time session token (existing user), which POST /v1/auth/session exchanges for a JWT.
+their email, clicks the emailed link; the terminal's poll then receives the account's API key
+(every account keeps an encrypted copy, however it was created) and a one-time session token,
+which POST /v1/auth/session exchanges for a JWT. An account without a usable copy (created
+by an older version, or the server's secret changed) gets `existing_user` and no key.
 """
 
 import copy
@@ -20,7 +22,7 @@ from accounts.services import user_create
 from cueapi import ratelimit
 from cueapi.errors import AppError
 from cueapi.ids import new_token
-from cueapi.sessions import decrypt_api_key, encrypt_api_key, issue_session_token
+from cueapi.sessions import decrypt_api_key, issue_session_token
 
 LIFETIME = timedelta(seconds=900)
 # What the clients pick (`cueapi login`: ABCD-EFGH; `cueapi-worker login`: 8 lower-case letters
@@ -117,9 +119,7 @@ def device_code_verify(*, token, device_code, now=None):
         raise VerifyError("Invalid verification token")
     user = User.objects.filter(email=row.email).first()
     if user is None:
-        user, api_key = user_create(email=row.email)
-        user.api_key_encrypted = encrypt_api_key(api_key)
-        user.save(update_fields=["api_key_encrypted"])
+        user, _ = user_create(email=row.email)
         row.api_key_encrypted = user.api_key_encrypted
     row.user = user
     row.status = DeviceCode.Status.APPROVED

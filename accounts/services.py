@@ -38,11 +38,15 @@ def _set_api_key(user: User, api_key: str) -> None:
 
 
 def user_create(*, email: str) -> tuple[User, str]:
-    """Create an API user with a fresh key; return (user, plaintext key). 409 if taken."""
+    """Create an API user with a fresh key; return (user, plaintext key). 409 if taken.
+
+    The key is also kept encrypted, as after a regeneration: a terminal login (`cueapi login`)
+    hands it back, whichever way the account was created."""
     api_key = new_api_key()
     user = User(email=email)
     user.set_unusable_password()
     _set_api_key(user, api_key)
+    user.api_key_encrypted = encrypt_api_key(api_key)
     try:
         with transaction.atomic():
             user.save(force_insert=True)

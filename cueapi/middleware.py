@@ -189,12 +189,17 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self'; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
-# The API docs pages load Swagger UI and ReDoc from a CDN and start them with inline scripts.
-CSP_EXEMPT_PATHS = {"/docs", "/redoc"}
-
+# The API docs (Swagger UI, ReDoc) are this server's files too, but Swagger UI draws its icons
+# as data: images and ReDoc runs its search in a worker made from a blob: URL.
+DOCS_PATHS = {"/docs", "/redoc"}
+DOCS_CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "worker-src 'self' blob:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 
 class ContentSecurityPolicyMiddleware:
-    """`Content-Security-Policy` on every HTML page: /auth/device, /v1/auth/verify, the admin."""
+    """`Content-Security-Policy` on every HTML page: /auth/device, /v1/auth/verify, the admin,
+    /docs and /redoc."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -202,6 +207,7 @@ class ContentSecurityPolicyMiddleware:
     def __call__(self, request):
         response = self.get_response(request)
         is_html = response.get("Content-Type", "").startswith("text/html")
-        if is_html and request.path not in CSP_EXEMPT_PATHS:
-            response.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        if is_html:
+            policy = DOCS_CONTENT_SECURITY_POLICY if request.path in DOCS_PATHS else CONTENT_SECURITY_POLICY
+            response.setdefault("Content-Security-Policy", policy)
         return response

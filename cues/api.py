@@ -173,8 +173,8 @@ class CueDetailApi(APIView):
     @extend_schema(request=CuePatchIn, responses=OpenApiTypes.OBJECT)
     def patch(self, request, cue_id):
         data = validate_body(CuePatchIn, request)
-        cue = services.cue_update(user=request.user, cue_id=cue_id, data=data)
-        return Response(cue_to_dict(cue))
+        cue, warning = services.cue_update(user=request.user, cue_id=cue_id, data=data)
+        return Response(cue_to_dict(cue, warning=warning))
 
     @extend_schema(request=None, responses={204: None})
     def delete(self, request, cue_id):

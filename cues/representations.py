@@ -7,6 +7,11 @@ cue's executions and cues must not import executions (dependencies point one way
 from cueapi.timefmt import ts_iso, ts_z
 
 NO_ACTIVE_WORKER_WARNING = "No active workers found. Start a cueapi-worker to process this cue."
+NO_TASK_WARNING = (
+    "payload.task is not set. cueapi-worker runs the handler named by payload.task (not the cue's "
+    "name), so no worker will claim this cue and its executions will be missed. "
+    'Set e.g. "payload": {"task": "report"} and a handler named report in worker.yaml.'
+)
 
 
 def cue_to_dict(cue, *, warning=None):

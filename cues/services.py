@@ -15,7 +15,7 @@ from cueapi.errors import AppError, RequestValidationError
 from cueapi.urlsafety import UnsafeURL, validate_url
 from cues import schedule as schedule_math
 from cues.models import Cue, default_backoff_minutes, default_on_failure
-from cues.representations import NO_ACTIVE_WORKER_WARNING
+from cues.representations import NO_ACTIVE_WORKER_WARNING, NO_TASK_WARNING
 from cues.selectors import cue_get, user_has_active_worker
 
 MAX_PAYLOAD_BYTES = 1_048_576
@@ -119,11 +119,8 @@ def cue_create(*, user, data, now=None):
         raise _duplicate_name(name)
     if user_limited_cue_count(user=user) >= user.active_cue_limit:
         raise AppError("cue_limit_exceeded", f"Active cue limit of {user.active_cue_limit} reached", 403)
-    warning = None
     if transport == Cue.Transport.WEBHOOK:
         _check_callback_url(callback["url"])
-    elif not user_has_active_worker(user=user, since=now - timedelta(seconds=settings.CUEAPI_WORKER_ACTIVE_SECONDS)):
-        warning = NO_ACTIVE_WORKER_WARNING
     check_payload(payload)
     _check_timezone(tz_name)
     schedule_at, next_run = resolve_schedule(
@@ -162,12 +159,28 @@ def cue_create(*, user, data, now=None):
             cue.save(force_insert=True)
     except IntegrityError:
         raise _duplicate_name(name) from None
-    return cue, warning
+    return cue, cue_worker_warning(cue=cue, now=now)
+
+
+def cue_worker_warning(*, cue: Cue, now: datetime) -> str | None:
+    """Why a worker cue may never run, for the response's `warning` (None if nothing to say).
+    cueapi-worker claims only executions whose payload.task names one of its handlers."""
+    if cue.callback_transport != Cue.Transport.WORKER:
+        return None
+    warnings = []
+    task = (cue.payload or {}).get("task")
+    if not (isinstance(task, str) and task.strip()):
+        warnings.append(NO_TASK_WARNING)
+    since = now - timedelta(seconds=settings.CUEAPI_WORKER_ACTIVE_SECONDS)
+    if not user_has_active_worker(user=cue.user, since=since):
+        warnings.append(NO_ACTIVE_WORKER_WARNING)
+    return " ".join(warnings) or None
 
 
 @transaction.atomic
 def cue_update(*, user, cue_id, data, now=None):
-    """PATCH: only what is sent changes (DESIGN.md §3.4), checked in the reference's order.
+    """PATCH: only what is sent changes (DESIGN.md §3.4), checked in the reference's order;
+    return (cue, warning) as cue_create does.
 
     The row is locked for the change, so the poller's next_run update can't interleave.
     """
@@ -248,7 +261,7 @@ def cue_update(*, user, cue_id, data, now=None):
             cue.save(update_fields=[*fields, "updated_at"])
     except IntegrityError:
         raise _duplicate_name(cue.name) from None
-    return cue
+    return cue, cue_worker_warning(cue=cue, now=now)
 
 
 def cue_delete(*, cue):

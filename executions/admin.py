@@ -10,7 +10,7 @@ from cues.admin import CueAdmin
 from executions.models import Execution, Worker
 from executions.firing import cue_fire, execution_replay
 from executions.outcomes import execution_verify
-from executions.selectors import Verdict, with_verdict
+from executions.selectors import Verdict, execution_payload, with_verdict
 from executions.workers import worker_heartbeat_status
 
 
@@ -75,7 +75,7 @@ class TriggeredByFilter(FixedValuesFilter):
 
 @admin.register(Execution)
 class ExecutionAdmin(admin.ModelAdmin):
-    list_display = ["id", "cue", "verdict", "status", "outcome_state", "attempts", "http_status",
+    list_display = ["id", "cue", "task", "verdict", "status", "outcome_state", "attempts", "http_status",
                     "scheduled_for", "triggered_by", "why"]
     list_filter = [VerdictFilter, "status", OutcomeStateFilter, "cue__callback_transport", TriggeredByFilter]
     search_fields = ["id", "cue__id", "cue__name", "claimed_by_worker", "error_message"]
@@ -110,6 +110,11 @@ class ExecutionAdmin(admin.ModelAdmin):
     @admin.display(description="verdict", ordering="verdict")
     def verdict(self, execution):
         return Verdict(execution.verdict).label
+
+    @admin.display(description="task")
+    def task(self, execution):
+        # What cueapi-worker matches its handlers on; "-" for a worker execution no worker claims.
+        return execution_payload(execution).get("task") or "-"
 
     @admin.display(description="why")
     def why(self, execution):

@@ -22,7 +22,7 @@ requires_chromium = pytest.mark.skipif(
 
 
 @contextmanager
-def chromium(width=1280, height=900):
+def chromium(width=1280, height=900, extra_flags=()):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -30,7 +30,7 @@ def chromium(width=1280, height=900):
     options.binary_location = CHROMIUM
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-                 f"--window-size={width},{height}"):
+                 f"--window-size={width},{height}", *extra_flags):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
     driver.implicitly_wait(0)

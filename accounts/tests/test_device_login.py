@@ -51,13 +51,24 @@ class DeviceLoginTests(BaseTestCase):
         self.assertError(self.post("/v1/auth/session", {"token": body["session_token"]}, anonymous=True),
                          401, "invalid_token", "Invalid or expired session token")
 
-    def test_an_existing_user_is_told_so(self):
+    def test_a_registered_user_receives_her_key(self):
+        key = self.post("/v1/auth/register", {"email": "carol@example.com"}, anonymous=True).json()["api_key"]
+        self.start()
+        self.submit("carol@example.com")
+        self.follow_link()
+        body = self.poll()
+        self.assertEqual((body["status"], body["email"], body["api_key"]), ("approved", "carol@example.com", key))
+        self.assertNotIn("existing_user", body)
+        self.assertEqual(User.objects.filter(email="carol@example.com").count(), 1)
+        self.assertEqual(self.get("/v1/auth/me", key=key).status_code, 200)  # her key was not rotated
+
+    def test_an_account_without_a_key_copy_is_told_so(self):
+        User.objects.filter(pk=self.alice.pk).update(api_key_encrypted=None)  # created by an older version
         self.start()
         self.submit("alice@example.org")
         self.follow_link()
         body = self.poll()
         self.assertEqual((body["status"], body.get("existing_user"), "api_key" in body), ("approved", True, False))
-        self.assertEqual(User.objects.filter(email="alice@example.org").count(), 1)
         self.assertEqual(self.get("/v1/auth/me").status_code, 200)  # her key was not rotated
 
     def test_the_link_works_once_and_only_with_its_token(self):

@@ -47,7 +47,11 @@ class KeyRegenerateTests(BaseTestCase):
 
 
 class KeyRevealTests(BaseTestCase):
-    def test_it_has_no_copy_after_register(self):
+    def test_it_reveals_after_register(self):
+        self.assertEqual(self.get("/v1/auth/key").json(), {"api_key": self.alice_key})
+
+    def test_it_says_when_there_is_no_copy(self):
+        User.objects.filter(pk=self.alice.pk).update(api_key_encrypted=None)  # an older account
         self.assertEqual(
             self.get("/v1/auth/key").json(),
             {"api_key": None, "prefix": self.alice_key[:12],

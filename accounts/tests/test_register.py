@@ -20,7 +20,8 @@ class RegisterTests(BaseTestCase):
         # Stored hashed, never in plaintext; the prefix is the first 12 chars.
         self.assertEqual(user.api_key_hash, api_key_hash(body["api_key"]))
         self.assertEqual(user.api_key_prefix, body["api_key"][:12])
-        self.assertIsNone(user.api_key_encrypted)
+        # An encrypted copy (never the plaintext), so a terminal login can hand the key back.
+        self.assertNotIn(body["api_key"], user.api_key_encrypted)
         self.assertRegex(user.webhook_secret, r"^whsec_[0-9a-f]{64}$")
         self.assertEqual(
             (user.plan, user.active_cue_limit, user.monthly_execution_limit,

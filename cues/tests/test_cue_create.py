@@ -80,7 +80,7 @@ class CueCreateTests(CueTestCase):
         self.assertEqual(self.create_cue(name="b", verification={})["verification"], {"mode": "none"})
 
     def test_worker_cue_without_callback_warns_with_no_worker(self):
-        body = self.create_cue(transport="worker", callback=None)
+        body = self.create_cue(transport="worker", callback=None, payload={"task": "report"})
         self.assertEqual(body["transport"], "worker")
         self.assertEqual(body["callback"], {"url": None, "method": "POST", "headers": {}})
         self.assertEqual(body["warning"], "No active workers found. Start a cueapi-worker to process this cue.")
@@ -88,11 +88,12 @@ class CueCreateTests(CueTestCase):
     def test_worker_cue_with_a_live_worker_does_not_warn(self):
         Worker.objects.create(user=self.alice, worker_id="w1", last_heartbeat=NOW - datetime.timedelta(seconds=60))
         Worker.objects.create(user=self.bob, worker_id="w1", last_heartbeat=NOW)
-        self.assertIsNone(self.create_cue(transport="worker")["warning"])
+        self.assertIsNone(self.create_cue(transport="worker", payload={"task": "report"})["warning"])
 
     def test_stale_worker_still_warns(self):
         Worker.objects.create(user=self.alice, worker_id="w1", last_heartbeat=NOW - datetime.timedelta(seconds=181))
-        self.assertIsNotNone(self.create_cue(transport="worker")["warning"])
+        warning = self.create_cue(transport="worker", payload={"task": "report"})["warning"]
+        self.assertEqual(warning, "No active workers found. Start a cueapi-worker to process this cue.")
 
     def test_worker_cue_url_is_not_checked(self):
         with override_settings(CUEAPI_ALLOW_PRIVATE_URLS=False):

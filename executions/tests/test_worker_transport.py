@@ -199,4 +199,5 @@ class WorkersApiTests(WorkerTestCase):
 
     def test_a_live_worker_silences_the_cue_warning(self):
         self.post("/v1/worker/heartbeat", {"worker_id": "w1"})
-        self.assertIsNone(self.create_cue(name="w2", transport="worker", callback=None)["warning"])
+        self.assertIsNone(self.create_cue(name="w2", transport="worker", callback=None,
+                                          payload={"task": "report"})["warning"])
