@@ -7,7 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from executions.models import Execution
-from ops import overview
+from ops import chart, overview
 
 RECENT_FAILURES = 10
 
@@ -34,6 +34,7 @@ class CueAdminSite(admin.AdminSite):
             "engine_rows": [_engine_row(name, state) for name, state in facts["engine"].items()],
             "recent_failures": recent_failures,
             "since_24h": day_ago,
+            "charts": chart.overview_charts(now),
             **(extra_context or {}),
         }
         return super().index(request, context)

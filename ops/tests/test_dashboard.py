@@ -122,9 +122,9 @@ class QueryCountTests(DashboardTestCase):
     def test_the_overview_is_a_handful_of_queries(self):
         self.populate(2)
         # session + user; cues, executions 24 h, in flight, waiting for outcome, outbox,
-        # workers, alerts, engine heartbeats (the DB cache), lag sample, latest failures; and
-        # Django's own "recent actions" sidebar.
-        with self.assertNumQueries(13):
+        # workers, alerts, engine heartbeats (the DB cache), lag sample, latest failures, the
+        # charts; and Django's own "recent actions" sidebar.
+        with self.assertNumQueries(14):
             self.client.get("/admin/")
 
     def test_an_execution_page_with_its_timeline(self):
