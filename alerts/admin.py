@@ -3,6 +3,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from alerts.models import Alert, Notification
+from cueapi.admin_helpers import ReadOnlyPagesMixin, short_id
 from executions.admin import TIMELINE_SOURCES
 
 
@@ -23,7 +24,7 @@ class AlertAdmin(admin.ModelAdmin):
         if not alert.execution_id:
             return "-"
         url = reverse("admin:executions_execution_change", args=[alert.execution_id])
-        return format_html('<a href="{}">{}</a>', url, alert.execution_id)
+        return format_html('<a href="{}">{}</a>', url, short_id(alert.execution_id))
 
     def has_add_permission(self, request):
         return False
@@ -43,7 +44,7 @@ TIMELINE_SOURCES.append(alert_timeline_events)
 
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
+class NotificationAdmin(ReadOnlyPagesMixin, admin.ModelAdmin):
     list_display = ["created_at", "kind", "user", "url", "recipient", "attempts", "sent_at", "failed_at", "last_error"]
     list_filter = ["kind", ("sent_at", admin.EmptyFieldListFilter), ("failed_at", admin.EmptyFieldListFilter)]
     search_fields = ["user__email", "url", "recipient"]

@@ -24,6 +24,9 @@ logger = logging.getLogger("cueapi.request")
 
 # Path segments that are capabilities (an echo sink's token) are not written to the log.
 SECRET_PATH_SEGMENTS = re.compile(r"^(/v1/echo/)[^/]+")
+# A worker asks for work and renews its heartbeats every few seconds: answered, these are
+# logged at DEBUG so they don't bury everything else at INFO (an error still shows).
+WORKER_POLL_PATHS = re.compile(r"^/v1/(executions/claimable|worker/heartbeat|executions/[^/]+/heartbeat)$")
 
 
 class RequestIdMiddleware:
@@ -38,7 +41,9 @@ class RequestIdMiddleware:
         started = time.monotonic()
         response = self.get_response(request)
         response["X-Request-Id"] = request.request_id
-        log_event(logger, "request", request_id=request.request_id, method=request.method,
+        quiet = WORKER_POLL_PATHS.match(request.path) and 200 <= response.status_code < 300
+        log_event(logger, "request", level=logging.DEBUG if quiet else logging.INFO,
+                  request_id=request.request_id, method=request.method,
                   path=SECRET_PATH_SEGMENTS.sub(r"\1{token}", request.path), status=response.status_code,
                   duration_ms=round((time.monotonic() - started) * 1000, 1),
                   user_id=_user_id(request))

@@ -139,6 +139,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
+# The admin's date and time formats (cueapi/formats/en/formats.py).
+FORMAT_MODULE_PATH = "cueapi.formats"
 
 STATIC_URL = "static/"
 # Only needed for `collectstatic` (the Dockerfile sets it); WhiteNoise serves from the apps.

@@ -1,15 +1,30 @@
 from django.contrib import admin, messages
 
+from cueapi.admin_helpers import ReadOnlyPagesMixin
 from cueapi.errors import AppError
 from cues.models import Cue
 from cues.services import cue_update
 
 
+class CatchUpFilter(admin.SimpleListFilter):
+    """Django's choices filter would list the value "all" as a second "All"."""
+
+    title = "catch up"
+    parameter_name = "catch_up"
+
+    def lookups(self, request, model_admin):
+        return [(Cue.CatchUp.ALL, "all missed slots"), (Cue.CatchUp.LATEST, "latest missed slot"),
+                (Cue.CatchUp.NONE, "none")]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(catch_up=self.value()) if self.value() else queryset
+
+
 @admin.register(Cue)
-class CueAdmin(admin.ModelAdmin):
+class CueAdmin(ReadOnlyPagesMixin, admin.ModelAdmin):
     list_display = ["name", "id", "user", "status", "callback_transport", "schedule_type",
                     "schedule_cron", "next_run", "last_run", "fired_count", "run_count"]
-    list_filter = ["status", "callback_transport", "schedule_type", "catch_up"]
+    list_filter = ["status", "callback_transport", "schedule_type", CatchUpFilter]
     search_fields = ["name", "id", "user__email"]
     list_select_related = ["user"]
     raw_id_fields = ["user"]

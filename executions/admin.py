@@ -5,6 +5,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
+from cueapi.admin_helpers import ReadOnlyPagesMixin, short_id
 from cueapi.errors import AppError
 from cues.admin import CueAdmin
 from executions.models import Execution, Worker
@@ -74,8 +75,8 @@ class TriggeredByFilter(FixedValuesFilter):
 
 
 @admin.register(Execution)
-class ExecutionAdmin(admin.ModelAdmin):
-    list_display = ["id", "cue", "task", "verdict", "status", "outcome_state", "attempts", "http_status",
+class ExecutionAdmin(ReadOnlyPagesMixin, admin.ModelAdmin):
+    list_display = ["execution_id", "cue_name", "task", "verdict", "status", "outcome_state", "attempts", "http_status",
                     "scheduled_for", "triggered_by", "why"]
     list_filter = [VerdictFilter, "status", OutcomeStateFilter, "cue__callback_transport", TriggeredByFilter]
     search_fields = ["id", "cue__id", "cue__name", "claimed_by_worker", "error_message"]
@@ -115,6 +116,14 @@ class ExecutionAdmin(admin.ModelAdmin):
     def task(self, execution):
         # What cueapi-worker matches its handlers on; "-" for a worker execution no worker claims.
         return execution_payload(execution).get("task") or "-"
+
+    @admin.display(description="id", ordering="id")
+    def execution_id(self, execution):
+        return short_id(execution.pk)
+
+    @admin.display(description="cue", ordering="cue__name")
+    def cue_name(self, execution):
+        return execution.cue.name
 
     @admin.display(description="why")
     def why(self, execution):
@@ -205,7 +214,7 @@ def timeline_events(execution):
 
 
 @admin.register(Worker)
-class WorkerAdmin(admin.ModelAdmin):
+class WorkerAdmin(ReadOnlyPagesMixin, admin.ModelAdmin):
     list_display = ["worker_id", "user", "heartbeat_status", "last_heartbeat", "handlers", "created_at"]
     search_fields = ["worker_id", "user__email"]
     ordering = ["-last_heartbeat"]

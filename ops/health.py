@@ -1,7 +1,7 @@
 """GET /health and GET /status (SERVER.md §3.1). No auth, not rate-limited.
 
 The keys keep the reference's names: "postgres" is the database (whatever engine), "redis"
-is the shared cache (CACHE_URL). The engine processes record their last cycle in the cache
+is the shared cache (CACHE_URL); `backends` names what actually runs behind them. The engine processes record their last cycle in the cache
 (cueapi/heartbeat.py), which is how staleness is seen from here.
 """
 
@@ -9,7 +9,7 @@ import time
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from django.db import connection
 from django.db.models import Count, Max
 from django.utils import timezone
@@ -45,6 +45,24 @@ def _cache_ok() -> bool:
         return cache.get("health:ping") == "1"
     except Exception:  # noqa: BLE001
         return False
+
+
+# Cache backend classes by the names an operator knows them by (CACHE_URL's scheme).
+CACHE_BACKEND_NAMES = {
+    "DatabaseCache": "database",
+    "RedisCache": "redis",
+    "LocMemCache": "locmem",
+    "FileBasedCache": "file",
+    "PyMemcacheCache": "memcached",
+    "PyLibMCCache": "memcached",
+    "DummyCache": "dummy",
+}
+
+
+def _backends() -> dict[str, str]:
+    """What runs behind "postgres" and "redis": e.g. {"database": "sqlite", "cache": "database"}."""
+    cache_class = type(caches["default"]).__name__
+    return {"database": connection.vendor, "cache": CACHE_BACKEND_NAMES.get(cache_class, cache_class)}
 
 
 def _poller_state() -> tuple[str, dict]:
@@ -129,6 +147,7 @@ def health_report() -> dict:
     body = {"status": "healthy" if db_ok and cache_ok else "degraded", "version": VERSION}
     body["timestamp"] = ts_iso(timezone.now())
     body["services"] = services
+    body["backends"] = _backends()
     if cache_ok:
         services["poller"], body["poller"] = _poller_state()
         if services["poller"] == "stale":

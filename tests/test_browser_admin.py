@@ -72,10 +72,13 @@ def test_an_operator_finds_a_failure_reads_its_story_and_replays_it():
             listing = wait_for_text(browser, "Select execution to change", css="#content")
             rows = browser.find_elements(By.CSS_SELECTOR, "#result_list tbody tr")
             assert len(rows) == 3 and all("server error (500)" in row.text for row in rows), listing
-            assert {row.find_element(By.CSS_SELECTOR, "th a").text for row in rows} == failed_ids
+            # The list shows each id's first 8 characters, the whole id on hover.
+            ids = {row.find_element(By.CSS_SELECTOR, "th a span").get_attribute("title") for row in rows}
+            assert ids == failed_ids
+            assert {row.find_element(By.CSS_SELECTOR, "th a").text for row in rows} == {i[:8] for i in failed_ids}
 
             # The failure that completed the streak: its timeline ends with the alert.
-            browser.find_element(By.LINK_TEXT, alerted_id).click()
+            browser.find_element(By.CSS_SELECTOR, f"#result_list th a span[title='{alerted_id}']").click()
             story = wait_for_text(browser, "attempt 1: failed", css="table.timeline")
             assert "HTTP 500" in story and "Webhook endpoint returned server error (500)" in story, story
             assert "alert: consecutive_failures" in story, story

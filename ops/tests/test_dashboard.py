@@ -125,8 +125,8 @@ class QueryCountTests(DashboardTestCase):
         self.populate(2)
         # session + user; cues, executions 24 h by status and by verdict, in flight, waiting
         # for outcome, outbox, workers, alerts, engine heartbeats (the DB cache), lag sample,
-        # latest failures; and Django's own "recent actions" sidebar.
-        with self.assertNumQueries(14):
+        # latest failures, the charts; and Django's own "recent actions" sidebar.
+        with self.assertNumQueries(15):
             self.client.get("/admin/")
 
     def test_an_execution_page_with_its_timeline(self):

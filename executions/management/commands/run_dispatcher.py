@@ -1,14 +1,17 @@
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
+from cueapi.logs import log_event
 from cueapi.notify import OUTBOX_CHANNEL
 from executions import dispatcher
 from executions.engine import EngineCommand
+from executions.models import DispatchOutbox
 
 logger = logging.getLogger("cueapi.engine")
 
@@ -25,6 +28,10 @@ class Command(EngineCommand):
         # work we can't start at once (it would sit locked while others could send it).
         self.seats = threading.BoundedSemaphore(size)
         self.delivered = 0
+        # What runs on the pool, so a stop can say what it waits for: future -> outbox row id
+        # (None for another unit's task, e.g. an alert notification).
+        self.in_flight = {}
+        self.in_flight_lock = threading.Lock()
         super().handle(*args, **options)
 
     def cycle(self):
@@ -35,8 +42,7 @@ class Command(EngineCommand):
                 break
             ids, token = dispatcher.claim_outbox_rows(now=timezone.now(), limit=free)
             for row_id in ids:
-                future = self.executor.submit(self.deliver, row_id, token)
-                future.add_done_callback(self.delivery_done)
+                self.submit(partial(self.deliver, row_id, token), outbox_row=row_id)
             claimed += len(ids)
             free -= len(ids)
             for claim in dispatcher.EXTRA_UNITS:
@@ -44,7 +50,7 @@ class Command(EngineCommand):
                     break
                 tasks = claim(now=timezone.now(), limit=free)
                 for task in tasks:
-                    self.executor.submit(self.run_task, task).add_done_callback(self.delivery_done)
+                    self.submit(partial(self.run_task, task))
                 claimed += len(tasks)
                 free -= len(tasks)
             for _ in range(free):
@@ -54,6 +60,12 @@ class Command(EngineCommand):
         if self.once:
             self.executor.shutdown(wait=True)  # --once: finish what was claimed
         return {"delivered": self.delivered, "claimed_last_cycle": claimed}
+
+    def submit(self, work, outbox_row=None):
+        future = self.executor.submit(work)
+        with self.in_flight_lock:
+            self.in_flight[future] = outbox_row
+        future.add_done_callback(self.delivery_done)
 
     def take_free_seats(self):
         free = 0
@@ -75,6 +87,8 @@ class Command(EngineCommand):
                 close_old_connections()
 
     def delivery_done(self, future):
+        with self.in_flight_lock:
+            self.in_flight.pop(future, None)
         self.seats.release()
         self.wakeup.set()  # a seat is free: look for more work
         if future.exception() is not None:
@@ -85,4 +99,14 @@ class Command(EngineCommand):
         return self.sleep_until(due)
 
     def shutdown(self):
+        with self.in_flight_lock:
+            waiting = [row for future, row in self.in_flight.items() if not future.done()]
+        if waiting:
+            # Stopping can take up to a delivery's deadline: say so, and for which executions,
+            # so a slow stop is not mistaken for a hang (nor killed, which would send them again).
+            rows = [row for row in waiting if row is not None]
+            execution_ids = DispatchOutbox.objects.filter(id__in=rows).values_list("execution_id", flat=True)
+            log_event(logger, "waiting_for_deliveries", process=self.process_name, webhooks=len(rows),
+                      other_tasks=len(waiting) - len(rows), execution_ids=",".join(map(str, execution_ids)),
+                      at_most_seconds=settings.CUEAPI_WEBHOOK_TIMEOUT_SECONDS)
         self.executor.shutdown(wait=True)
