@@ -1,9 +1,10 @@
 from django.test import override_settings
 
 from accounts.models import User
-from cueapi.testing import BaseTestCase
+from cueapi.testing import HOSTED_LIMITS, BaseTestCase
 
 
+@override_settings(**HOSTED_LIMITS)
 class MeTests(BaseTestCase):
     def test_it_works(self):
         r = self.get("/v1/auth/me")
