@@ -6,6 +6,7 @@ from django.test import override_settings
 
 from accounts.models import User
 from cueapi.testing import HOOK_URL, CueTestCase, cue_body
+from cueapi.urlsafety import PRIVATE_URLS_HINT
 from cues.models import Cue
 from executions.models import Worker
 
@@ -174,9 +175,9 @@ class CueCreateErrorTests(CueTestCase):
     def test_callback_url_safety(self):
         with override_settings(CUEAPI_ALLOW_PRIVATE_URLS=False):
             self.assertRejected(cue_body(), 400, "invalid_callback_url",
-                                "Callback URL resolves to blocked address range")
+                                "Callback URL resolves to blocked address range" + PRIVATE_URLS_HINT)
             self.assertRejected(cue_body(callback={"url": "http://localhost:9/"}), 400,
-                                "invalid_callback_url", "Blocked hostname: localhost")
+                                "invalid_callback_url", "Blocked hostname: localhost" + PRIVATE_URLS_HINT)
 
     def test_payload_checks(self):
         self.assertRejected(cue_body(payload={"a": ["x\x00"]}), 400, "invalid_payload",
@@ -221,7 +222,7 @@ class CueCreateErrorTests(CueTestCase):
             self.assertRejected(
                 cue_body(transport="worker", on_failure={"webhook": "http://10.0.0.1/x"}), 400,
                 "invalid_callback_url",
-                "on_failure.webhook: Callback URL resolves to blocked address range")
+                "on_failure.webhook: Callback URL resolves to blocked address range" + PRIVATE_URLS_HINT)
 
 
 class NextRunAcrossTransitionsTests(CueTestCase):
