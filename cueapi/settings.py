@@ -228,7 +228,9 @@ LOGGING = {
 SESSION_SECRET = env.str("SESSION_SECRET", default="")
 
 # CORS as the reference (SERVER.md §1.4): any origin, credentials allowed (so the request's
-# Origin is reflected), our headers readable by browser clients.
+# Origin is reflected), our headers readable by browser clients. Only on the API and health
+# checks: the admin and other HTML pages use a session cookie, and no other site may read them.
+CORS_URLS_REGEX = r"^/(v1/|health$|status$)"
 CORS_ALLOW_ALL_ORIGINS = True
 CORS_ALLOW_CREDENTIALS = True
 CORS_EXPOSE_HEADERS = [
