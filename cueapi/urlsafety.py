@@ -114,11 +114,15 @@ def resolve(hostname, port):
     return [info[4][0] for info in infos]
 
 
+def _default_port(parts):
+    return parts.port or (443 if parts.scheme == "https" else 80)
+
+
 def parse(url):
     """(scheme, hostname, port) of an http(s) URL, or UnsafeURL."""
     try:
         parts = urlsplit(url)
-        port = parts.port
+        parts.port  # a bad port raises ValueError here
     except ValueError:
         raise UnsafeURL("Invalid URL format") from None
     if parts.scheme not in ("http", "https"):
@@ -127,11 +131,7 @@ def parse(url):
         raise UnsafeURL("Credentials in callback URLs are not allowed")
     if not parts.hostname:
         raise UnsafeURL("URL must have a hostname")
-    return parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80)
-
-
-def _default_port(parts):
-    return parts.port or (443 if parts.scheme == "https" else 80)
+    return parts.scheme, parts.hostname, _default_port(parts)
 
 
 def is_own_echo_sink(url: str) -> bool:
