@@ -2,10 +2,30 @@ import uuid
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.core.validators import MinValueValidator
 from django.db import models
 
 from cueapi.authentication import forget_api_key
 from cueapi.ids import new_webhook_secret
+
+
+# A cue or monthly execution limit of 0 means no limit (the default on a self-hosted server).
+NO_LIMIT = 0
+
+
+def limit_reached(*, used: int, limit: int) -> bool:
+    """Whether `used` leaves no room under `limit` (never, when the limit is NO_LIMIT)."""
+    return limit != NO_LIMIT and used >= limit
+
+
+def cue_limit_message(limit: int) -> str:
+    return (f"Active cue limit of {limit} reached (paused cues count too). Delete cues you no longer "
+            "need, or raise the user's active_cue_limit in the admin (0 = no limit).")
+
+
+def monthly_execution_limit_message(limit: int) -> str:
+    return (f"Monthly execution limit of {limit} reached for this UTC month. Raise the user's "
+            "monthly_execution_limit in the admin (0 = no limit).")
 
 
 def default_cue_limit():
@@ -50,9 +70,14 @@ class User(AbstractBaseUser, PermissionsMixin):
     # issued before (a stolen session must not outlive the key rotation meant to shut it out).
     session_version = models.PositiveIntegerField(default=0, editable=False)
     plan = models.CharField(max_length=20, default="free")
-    active_cue_limit = models.PositiveIntegerField(default=default_cue_limit)
-    monthly_execution_limit = models.PositiveIntegerField(default=default_monthly_execution_limit)
-    rate_limit_per_minute = models.PositiveIntegerField(default=default_rate_limit_per_minute)
+    active_cue_limit = models.PositiveIntegerField(
+        default=default_cue_limit, help_text="Active and paused cues this user may have; 0 = no limit.")
+    monthly_execution_limit = models.PositiveIntegerField(
+        default=default_monthly_execution_limit,
+        help_text="Scheduled executions per UTC month; 0 = no limit.")
+    rate_limit_per_minute = models.PositiveIntegerField(
+        default=default_rate_limit_per_minute, validators=[MinValueValidator(1)],
+        help_text="API requests per minute per key (at least 1).")
     webhook_secret = models.CharField(max_length=80, default=new_webhook_secret, editable=False)
     alert_webhook_url = models.CharField(max_length=2048, null=True, blank=True)
     alert_webhook_secret = models.CharField(max_length=64, null=True, blank=True, editable=False)

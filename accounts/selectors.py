@@ -11,7 +11,7 @@ from django.apps import apps
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from accounts.models import UsageMonthly, User
+from accounts.models import NO_LIMIT, UsageMonthly, User, limit_reached
 from accounts.services import month_start
 
 CUES_COUNTED_FOR_LIMIT = ("active", "paused")
@@ -40,6 +40,10 @@ def _percent(used: int, limit: int, digits: int | None = None) -> int | float:
     if limit <= 0:
         return 0
     return round(used / limit * 100, digits) if digits is not None else round(used / limit * 100)
+
+
+def _remaining(used: int, limit: int) -> int | None:
+    return None if limit == NO_LIMIT else max(0, limit - used)
 
 
 def user_usage(*, user: User, rate_limit_current_usage: int, moment: datetime.datetime | None = None) -> dict:
@@ -77,21 +81,25 @@ def user_usage(*, user: User, rate_limit_current_usage: int, moment: datetime.da
             "days_remaining": max(0, (end - today).days),
         },
         "period": {"start": start.isoformat(), "end": end.isoformat()},
+        # A limit of 0 is no limit: `limit` stays 0 (an int, as the clients parse it),
+        # `unlimited` says so, and `remaining` is null (no number would be true).
         "cues": {
             "used": cues_used,
             "active": cues_used,
             "limit": cue_limit,
-            "remaining": max(0, cue_limit - cues_used),
+            "unlimited": cue_limit == NO_LIMIT,
+            "remaining": _remaining(cues_used, cue_limit),
             "percent_used": _percent(cues_used, cue_limit),
         },
         "executions": {
             "used": executions_used,
             "limit": execution_limit,
-            "remaining": max(0, execution_limit - executions_used),
+            "unlimited": execution_limit == NO_LIMIT,
+            "remaining": _remaining(executions_used, execution_limit),
             "percent_used": _percent(executions_used, execution_limit),
             "percentage": float(_percent(executions_used, execution_limit, 1)),
             "projected_month_end": projected,
-            "will_exceed_limit": projected >= execution_limit,
+            "will_exceed_limit": limit_reached(used=projected, limit=execution_limit),
         },
         "outcomes": {
             "reported": outcomes["reported"],

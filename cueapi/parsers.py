@@ -2,7 +2,8 @@
 
 JSON is parsed when Content-Type is absent, `application/json` or `application/<x>+json`;
 invalid JSON is 400 `invalid_json`. Any other content type (curl's default form type, say)
-cannot hold a JSON object, so it fails validation with 422, as FastAPI does.
+cannot hold a JSON object, so it fails validation with 422, as FastAPI does, with the
+reference's message plus how to fix it (curl -d sends a form unless told otherwise).
 """
 
 import json
@@ -12,6 +13,8 @@ from rest_framework.parsers import BaseParser
 
 from cueapi.errors import RequestValidationError
 from cueapi.validation import NOT_A_DICT
+
+NOT_JSON_CONTENT_TYPE = f"{NOT_A_DICT}; send a JSON body with the header Content-Type: application/json"
 
 
 def is_json_media_type(media_type):
@@ -28,7 +31,7 @@ class JSONBodyParser(BaseParser):
     def parse(self, stream, media_type=None, parser_context=None):
         raw = stream.read()
         if not is_json_media_type(media_type):
-            raise RequestValidationError([("body", NOT_A_DICT)])
+            raise RequestValidationError([("body", NOT_JSON_CONTENT_TYPE)])
         try:
             return json.loads(raw)
         except (ValueError, UnicodeDecodeError):

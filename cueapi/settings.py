@@ -184,11 +184,14 @@ SPECTACULAR_SETTINGS = {
 # --- CueAPI settings (README "Configuration") --------------------------------------------
 CUEAPI_ALLOW_PRIVATE_URLS = env_bool("CUEAPI_ALLOW_PRIVATE_URLS", False)
 CUEAPI_ALLOW_REGISTER = env_bool("CUEAPI_ALLOW_REGISTER", True)
-CUEAPI_DEFAULT_CUE_LIMIT = env_positive_int("CUEAPI_DEFAULT_CUE_LIMIT", 10, minimum=0)
+# Limits given to each new user (editable per user in the admin). A self-hosted server has no
+# quota by default: 0 means no limit. Operators who host others set them.
+CUEAPI_DEFAULT_CUE_LIMIT = env_positive_int("CUEAPI_DEFAULT_CUE_LIMIT", 0, minimum=0)
 CUEAPI_DEFAULT_MONTHLY_EXECUTION_LIMIT = env_positive_int(
-    "CUEAPI_DEFAULT_MONTHLY_EXECUTION_LIMIT", 300, minimum=0
+    "CUEAPI_DEFAULT_MONTHLY_EXECUTION_LIMIT", 0, minimum=0
 )
-CUEAPI_DEFAULT_RATE_LIMIT_PER_MINUTE = env_positive_int("CUEAPI_DEFAULT_RATE_LIMIT_PER_MINUTE", 60)
+# High enough that a busy worker fleet sharing one key never meets it; it stops runaway loops.
+CUEAPI_DEFAULT_RATE_LIMIT_PER_MINUTE = env_positive_int("CUEAPI_DEFAULT_RATE_LIMIT_PER_MINUTE", 6000)
 CUEAPI_RATE_LIMIT_ENABLED = env_bool("CUEAPI_RATE_LIMIT_ENABLED", True)
 CUEAPI_RETRY_UNIT_SECONDS = env_positive_int("CUEAPI_RETRY_UNIT_SECONDS", 60)
 CUEAPI_POLL_INTERVAL_SECONDS = env.float("CUEAPI_POLL_INTERVAL_SECONDS", default=5.0)
@@ -232,7 +235,9 @@ LOGGING = {
 SESSION_SECRET = env.str("SESSION_SECRET", default="")
 
 # CORS as the reference (SERVER.md §1.4): any origin, credentials allowed (so the request's
-# Origin is reflected), our headers readable by browser clients.
+# Origin is reflected), our headers readable by browser clients. Only on the API and health
+# checks: the admin and other HTML pages use a session cookie, and no other site may read them.
+CORS_URLS_REGEX = r"^/(v1/|health$|status$)"
 CORS_ALLOW_ALL_ORIGINS = True
 CORS_ALLOW_CREDENTIALS = True
 CORS_EXPOSE_HEADERS = [

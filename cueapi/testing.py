@@ -58,6 +58,13 @@ class BaseTestCase(TestCase):
         return error
 
 
+# The limits of a server that hosts others, as the old defaults were (a self-hosted server
+# defaults to no quotas and 6000 requests a minute). Tests about those limits set them:
+# @override_settings(**HOSTED_LIMITS) before the users are created.
+HOSTED_LIMITS = dict(CUEAPI_DEFAULT_CUE_LIMIT=10, CUEAPI_DEFAULT_MONTHLY_EXECUTION_LIMIT=300,
+                     CUEAPI_DEFAULT_RATE_LIMIT_PER_MINUTE=60)
+
+
 HOOK_URL = "http://127.0.0.1:9/hook"
 
 

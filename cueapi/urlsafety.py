@@ -6,9 +6,13 @@ address, and returns the one to connect to, so the address checked is the addres
 Only globally routable unicast addresses are allowed unless CUEAPI_ALLOW_PRIVATE_URLS is
 true; link-local and cloud-metadata addresses are refused always. An IPv6 address that
 carries an IPv4 address (mapped, compatible, NAT64, 6to4, Teredo) is judged by that too.
+
+One exception: this server's own echo sink (`{BASE_URL}/v1/echo/<token>`, what `cueapi
+quickstart` uses) is allowed wherever the server runs, since it calls nothing but itself.
 """
 
 import ipaddress
+import re
 import socket
 from urllib.parse import urlsplit
 
@@ -34,6 +38,13 @@ ALWAYS_BLOCKED_NETWORKS = _networks(
 IPV4_IN_LOW_BITS_NETWORKS = _networks("::/96", "64:ff9b::/96", "64:ff9b:1::/48")
 BLOCKED_HOSTNAMES = {"localhost", "metadata.google.internal", "metadata.internal"}
 ALWAYS_BLOCKED_HOSTNAMES = {"metadata.google.internal", "metadata.internal"}
+
+
+# How to allow a handler on this machine or the local network (shown with each refusal).
+PRIVATE_URLS_HINT = ("; to call handlers on localhost or a private network (local development), "
+                     "set CUEAPI_ALLOW_PRIVATE_URLS=true")
+ECHO_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
+LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 
 
 class UnsafeURL(ValueError):
@@ -68,17 +79,29 @@ def _is_public(ip):
     return ip.is_global and not ip.is_multicast and not _in(ip, NOT_GLOBAL_NETWORKS)
 
 
-def address_is_blocked(address: str) -> bool:
-    """Whether a resolved address may not be connected to (the IPv6 address and every IPv4
-    address it carries must each pass)."""
+def address_is_always_blocked(address: str) -> bool:
+    """Link-local, cloud metadata or not an address: refused even with private URLs allowed
+    (the IPv6 address and every IPv4 address it carries are judged)."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return True
-    judged = [ip, *embedded_ipv4(ip)]
+    return any(_in(each, ALWAYS_BLOCKED_NETWORKS) for each in [ip, *embedded_ipv4(ip)])
+
+
+def address_is_blocked(address: str) -> bool:
+    """Whether a resolved address may not be connected to (the IPv6 address and every IPv4
+    address it carries must each pass)."""
+    if address_is_always_blocked(address):
+        return True
     if _allow_private():
-        return any(_in(each, ALWAYS_BLOCKED_NETWORKS) for each in judged)
-    return not all(_is_public(each) for each in judged)
+        return False
+    ip = ipaddress.ip_address(address)
+    return not all(_is_public(each) for each in [ip, *embedded_ipv4(ip)])
+
+
+def hostname_is_always_blocked(hostname):
+    return hostname.lower().rstrip(".") in ALWAYS_BLOCKED_HOSTNAMES
 
 
 def hostname_is_blocked(hostname):
@@ -91,11 +114,15 @@ def resolve(hostname, port):
     return [info[4][0] for info in infos]
 
 
+def _default_port(parts):
+    return parts.port or (443 if parts.scheme == "https" else 80)
+
+
 def parse(url):
     """(scheme, hostname, port) of an http(s) URL, or UnsafeURL."""
     try:
         parts = urlsplit(url)
-        port = parts.port
+        parts.port  # a bad port raises ValueError here
     except ValueError:
         raise UnsafeURL("Invalid URL format") from None
     if parts.scheme not in ("http", "https"):
@@ -104,20 +131,44 @@ def parse(url):
         raise UnsafeURL("Credentials in callback URLs are not allowed")
     if not parts.hostname:
         raise UnsafeURL("URL must have a hostname")
-    return parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80)
+    return parts.scheme, parts.hostname, _default_port(parts)
+
+
+def is_own_echo_sink(url: str) -> bool:
+    """Whether `url` is exactly `{BASE_URL}/v1/echo/<token>`: the same scheme, host and port
+    as BASE_URL (on loopback, localhost and 127.0.0.1 and ::1 are one host), that path and
+    nothing else (no dot segments, query or credentials that could lead elsewhere)."""
+    try:
+        parts, own = urlsplit(url), urlsplit(settings.BASE_URL)
+        port, own_port = _default_port(parts), _default_port(own)
+    except ValueError:
+        return False
+    prefix = own.path.rstrip("/") + "/v1/echo/"
+    if (parts.scheme != own.scheme or port != own_port or parts.query or parts.fragment
+            or "@" in parts.netloc or not parts.path.startswith(prefix)
+            or not ECHO_TOKEN.fullmatch(parts.path[len(prefix):])):
+        return False
+    host, own_host = (parts.hostname or "").rstrip("."), (own.hostname or "").rstrip(".")
+    return host == own_host or (host in LOOPBACK_NAMES and own_host in LOOPBACK_NAMES)
 
 
 def validate_url(url):
     """Raise UnsafeURL (with the reference's messages) unless `url` may be saved."""
     _, hostname, port = parse(url)
+    if is_own_echo_sink(url):
+        return
+    # The hint only where allowing private URLs would help (never for metadata or link-local).
     if hostname_is_blocked(hostname):
-        raise UnsafeURL(f"Blocked hostname: {hostname}")
+        hint = "" if hostname_is_always_blocked(hostname) else PRIVATE_URLS_HINT
+        raise UnsafeURL(f"Blocked hostname: {hostname}{hint}")
     try:
         addresses = resolve(hostname, port)
     except (OSError, UnicodeError):
         raise UnsafeURL(f"Cannot resolve hostname: {hostname}") from None
     if not addresses or any(address_is_blocked(a) for a in addresses):
-        raise UnsafeURL("Callback URL resolves to blocked address range")
+        always = not addresses or any(address_is_always_blocked(a) for a in addresses)
+        hint = "" if always else PRIVATE_URLS_HINT
+        raise UnsafeURL(f"Callback URL resolves to blocked address range{hint}")
 
 
 def resolve_safe_address(url):
@@ -128,12 +179,13 @@ def resolve_safe_address(url):
     """
     _, hostname, port = parse(url)
     blocked = UnsafeURL("Callback URL resolved to blocked IP")
-    if hostname_is_blocked(hostname):
+    own_echo_sink = is_own_echo_sink(url)
+    if hostname_is_blocked(hostname) and not own_echo_sink:
         raise blocked
     try:
         addresses = resolve(hostname, port)
     except (OSError, UnicodeError):
         raise blocked from None
-    if not addresses or any(address_is_blocked(a) for a in addresses):
+    if not addresses or (not own_echo_sink and any(address_is_blocked(a) for a in addresses)):
         raise blocked
     return hostname, port, addresses[0]

@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
-from accounts.models import User
+from accounts.models import User, cue_limit_message, limit_reached
 from accounts.selectors import user_limited_cue_count
 from cueapi.errors import AppError, RequestValidationError
 from cueapi.urlsafety import UnsafeURL, validate_url
@@ -24,6 +24,12 @@ DEFAULT_RETRY = {"max_attempts": 3, "backoff_minutes": default_backoff_minutes()
 
 def _duplicate_name(name):
     return AppError("duplicate_cue_name", f"A cue named '{name}' already exists", 409)
+
+
+def _check_cue_limit(user: User) -> None:
+    """403 when the user's active and paused cues fill their active_cue_limit (0 = no limit)."""
+    if limit_reached(used=user_limited_cue_count(user=user), limit=user.active_cue_limit):
+        raise AppError("cue_limit_exceeded", cue_limit_message(user.active_cue_limit), 403)
 
 
 def _check_callback_url(url, *, prefix=""):
@@ -117,8 +123,7 @@ def cue_create(*, user, data, now=None):
 
     if Cue.objects.filter(user=user, name=name).exists():
         raise _duplicate_name(name)
-    if user_limited_cue_count(user=user) >= user.active_cue_limit:
-        raise AppError("cue_limit_exceeded", f"Active cue limit of {user.active_cue_limit} reached", 403)
+    _check_cue_limit(user)
     if transport == Cue.Transport.WEBHOOK:
         _check_callback_url(callback["url"])
     check_payload(payload)
@@ -249,8 +254,7 @@ def cue_update(*, user, cue_id, data, now=None):
         if cue.status not in (Cue.Status.ACTIVE, Cue.Status.PAUSED):
             # A completed/failed cue coming back counts against the limit again.
             user = User.objects.select_for_update(no_key=True).get(pk=cue.user_id)
-            if user_limited_cue_count(user=user) >= user.active_cue_limit:
-                raise AppError("cue_limit_exceeded", f"Active cue limit of {user.active_cue_limit} reached", 403)
+            _check_cue_limit(user)
         cue.status = data["status"]
         cue.next_run = _next_run_on_resume(cue, now) if cue.status == Cue.Status.ACTIVE else None
         cue.pause_note = None  # the server's reason for a pause ends with it

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.models import User
+from accounts.models import User, limit_reached, monthly_execution_limit_message
 from accounts.selectors import user_executions_this_month
 from cueapi.errors import AppError
 from cues.selectors import cue_get
@@ -26,8 +26,8 @@ def _lock_owner(user: User) -> User:
 def _check_monthly_limit(user: User, now: datetime) -> None:
     """403 when the month's executions reached the user's limit (DESIGN.md §3.11)."""
     limit = user.monthly_execution_limit
-    if user_executions_this_month(user=user, moment=now) >= limit:
-        raise AppError("execution_limit_exceeded", f"Monthly execution limit of {limit} reached", 403)
+    if limit_reached(used=user_executions_this_month(user=user, moment=now), limit=limit):
+        raise AppError("execution_limit_exceeded", monthly_execution_limit_message(limit), 403)
 
 
 def fire_payload(cue_payload: dict | None, override: dict | None, strategy: str) -> dict | None:

@@ -7,6 +7,7 @@ themselves are executions/lifecycle.py's.
 """
 
 import logging
+import math
 import time
 from datetime import datetime, timedelta
 
@@ -14,6 +15,7 @@ from django.db import connection, transaction
 from django.db.models import F, Min, QuerySet
 from django.utils import timezone
 
+from accounts.models import NO_LIMIT, monthly_execution_limit_message
 from accounts.selectors import user_executions_this_month
 from cueapi import metrics
 from cueapi.logs import log_event
@@ -32,7 +34,6 @@ BATCH_SIZE = 100
 PLANNING_BUDGET_SECONDS = 0.25
 OUTBOX_RETENTION = timedelta(days=7)
 MISSED_MESSAGE = "Missed: the scheduler was not running at this time (catch-up policy: {policy})"
-OVER_LIMIT_MESSAGE = "Monthly execution limit reached"
 PARKED_NOTE = ("Paused by the server: its next run can't be computed ({reason}). "
                "Fix the schedule with PATCH, then set status to active.")
 UNCLAIMED_AFTER = timedelta(seconds=900)
@@ -71,8 +72,9 @@ def fire_due_cues(*, now: datetime | None = None, batch: int = BATCH_SIZE) -> in
                 break
             handled += 1
             if cue.user_id not in room:
+                limit = cue.user.monthly_execution_limit
                 used = user_executions_this_month(user=cue.user, moment=now)
-                room[cue.user_id] = cue.user.monthly_execution_limit - used
+                room[cue.user_id] = math.inf if limit == NO_LIMIT else limit - used
             try:
                 with transaction.atomic():  # a savepoint: one cue's failure rolls back alone
                     planned = _plan_cue(cue, now)
@@ -84,11 +86,12 @@ def fire_due_cues(*, now: datetime | None = None, batch: int = BATCH_SIZE) -> in
             fire, skipped = planned
             missed.extend(Execution(cue=cue, scheduled_for=slot, status=Execution.Status.MISSED,
                                     error_message=MISSED_MESSAGE.format(policy=cue.catch_up)) for slot in skipped)
+            over_limit = monthly_execution_limit_message(cue.user.monthly_execution_limit)
             for slot in fire:
                 if room[cue.user_id] <= 0:
                     # Over the monthly limit: recorded, never sent (DESIGN.md §3.11).
                     refused.append(Execution(cue=cue, scheduled_for=slot, status=Execution.Status.FAILED,
-                                             error_message=OVER_LIMIT_MESSAGE, last_attempt_at=now))
+                                             error_message=over_limit, last_attempt_at=now))
                     continue
                 room[cue.user_id] -= 1
                 pending.append(Execution(cue=cue, scheduled_for=slot, status=Execution.Status.PENDING))

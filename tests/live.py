@@ -17,6 +17,13 @@ import requests
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
+def hosted_limits_env():
+    """HOSTED_LIMITS as environment variables, for a live server whose tests are about them."""
+    from cueapi.testing import HOSTED_LIMITS
+
+    return {name: str(value) for name, value in HOSTED_LIMITS.items()}
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -6,14 +6,14 @@ import time
 import pytest
 import requests
 
-from tests.live import LiveServer
+from tests.live import LiveServer, hosted_limits_env
 
 pytestmark = pytest.mark.live
 
 
 @pytest.fixture(scope="module")
 def server():
-    with LiveServer() as live:
+    with LiveServer(**hosted_limits_env()) as live:
         yield live
 
 

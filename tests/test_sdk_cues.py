@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.live import LiveServer
+from tests.live import LiveServer, hosted_limits_env
 
 pytestmark = pytest.mark.live
 SCRIPT = Path(__file__).parent / "clients" / "sdk_cues.py"
@@ -22,7 +22,8 @@ SCENARIOS = [
 
 @pytest.fixture(scope="module")
 def server():
-    with LiveServer() as live:
+    # The scenarios meet the cue limit and the rate limit of a server that hosts others.
+    with LiveServer(**hosted_limits_env()) as live:
         yield live
 
 

@@ -1,9 +1,11 @@
 from django.test import override_settings
 
 from accounts.models import User
-from cueapi.testing import BaseTestCase
+from cueapi.testing import HOSTED_LIMITS, BaseTestCase
+from cueapi.urlsafety import PRIVATE_URLS_HINT
 
 
+@override_settings(**HOSTED_LIMITS)
 class MeTests(BaseTestCase):
     def test_it_works(self):
         r = self.get("/v1/auth/me")
@@ -62,11 +64,11 @@ class MePatchTests(BaseTestCase):
     def test_it_refuses_private_alert_webhook_url(self):
         self.assertError(
             self.patch("/v1/auth/me", {"alert_webhook_url": "http://127.0.0.1/alerts"}),
-            400, "invalid_alert_webhook_url", "Callback URL resolves to blocked address range",
+            400, "invalid_alert_webhook_url", "Callback URL resolves to blocked address range" + PRIVATE_URLS_HINT,
         )
         self.assertError(
             self.patch("/v1/auth/me", {"alert_webhook_url": "http://localhost/alerts"}),
-            400, "invalid_alert_webhook_url", "Blocked hostname: localhost",
+            400, "invalid_alert_webhook_url", "Blocked hostname: localhost" + PRIVATE_URLS_HINT,
         )
         self.assertError(
             self.patch("/v1/auth/me", {"alert_webhook_url": "ftp://example.com/"}),

@@ -2,13 +2,14 @@ from django.test import override_settings
 
 from accounts.models import User
 from cueapi.ids import api_key_hash
-from cueapi.testing import BaseTestCase
+from cueapi.testing import HOSTED_LIMITS, BaseTestCase
 
 
 class RegisterTests(BaseTestCase):
     def register(self, body, **kwargs):
         return self.post("/v1/auth/register", body, anonymous=True, **kwargs)
 
+    @override_settings(**HOSTED_LIMITS)
     def test_it_works(self):
         r = self.register({"email": "carol@example.com"})
         self.assertEqual(r.status_code, 201)

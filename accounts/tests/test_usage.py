@@ -1,11 +1,12 @@
 import datetime
 
 import time_machine
+from django.test import override_settings
 
 from accounts.services import usage_increment
 from cues.models import Cue
 from executions.models import Execution
-from cueapi.testing import BaseTestCase
+from cueapi.testing import HOSTED_LIMITS, BaseTestCase
 
 NOW = datetime.datetime(2026, 11, 24, 12, 0, tzinfo=datetime.timezone.utc)
 
@@ -16,6 +17,7 @@ def make_cue(user, name, status="active"):
 
 
 @time_machine.travel(NOW, tick=False)
+@override_settings(**HOSTED_LIMITS)
 class UsageTests(BaseTestCase):
     def test_it_works(self):
         r = self.get("/v1/usage")
@@ -26,10 +28,10 @@ class UsageTests(BaseTestCase):
             body["billing_period"], {"start": "2026-11-01", "end": "2026-11-30", "days_remaining": 6}
         )
         self.assertEqual(body["period"], {"start": "2026-11-01", "end": "2026-11-30"})
-        self.assertEqual(body["cues"], {"used": 0, "active": 0, "limit": 10, "remaining": 10, "percent_used": 0})
+        self.assertEqual(body["cues"], {"used": 0, "active": 0, "limit": 10, "unlimited": False, "remaining": 10, "percent_used": 0})
         self.assertEqual(
             body["executions"],
-            {"used": 0, "limit": 300, "remaining": 300, "percent_used": 0, "percentage": 0.0,
+            {"used": 0, "limit": 300, "unlimited": False, "remaining": 300, "percent_used": 0, "percentage": 0.0,
              "projected_month_end": 0, "will_exceed_limit": False},
         )
         self.assertEqual(body["outcomes"], {"reported": 0, "succeeded": 0, "failed": 0})
@@ -49,11 +51,11 @@ class UsageTests(BaseTestCase):
                                  status="success", outcome_recorded_at=NOW, outcome_success=False)
         Execution.objects.create(cue=done, scheduled_for=NOW - datetime.timedelta(minutes=2), status="missed")
         body = self.get("/v1/usage").json()
-        self.assertEqual(body["cues"], {"used": 2, "active": 2, "limit": 10, "remaining": 8, "percent_used": 20})
+        self.assertEqual(body["cues"], {"used": 2, "active": 2, "limit": 10, "unlimited": False, "remaining": 8, "percent_used": 20})
         # 240 in 24 days of a 30-day month -> 300 projected, which reaches the limit.
         self.assertEqual(
             body["executions"],
-            {"used": 240, "limit": 300, "remaining": 60, "percent_used": 80, "percentage": 80.0,
+            {"used": 240, "limit": 300, "unlimited": False, "remaining": 60, "percent_used": 80, "percentage": 80.0,
              "projected_month_end": 300, "will_exceed_limit": True},
         )
         self.assertEqual(body["outcomes"], {"reported": 2, "succeeded": 1, "failed": 2})

@@ -26,7 +26,8 @@ class BadInputTests(BaseTestCase):
             ("form content type", dict(method="post", path="/v1/auth/register", body="email=x@example.com",
                                        content_type="application/x-www-form-urlencoded", anonymous=True),
              422, "validation_error",
-             "body: Input should be a valid dictionary or object to extract fields from"),
+             "body: Input should be a valid dictionary or object to extract fields from; "
+             "send a JSON body with the header Content-Type: application/json"),
             ("JSON array body", dict(method="post", path="/v1/auth/register", body=["x"], anonymous=True),
              422, "validation_error",
              "body: Input should be a valid dictionary or object to extract fields from"),

@@ -9,7 +9,7 @@ from django.test import RequestFactory, override_settings
 
 from accounts.models import User
 from cueapi.middleware import BodySizeLimitMiddleware
-from cueapi.testing import BaseTestCase
+from cueapi.testing import HOSTED_LIMITS, BaseTestCase
 
 LIMIT = 1_048_576
 
@@ -60,7 +60,7 @@ class BodyLimitTests(BaseTestCase):
         self.assertEqual(seen, b'{"email": "carol@example.com"}')
 
 
-@override_settings(CUEAPI_RATE_LIMIT_ENABLED=True)
+@override_settings(CUEAPI_RATE_LIMIT_ENABLED=True, **HOSTED_LIMITS)
 class RateLimitTests(BaseTestCase):
     def test_the_61st_request_in_a_window_is_429(self):
         start = time.time()

@@ -2,7 +2,7 @@ from unittest import mock
 
 from django.test import SimpleTestCase, override_settings
 
-from cueapi.urlsafety import UnsafeURL, resolve_safe_address, validate_url
+from cueapi.urlsafety import PRIVATE_URLS_HINT, UnsafeURL, resolve_safe_address, validate_url
 
 
 def resolving_to(*addresses):
@@ -26,15 +26,17 @@ class ValidateUrlTests(SimpleTestCase):
         self.assertRefused("https://user:pw@example.com/", "Credentials in callback URLs are not allowed")
         self.assertRefused("https://user@example.com/", "Credentials in callback URLs are not allowed")
         self.assertRefused("https:///path", "URL must have a hostname")
-        self.assertRefused("https://LOCALHOST/", "Blocked hostname: localhost")
+        self.assertRefused("https://LOCALHOST/", "Blocked hostname: localhost" + PRIVATE_URLS_HINT)
         self.assertRefused("http://metadata.google.internal/", "Blocked hostname: metadata.google.internal")
 
     def test_private_ranges(self):
         for address in ("127.0.0.1", "10.0.0.5", "172.16.3.4", "192.168.1.1", "169.254.169.254",
                         "100.64.0.1", "198.18.0.1", "0.0.0.0", "::1", "fd00::1", "fe80::1",
                         "::ffff:127.0.0.1"):
+            # Link-local and metadata addresses stay refused whatever the setting: no hint.
+            hint = "" if address in ("169.254.169.254", "fe80::1") else PRIVATE_URLS_HINT
             with self.subTest(address), resolving_to("93.184.216.34", address):
-                self.assertRefused("https://example.com/", "Callback URL resolves to blocked address range")
+                self.assertRefused("https://example.com/", "Callback URL resolves to blocked address range" + hint)
 
     def test_unresolvable(self):
         with mock.patch("cueapi.urlsafety.resolve", side_effect=OSError("nope")):

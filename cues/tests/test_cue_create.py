@@ -6,6 +6,7 @@ from django.test import override_settings
 
 from accounts.models import User
 from cueapi.testing import HOOK_URL, CueTestCase, cue_body
+from cueapi.urlsafety import PRIVATE_URLS_HINT
 from cues.models import Cue
 from executions.models import Worker
 
@@ -167,15 +168,17 @@ class CueCreateErrorTests(CueTestCase):
         self.create_cue(name="a")
         paused = self.create_cue(name="b")
         Cue.objects.filter(pk=paused["id"]).update(status="paused")
-        self.assertRejected(cue_body(name="c"), 403, "cue_limit_exceeded", "Active cue limit of 2 reached")
+        self.assertRejected(cue_body(name="c"), 403, "cue_limit_exceeded", "Active cue limit of 2 reached (paused cues count too). Delete cues you no longer "
+                            "need, or raise the user's active_cue_limit in the admin (0 = no limit).")
         Cue.objects.filter(pk=paused["id"]).update(status="completed")  # no longer counts
         self.create_cue(name="c")
 
     def test_callback_url_safety(self):
         with override_settings(CUEAPI_ALLOW_PRIVATE_URLS=False):
-            self.assertRejected(cue_body(), 400, "invalid_callback_url", "Callback URL resolves to blocked address range")
+            self.assertRejected(cue_body(), 400, "invalid_callback_url",
+                                "Callback URL resolves to blocked address range" + PRIVATE_URLS_HINT)
             self.assertRejected(cue_body(callback={"url": "http://localhost:9/"}), 400,
-                                "invalid_callback_url", "Blocked hostname: localhost")
+                                "invalid_callback_url", "Blocked hostname: localhost" + PRIVATE_URLS_HINT)
 
     def test_payload_checks(self):
         self.assertRejected(cue_body(payload={"a": ["x\x00"]}), 400, "invalid_payload",
@@ -219,7 +222,8 @@ class CueCreateErrorTests(CueTestCase):
         with override_settings(CUEAPI_ALLOW_PRIVATE_URLS=False):
             self.assertRejected(
                 cue_body(transport="worker", on_failure={"webhook": "http://10.0.0.1/x"}), 400,
-                "invalid_callback_url", "on_failure.webhook: Callback URL resolves to blocked address range")
+                "invalid_callback_url",
+                "on_failure.webhook: Callback URL resolves to blocked address range" + PRIVATE_URLS_HINT)
 
 
 class NextRunAcrossTransitionsTests(CueTestCase):

@@ -5,6 +5,7 @@ from django.test import override_settings
 
 from accounts.models import User
 from cueapi.testing import HOOK_URL, CueTestCase
+from cueapi.urlsafety import PRIVATE_URLS_HINT
 from cues.models import Cue
 
 NOW = datetime.datetime(2026, 11, 24, 12, 0, tzinfo=datetime.timezone.utc)
@@ -125,7 +126,8 @@ class CueUpdateErrorTests(CueTestCase):
     def test_callback_url_is_checked(self):
         with override_settings(CUEAPI_ALLOW_PRIVATE_URLS=False):
             self.assertError(self.patch(self.url, {"name": "renamed", "callback": {"url": "http://10.1.2.3/"}}),
-                             400, "invalid_callback_url", "Callback URL resolves to blocked address range")
+                             400, "invalid_callback_url",
+                             "Callback URL resolves to blocked address range" + PRIVATE_URLS_HINT)
         self.assertUnchanged()
 
     def test_it_hides_bobs_cue(self):

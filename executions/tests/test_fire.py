@@ -89,7 +89,8 @@ class FireTests(CueTestCase):
         self.assertEqual(self.post(self.url).status_code, 200)
         with time_machine.travel(NOW + datetime.timedelta(seconds=1), tick=False):
             self.assertError(self.post(self.url), 403, "execution_limit_exceeded",
-                             "Monthly execution limit of 1 reached")
+                             "Monthly execution limit of 1 reached for this UTC month. Raise the "
+                             "user's monthly_execution_limit in the admin (0 = no limit).")
         self.assertEqual(Execution.objects.count(), 1)
 
     def test_it_hides_bobs_cue(self):

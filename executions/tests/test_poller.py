@@ -5,7 +5,7 @@ import time_machine
 from django.test import override_settings
 from django.utils import timezone
 
-from accounts.models import User
+from accounts.models import User, monthly_execution_limit_message
 from accounts.selectors import user_executions_this_month
 from cueapi.testing import CueTestCase
 from tests.receiver import Receiver
@@ -55,7 +55,7 @@ class FireDueCuesTests(CueTestCase):
         self.create_cue(name="b", schedule=HOURLY)
         poller.fire_due_cues(now=NOW + timedelta(hours=1))
         statuses = sorted(Execution.objects.values_list("status", "error_message"))
-        self.assertEqual(statuses, [("failed", "Monthly execution limit reached"), ("pending", None)])
+        self.assertEqual(statuses, [("failed", monthly_execution_limit_message(1)), ("pending", None)])
         self.assertEqual(DispatchOutbox.objects.count(), 1)
         self.assertEqual(Cue.objects.get(name="b").next_run, NOW + timedelta(hours=2))
 
