@@ -15,6 +15,7 @@ matching wall time is turned into real instants by the DST rules of DESIGN.md §
 datetime.datetime(2026, 3, 8, 7, 0, tzinfo=datetime.timezone.utc)
 """
 
+import copy
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import cache, lru_cache, wraps
@@ -25,13 +26,9 @@ from croniter import croniter
 UTC = timezone.utc
 MAX_CRON_LENGTH = 100  # the column's width
 CATCH_UP_MAX_FIRED = 100
-# Missed slots recorded per planning: with the cap on fired ones, a planning costs at most a
-# few hundred croniter steps however long the engine was down and however often the cron fires.
+# Missed slots recorded per planning (the oldest); missed_not_recorded says when there were more.
 MISSED_MAX_RECORDED = 100
 ON_TIME_GRACE = timedelta(seconds=60)
-# Wall clocks move by at most this much at a transition (2 h historically, e.g. Antarctica).
-_MAX_SHIFT = timedelta(hours=2, minutes=30)
-_MAX_CANDIDATES = 100_000
 
 ALIASES = {
     "@yearly": "0 0 1 1 *",
@@ -46,21 +43,6 @@ ALIASES = {
 
 class ScheduleError(ValueError):
     """The schedule can't be computed; the one error schedule math raises."""
-
-
-def _one_error_type(function):
-    """Whatever goes wrong in schedule math on stored data (a zone the installed tzdata no
-    longer has, a croniter error after an upgrade, an overflow near year 9999) comes out as
-    ScheduleError, so callers handle one type."""
-    @wraps(function)
-    def wrapper(*args, **kwargs):
-        try:
-            return function(*args, **kwargs)
-        except ScheduleError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - turned into the one type callers handle
-            raise ScheduleError(f"schedule math failed: {type(exc).__name__}") from exc
-    return wrapper
 
 
 @cache
@@ -79,53 +61,58 @@ def get_zone(name):
         raise ScheduleError(f"Unknown timezone: '{name}'") from None
 
 
-@lru_cache(maxsize=4096)
-def normalize_cron(expr):
+def normalize_cron(expr: str) -> str:
     """Aliases expanded, whitespace collapsed; ScheduleError if croniter rejects it."""
+    return _parse(expr)[0]
+
+
+def _parse(expr):
+    """(normalized text, a parsed croniter to copy); ScheduleError if croniter rejects it."""
     if not isinstance(expr, str) or not expr.strip():
         raise ScheduleError("Cron expression is required for recurring schedules")
-    text = " ".join(expr.split())
+    if len(expr) > MAX_CRON_LENGTH:
+        raise ScheduleError("Invalid cron expression")
+    return _parse_text(" ".join(expr.split()))
+
+
+@lru_cache(maxsize=1024)
+def _parse_text(text):
+    """Cached: parsing costs more than the steps of a whole plan."""
     text = ALIASES.get(text.lower(), text)
-    fields = text.split(" ")
-    if len(expr) > MAX_CRON_LENGTH or len(fields) not in (5, 6):
+    if len(text.split(" ")) not in (5, 6):
         raise ScheduleError("Invalid cron expression")
     try:
+        cron = croniter(text, datetime(2000, 1, 1))
         # Also catches expressions that parse but never fire (`0 0 30 2 *`).
-        croniter(text, datetime(2000, 1, 1)).get_next(datetime)
+        cron.get_next(datetime)
     except (ValueError, KeyError, TypeError, OverflowError):
         raise ScheduleError("Invalid cron expression") from None
-    return text
+    return text, cron
 
 
-def _field_values(values, size):
-    return list(range(size)) if values == ["*"] else sorted({int(v) for v in values})
+def min_interval_seconds(expr: str) -> int:
+    """The shortest wall-clock time between two firings, computed from the cron's fields.
 
-
-def _has_adjacent(values, size):
-    present = set(_field_values(values, size))
-    return any((v + 1) % size in present for v in present)
-
-
-def min_interval_seconds(expr):
-    """The shortest time between two consecutive firings of the cron, in seconds: exact from
-    the seconds (six-field crons, the last field), minutes and hours fields; a day for crons
-    that fire at most once a day. No clock and no walking of slots.
-
-    >>> min_interval_seconds("*/15 * * * *"), min_interval_seconds("* * * * * */10")
-    (900, 10)
+    A cron fires at every time of day in hours x minutes x seconds (0 for 5 fields) on each
+    day it matches. Two consecutive firings first differ at one level (second, minute,
+    hour or day); their gap is that level's smallest step minus how far the finer levels
+    wind back from their last value to their first (`* * * * * 10,50`: :50 -> :10 of the
+    next minute is 60 - 40 = 20 s). A day change counts as one day, as if the cron matched
+    two days in a row.
     """
-    fields = croniter(normalize_cron(expr), datetime(2000, 1, 1)).expanded
-    levels = [(fields[5] if len(fields) == 6 else [0], 60, 1), (fields[0], 60, 60), (fields[1], 24, 3600)]
-    for i, (values, size, unit) in enumerate(levels):
-        present = _field_values(values, size)
-        if len(present) > 1:
-            gaps = [b - a for a, b in zip(present, present[1:])]
-            # From the last value round to the first: only when the next field up can fire
-            # in two adjacent units (minute 59 -> minute 0 of the next hour that fires).
-            if i + 1 == len(levels) or _has_adjacent(*levels[i + 1][:2]):
-                gaps.append(size - present[-1] + present[0])
-            return min(gaps) * unit
-    return 86_400
+    fields = _parse(expr)[1].expanded
+    seconds = fields[5] if len(fields) == 6 else [0]
+    # (values, how many there can be, seconds each); the last level is a change of day.
+    levels = [(seconds, 60, 1), (fields[0], 60, 60), (fields[1], 24, 3600), ([0, 1], 2, 86400)]
+    shortest, wound_back = None, 0
+    for values, size, unit in levels:
+        values = sorted(range(size) if values == ["*"] else set(values))
+        steps = [b - a for a, b in zip(values, values[1:])]
+        if steps:
+            gap = min(steps) * unit - wound_back
+            shortest = gap if shortest is None else min(shortest, gap)
+        wound_back += (values[-1] - values[0]) * unit
+    return shortest
 
 
 def _is_interval_style(normalized):
@@ -161,88 +148,156 @@ def _transition(before, after, zone):
     return high.replace(microsecond=0)
 
 
-def _fixed_offset_fire(text, zone, moment, forward):
-    """The answer in one croniter step when the zone's offset is the same all through
-    `moment` ± _MAX_SHIFT and the answer lies in that window (no DST rule can apply), else None.
-
-    This is nearly always: the window walk below costs one step per slot in five hours (18,000
-    for a per-second cron), this costs one."""
-    offset = (moment - _MAX_SHIFT).astimezone(zone).utcoffset()
-    if (moment + _MAX_SHIFT).astimezone(zone).utcoffset() != offset:
+def _clock_change(wall, zone):
+    """The wall-time range [start, end) a clock change skips or repeats, if `wall` is in one."""
+    first = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    second = wall.replace(tzinfo=zone, fold=1).astimezone(UTC)
+    if first == second:
         return None
-    wall = (moment + offset).replace(tzinfo=None)
-    if forward:
-        candidate = croniter(text, wall).get_next(datetime)
-    else:  # at or before `moment`: croniter's get_prev is strictly before its start
-        candidate = croniter(text, wall.replace(microsecond=0) + timedelta(seconds=1)).get_prev(datetime)
-    instant = (candidate - offset).replace(tzinfo=UTC)
-    in_window = moment - _MAX_SHIFT <= instant <= moment + _MAX_SHIFT
-    right_side = instant > moment if forward else instant <= moment
-    return instant if in_window and right_side else None
+    length = abs(second - first)
+    change = _transition(min(first, second), max(first, second), zone)
+    wall_after_change = change.astimezone(zone).replace(tzinfo=None)
+    if second < first:  # skipped (spring): the wall clock jumps to wall_after_change
+        return wall_after_change - length, wall_after_change
+    return wall_after_change, wall_after_change + length  # repeated (autumn)
 
 
-def _nearest_fire(expr, tz_name, moment, forward):
-    text = normalize_cron(expr)
-    zone = get_zone(tz_name)
-    fast = _fixed_offset_fire(text, zone, moment, forward)
-    if fast is not None:
-        return fast
-    interval_style = _is_interval_style(text)
-    wall_moment = moment.astimezone(zone).replace(tzinfo=None)
-    shift = _MAX_SHIFT if forward else -_MAX_SHIFT
-    candidates = croniter(text, wall_moment - shift)
-    step = candidates.get_next if forward else candidates.get_prev
-    best = best_wall = None
-    for _ in range(_MAX_CANDIDATES):
-        wall = step(datetime)
-        if best_wall is not None and (wall > best_wall + shift if forward else wall < best_wall + shift):
-            break
-        for instant in _instants(wall, zone, interval_style):
-            if forward and instant > moment and (best is None or instant < best):
-                best, best_wall = instant, wall
-            if not forward and instant <= moment and (best is None or instant > best):
-                best, best_wall = instant, wall
-    if best is None:
-        raise ScheduleError("Invalid cron expression")
-    return best
+# A step lands in a clock change at most once per direction before it is jumped over.
+_MAX_STEPS = 4
+
+
+class _Schedule:
+    """One cron in one zone. Each fire costs a few croniter steps, however often it fires.
+
+    Wall time and real time run in the same order except where a clock change skips or
+    repeats wall times; those cases are handled by jumping over the change, never by
+    walking through it slot by slot.
+    """
+
+    def __init__(self, expr, tz_name):
+        self.text, parsed = _parse(expr)
+        self.zone = get_zone(tz_name)
+        self.interval_style = _is_interval_style(self.text)
+        # Our own copy, repositioned at each step. Deep: croniter rewrites its nth-weekday
+        # table in place on first use, and the parsed one is shared by every thread.
+        self._cron = copy.deepcopy(parsed)
+
+    def _step(self, wall, forward):
+        """The matching wall time strictly after (or before) `wall`."""
+        self._cron.set_current(wall, force=True)
+        return self._cron.get_next(datetime) if forward else self._cron.get_prev(datetime)
+
+    def _instants(self, wall):
+        return _instants(wall, self.zone, self.interval_style)
+
+    def next_after(self, moment: datetime) -> datetime:
+        local = moment.astimezone(self.zone)
+        wall = local.replace(tzinfo=None)
+        wall_candidate = self._step(wall, forward=True)
+        for _ in range(_MAX_STEPS):
+            later = [instant for instant in self._instants(wall_candidate) if instant > moment]
+            if later:
+                best = later[0]
+                break
+            # In a skipped range (interval jobs), or a repeated one already passed (fixed-time jobs).
+            _, end = _clock_change(wall_candidate, self.zone)
+            wall_candidate = self._step(end - _TICK, forward=True)
+        else:
+            raise ScheduleError("No next fire time found")
+        repeated = _clock_change(wall, self.zone)
+        if repeated and local.fold == 0 and self.interval_style:
+            # The wall clock will run through the repeated range again: interval jobs fire there too.
+            start, end = repeated
+            again = self._step(start - _TICK, forward=True)
+            if again < end:
+                best = min(best, again.replace(tzinfo=self.zone, fold=1).astimezone(UTC))
+        return best
+
+    def previous_at_or_before(self, moment: datetime) -> datetime:
+        local = moment.astimezone(self.zone)
+        wall = local.replace(tzinfo=None)
+        wall_candidate = self._step(wall + _TICK, forward=False)
+        for _ in range(_MAX_STEPS):
+            earlier = [instant for instant in self._instants(wall_candidate) if instant <= moment]
+            if earlier:
+                best = earlier[-1]
+                break
+            start, _ = _clock_change(wall_candidate, self.zone)  # a skipped range (interval jobs)
+            wall_candidate = self._step(start, forward=False)
+        else:
+            raise ScheduleError("No previous fire time found")
+        repeated = _clock_change(wall, self.zone)
+        if repeated and local.fold == 1:
+            # Later wall times of the repeated range already ran, in its first pass.
+            start, end = repeated
+            first_pass = self._step(end, forward=False)
+            if first_pass >= start:
+                best = max(best, first_pass.replace(tzinfo=self.zone, fold=0).astimezone(UTC))
+        return best
+
+    def fires_between(self, after, until, limit):
+        found = []
+        moment = after
+        while True:
+            moment = self.next_after(moment)
+            if moment > until:
+                return found, False
+            if len(found) == limit:
+                return found, True
+            found.append(moment)
+
+    def latest_fires(self, after, until, limit):
+        found = []
+        moment = until
+        while len(found) < limit:
+            moment = self.previous_at_or_before(moment)
+            if moment <= after:
+                break
+            found.append(moment)
+            moment -= _TICK
+        return found[::-1]
+
+
+_TICK = timedelta(microseconds=1)
+
+
+def _one_error_type(function):
+    """Whatever goes wrong in schedule math on stored data (a zone the installed tzdata no
+    longer has, a croniter error after an upgrade, an overflow near year 9999) comes out as
+    ScheduleError, so callers handle one type."""
+    @wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except ScheduleError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - turned into the one type callers handle
+            raise ScheduleError(f"schedule math failed: {type(exc).__name__}") from exc
+    return wrapper
 
 
 @_one_error_type
-def next_fire(expr, tz_name, after):
+def next_fire(expr: str, tz_name: str, after: datetime) -> datetime:
     """The first instant strictly after `after` at which the cron fires, in UTC."""
-    return _nearest_fire(expr, tz_name, after, forward=True)
+    return _Schedule(expr, tz_name).next_after(after)
 
 
 @_one_error_type
-def previous_fire(expr, tz_name, at_or_before):
+def previous_fire(expr: str, tz_name: str, at_or_before: datetime) -> datetime:
     """The last instant at or before `at_or_before` at which the cron fires, in UTC."""
-    return _nearest_fire(expr, tz_name, at_or_before, forward=False)
+    return _Schedule(expr, tz_name).previous_at_or_before(at_or_before)
 
 
-def fires_between(expr, tz_name, after, until, limit):
+@_one_error_type
+def fires_between(expr: str, tz_name: str, after: datetime, until: datetime, limit: int):
     """Up to `limit` fire instants in (after, until], oldest first, and whether more exist."""
-    found = []
-    moment = after
-    while True:
-        moment = next_fire(expr, tz_name, moment)
-        if moment > until:
-            return found, False
-        if len(found) == limit:
-            return found, True
-        found.append(moment)
+    return _Schedule(expr, tz_name).fires_between(after, until, limit)
 
 
-def latest_fires(expr, tz_name, after, until, limit):
+@_one_error_type
+def latest_fires(expr: str, tz_name: str, after: datetime, until: datetime, limit: int) -> list:
     """Up to `limit` of the most recent fire instants in (after, until], oldest first."""
-    found = []
-    moment = until
-    while len(found) < limit:
-        moment = previous_fire(expr, tz_name, moment)
-        if moment <= after:
-            break
-        found.append(moment)
-        moment -= timedelta(microseconds=1)
-    return found[::-1]
+    return _Schedule(expr, tz_name).latest_fires(after, until, limit)
 
 
 @dataclass
@@ -256,29 +311,31 @@ class CatchUp:
 
 
 @_one_error_type
-def plan_catch_up(*, expr, tz_name, due, now, policy):
+def plan_catch_up(*, expr: str, tz_name: str, due: datetime, now: datetime, policy: str) -> CatchUp:
     """Decide which due slots fire and which are recorded as missed.
 
     `due` is the cue's stored next_run (<= now); later slots up to `now` were missed while
     the engine was not running. The latest slot, if under ON_TIME_GRACE late, is on time
     under every policy: normal operation is "fire the one due slot". At most
     CATCH_UP_MAX_FIRED slots fire and MISSED_MAX_RECORDED are recorded (the oldest first);
-    `missed_not_recorded` says some were left out of the record.
+    `missed_not_recorded` says some were left out of the record. The cost is a few croniter
+    steps per slot returned, whatever the time since `due`.
     """
+    schedule = _Schedule(expr, tz_name)
     if policy == "all":
-        just_before_due = due - timedelta(microseconds=1)
-        fire = latest_fires(expr, tz_name, just_before_due, now, CATCH_UP_MAX_FIRED)
+        just_before_due = due - _TICK
+        fire = schedule.latest_fires(just_before_due, now, CATCH_UP_MAX_FIRED)
     else:
-        latest = max(due, previous_fire(expr, tz_name, now))
+        latest = max(due, schedule.previous_at_or_before(now))
         on_time = policy != "none" or now - latest <= ON_TIME_GRACE
         fire = [latest] if on_time else []
     first_fired = fire[0] if fire else None
     candidates = [due] if due != first_fired else []
-    later, more = fires_between(expr, tz_name, due, first_fired or now, MISSED_MAX_RECORDED)
+    later, more = schedule.fires_between(due, first_fired or now, MISSED_MAX_RECORDED)
     missed = [slot for slot in candidates + later if first_fired is None or slot < first_fired]
     return CatchUp(
         fire=fire,
         missed=missed[:MISSED_MAX_RECORDED],
         missed_not_recorded=more or len(missed) > MISSED_MAX_RECORDED,
-        next_run=next_fire(expr, tz_name, now),
+        next_run=schedule.next_after(now),
     )

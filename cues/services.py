@@ -63,8 +63,10 @@ def _check_timezone(name):
         raise AppError("invalid_timezone", str(exc), 422) from None
 
 
-def resolve_schedule(*, schedule_type, cron, at, tz_name, now):
-    """(schedule_at, next_run) for a schedule, or 400 `invalid_schedule`."""
+def resolve_schedule(
+    *, schedule_type: str, cron: str | None, at: datetime | None, tz_name: str, now: datetime
+) -> tuple[datetime | None, datetime]:
+    """(schedule_at, next_run) for a schedule; 400 `invalid_schedule`, 422 if it fires too often."""
     if schedule_type == Cue.ScheduleType.RECURRING:
         try:
             next_run = schedule_math.next_fire(cron, tz_name, now)
@@ -81,18 +83,24 @@ def resolve_schedule(*, schedule_type, cron, at, tz_name, now):
     raise AppError("invalid_schedule", "Schedule type must be 'once' or 'recurring'", 400)
 
 
-def _check_min_interval(cron):
-    """422 for a schedule that fires more often than the server allows: schedule math costs
-    grow with how often a cron fires, and one user's per-second crons must not slow the
-    engine for everyone."""
+def _check_min_interval(cron: str) -> None:
+    """422 for a schedule that fires more often than the server allows: one user's
+    per-second crons must not cost the engine what everyone else's schedules do."""
     interval = schedule_math.min_interval_seconds(cron)
     minimum = settings.CUEAPI_MIN_SCHEDULE_INTERVAL_SECONDS
-    if interval < minimum:
-        unit = "second" if interval == 1 else "seconds"
-        raise RequestValidationError([("body.schedule.cron", (
-            f"This schedule fires as often as every {interval} {unit}; the minimum interval on this "
-            f"server is {minimum} seconds. Use a schedule that fires at most every {minimum} seconds "
-            "(a five-field cron fires at most once a minute)."))])
+    if interval >= minimum:
+        return
+    message = (
+        f"This schedule fires as often as every {_seconds(interval)}; the minimum interval on this "
+        f"server is {_seconds(minimum)}. Use a schedule that fires at most once every {_seconds(minimum)}"
+    )
+    if len(schedule_math.normalize_cron(cron).split(" ")) == 6:
+        message += " (the 6th field is the seconds: '* * * * * 0' fires once a minute)"
+    raise RequestValidationError([("body.schedule.cron", message)])
+
+
+def _seconds(count: int) -> str:
+    return "1 second" if count == 1 else f"{count} seconds"
 
 
 def _check_on_failure_webhook(on_failure):

@@ -10,7 +10,7 @@ from django.test import SimpleTestCase, override_settings
 
 from cueapi.testing import CueTestCase
 from cues import schedule
-from cues.schedule import ScheduleError, min_interval_seconds, next_fire, plan_catch_up
+from cues.schedule import ScheduleError, min_interval_seconds, next_fire, plan_catch_up, previous_fire
 
 UTC = timezone.utc
 JUNE = datetime(2026, 6, 10, 12, 0, tzinfo=UTC)  # far from any DST change
@@ -56,6 +56,16 @@ class MinIntervalTests(SimpleTestCase):
             ("* * * * * 0,59", 1),  # 59 -> 0 of the next minute
             ("0 * * * * 5", 3600),  # minute 0, second 5: hourly
             ("*/2 * * * * 0", 120),
+            ("*/7 * * * *", 240),  # :56 -> :00 of the next hour
+            ("0 */5 * * *", 4 * 3600),  # 20:00 -> 00:00 of the next day
+            ("0,59 0,23 * * *", 60),  # 23:59 -> 00:00 of the next day
+            ("0 0 L * *", 86_400),
+            ("@yearly", 86_400),  # a day change counts as one day
+            ("* * * * * 10,50", 20),  # :50 -> :10 of the next minute
+            ("* * * * * 30", 60),
+            ("30 * * * * *", 1),  # every second of minute 30
+            ("0,59 0,23 * * * 0,59", 1),  # 23:59:59 -> 00:00:00 of the next day
+            ("0,59 5 * * * 0,59", 59),  # no wrap from 05:59:59: hour 6 never fires
         ]:
             with self.subTest(expr):
                 self.assertEqual(min_interval_seconds(expr), seconds)
@@ -111,6 +121,57 @@ class PlanningCostTests(SimpleTestCase):
                                  policy="all")
         self.assertEqual(len(plan.fire), schedule.CATCH_UP_MAX_FIRED)
         self.assertLessEqual(steps[0], 3 * (schedule.CATCH_UP_MAX_FIRED + schedule.MISSED_MAX_RECORDED + 3))
+
+
+class BoundedStepsTests(SimpleTestCase):
+    """A few croniter steps per slot a planning returns, and per next/previous fire, DST or not."""
+
+    CRONS = ["* * * * * *", "* * * * *", "*/5 * * * *", "0 9 * * 1-5"]
+    NOW = datetime(2026, 11, 24, 12, 0, 30, tzinfo=UTC)
+
+    def plan(self, expr, behind, policy):
+        """A planning for a cue due `behind` before the poller's clock, half a second past."""
+        due = previous_fire(expr, "America/New_York", self.NOW - behind)
+        now = due + behind + timedelta(milliseconds=500)
+        with counted_steps() as steps:
+            plan = plan_catch_up(expr=expr, tz_name="America/New_York", due=due, now=now, policy=policy)
+        return plan, steps[0]
+
+    def test_an_on_time_planning_takes_a_few_steps(self):
+        for expr in self.CRONS:
+            for policy in ("all", "latest", "none"):
+                with self.subTest(expr=expr, policy=policy):
+                    plan, steps = self.plan(expr, timedelta(0), policy)
+                    self.assertEqual(len(plan.fire), 1)
+                    self.assertLessEqual(steps, 4)
+
+    def test_a_late_planning_takes_one_step_per_slot_it_returns(self):
+        for expr in self.CRONS:
+            for behind in (timedelta(hours=1), timedelta(days=30), timedelta(days=3650)):
+                for policy in ("all", "latest", "none"):
+                    with self.subTest(expr=expr, behind=behind, policy=policy):
+                        plan, steps = self.plan(expr, behind, policy)
+                        self.assertLessEqual(steps, len(plan.fire) + len(plan.missed) + 4)
+
+    def test_the_cost_stops_growing_at_the_record_cap(self):
+        for expr in ("* * * * * *", "* * * * *"):
+            with self.subTest(expr):
+                costs = {self.plan(expr, behind, "latest")[1] for behind in (timedelta(days=1), timedelta(days=3650))}
+                self.assertEqual(len(costs), 1, costs)
+
+    def test_three_steps_at_most_around_clock_changes(self):
+        # New York 2026: 02:00 EST -> 03:00 EDT on March 8 (07:00 UTC), 02:00 EDT -> 01:00 EST
+        # on November 1 (06:00 UTC). Moments before, in and after each change.
+        changes = [datetime(2026, 3, 8, 7, tzinfo=UTC), datetime(2026, 11, 1, 6, tzinfo=UTC)]
+        offsets = [timedelta(minutes=m, seconds=s) for m in (-90, -61, -30, -1, 0, 1, 30, 59, 61, 90) for s in (0, 30)]
+        for expr in ("* * * * * *", "* 1-2 * * * *", "* * * * *", "30 1 * * *", "30 2 * * *"):
+            for change in changes:
+                for offset in offsets:
+                    for function in (next_fire, previous_fire):
+                        with self.subTest(expr=expr, moment=change + offset, function=function.__name__):
+                            with counted_steps() as steps:
+                                function(expr, "America/New_York", change + offset)
+                            self.assertLessEqual(steps[0], 3)
 
 
 class OneErrorTypeTests(SimpleTestCase):
