@@ -11,6 +11,7 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from accounts.models import User
+from accounts.services import usage_increment
 from alerts.models import Alert
 from cueapi import metrics
 from cueapi.models import MetricSample
@@ -150,7 +151,8 @@ class ResultCountersTests(CueTestCase):
         self.assertEqual(poller.miss_unclaimed_worker_executions(now=now), 1)
 
         # Over the monthly limit: the slot is recorded as failed, never sent.
-        User.objects.filter(pk=self.alice.pk).update(monthly_execution_limit=0)
+        User.objects.filter(pk=self.alice.pk).update(monthly_execution_limit=1)  # (0 is "no limit")
+        usage_increment(user_id=self.alice.pk, moment=now)  # and that one is used
         over = self.create_cue(name="over")
         Cue.objects.filter(pk=over["id"]).update(next_run=now)
         poller.fire_due_cues(now=now)
