@@ -9,7 +9,8 @@ urlpatterns = [
     # Swagger UI and ReDoc from this server's static files (drf-spectacular-sidecar), started by
     # a script file (the split view's /docs?script), never inline: they work offline and under
     # the same Content-Security-Policy as every other page.
-    path("docs", SpectacularSwaggerSplitView.as_view(url_name="openapi")),
+    # GET only: the view's OPTIONS tried to render a page without a template (a 500).
+    path("docs", SpectacularSwaggerSplitView.as_view(url_name="openapi", http_method_names=["get", "head"])),
     path("redoc", SpectacularRedocView.as_view(url_name="openapi", template_name="cueapi/redoc.html")),
     path("admin/", admin.site.urls),
     path("", include("accounts.urls")),

@@ -41,3 +41,9 @@ class DocsOfflineTests(BaseTestCase):
                 self.assertIn("default-src 'self'; script-src 'self';", policy)
                 self.assertIn("img-src 'self' data:;", policy)  # Swagger UI's icons
                 self.assertNotIn("http", policy)
+
+    def test_options_on_the_docs_is_a_clean_405(self):
+        # It was a 500: the docs view's OPTIONS rendered a page with no template.
+        for path in ("/docs", "/docs?script"):
+            with self.subTest(path):
+                self.assertError(self.client.options(path), 405, "http_error")
