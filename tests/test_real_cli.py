@@ -3,54 +3,25 @@ by device code and magic link (the test plays the person), then the everyday com
 `quickstart`, whose webhook goes to this server's echo sink."""
 
 import json
-import os
 import re
-import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.live import BASE_DIR, LiveServer, wait_for_magic_link
+from tests.cli import Cli
+from tests.live import LiveServer
 
 pytestmark = pytest.mark.live
-CLI = BASE_DIR / ".venv-cli" / "bin" / "cueapi"
 
 
 def test_login_and_everyday_commands():
-    assert CLI.exists(), "make test installs the CLI into .venv-cli"
     with tempfile.TemporaryDirectory() as home:
         mail_dir = Path(home) / "mail"
         with LiveServer(EMAIL_URL=f"filemail:///{mail_dir}", CUEAPI_RATE_LIMIT_ENABLED="false") as server:
-            env = {**os.environ, "CUEAPI_API_BASE": server.url + "/v1", "XDG_CONFIG_HOME": home,
-                   "HOME": home, "BROWSER": "true", "PYTHONUNBUFFERED": "1"}
-            env.pop("CUEAPI_API_KEY", None)
-
-            def cli(*args, timeout=60):
-                result = subprocess.run([str(CLI), *args], env=env, capture_output=True, text=True, timeout=timeout)
-                assert result.returncode == 0, result.stdout + result.stderr
-                return result.stdout
-
-            login = subprocess.Popen([str(CLI), "login"], env=env, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True)
-            url = None
-            for line in login.stdout:
-                match = re.search(r"visit: (\S+)", line)
-                if match:
-                    url = match.group(1)
-                    break
-            assert url and url.startswith(server.url + "/auth/device?code="), url
-            code = url.split("code=", 1)[1]
-            # The person: opens the page, types an email, clicks the emailed link.
-            assert requests.get(url, timeout=10).status_code == 200
-            r = requests.post(server.url + "/v1/auth/device-code/submit-email",
-                              json={"device_code": code, "email": "cli@example.com"}, timeout=10)
-            assert r.status_code == 200, r.text
-            link = wait_for_magic_link(mail_dir)
-            assert "You're in." in requests.get(link, timeout=10).text
-            rest, _ = login.communicate(timeout=30)
-            assert login.returncode == 0 and "Authenticated as cli@example.com" in rest, rest
+            cli = Cli(server, home)
+            cli.login(email="cli@example.com", mail_dir=mail_dir)
             credentials = json.loads((Path(home) / "cueapi" / "credentials.json").read_text())
             assert credentials["default"]["api_key"].startswith("cue_sk_")
 
