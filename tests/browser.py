@@ -44,11 +44,15 @@ def wait_for_text(driver, text, timeout=10, css="body"):
     """Wait until `text` is visible inside the first element matching `css`; return that text.
     Case-insensitive: the visible text is after CSS text-transform (the admin capitalises
     its messages and upper-cases its headings)."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(driver, timeout).until(lambda d: text.lower() in d.find_element(By.CSS_SELECTOR, css).text.lower(),
-                                         message=f"{text!r} never appeared in {css}")
+    # A page still loading (a form submit's redirect) can swap the element between the find
+    # and the read: that is "not yet", not a failure.
+    WebDriverWait(driver, timeout, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(
+        lambda d: text.lower() in d.find_element(By.CSS_SELECTOR, css).text.lower(),
+        message=f"{text!r} never appeared in {css}")
     return driver.find_element(By.CSS_SELECTOR, css).text
 
 
