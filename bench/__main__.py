@@ -10,6 +10,9 @@ receiver, then measures:
   receipt, plus duplicates and missing;
 * memory: resident set size of each engine process after the burst.
 
+`python -m bench memory` measures the dispatcher's memory with 1,000 deliveries in flight to
+a receiver that answers after a minute.
+
 `python -m bench claims` measures worker claims instead: 4 claimer processes (half
 claim-next, half list + claim-by-id) over 1,000 claimable executions on PostgreSQL; claims per
 second and the double-claim count.
@@ -32,12 +35,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.live import LiveServer  # noqa: E402
 from tests.receiver import Receiver  # noqa: E402
 
+# As users run it (rate limiter on, default cache, default gunicorn and engine settings), with
+# only the per-user quotas raised: the bench creates thousands of cues in a minute.
 SERVER_ENV = {
-    "CUEAPI_RATE_LIMIT_ENABLED": "false",
-    "CUEAPI_DEFAULT_CUE_LIMIT": "100000",
-    "CUEAPI_DEFAULT_MONTHLY_EXECUTION_LIMIT": "10000000",
+    "CUEAPI_DEFAULT_CUE_LIMIT": "0",
+    "CUEAPI_DEFAULT_MONTHLY_EXECUTION_LIMIT": "0",
+    "CUEAPI_DEFAULT_RATE_LIMIT_PER_MINUTE": "1000000",
     "LOG_LEVEL": "WARNING",
-    "WEB_CONCURRENCY": "2",
 }
 CREATE_THREADS = 8
 
@@ -78,8 +82,23 @@ def rss_mb(pid):
     return float("nan")
 
 
-def run_config(database_url, dispatchers, latency_cues, burst_cues, concurrency):
-    env = dict(SERVER_ENV, CUEAPI_DISPATCH_CONCURRENCY=str(concurrency))
+def lateness_ms(requests_):
+    return [(r["received_at"] - datetime.fromisoformat(r["headers"]["X-CueAPI-Scheduled-For"]).timestamp()) * 1000
+            for r in requests_]
+
+
+def cpu_seconds(pid):
+    """User + system CPU time a process has used so far (from /proc): a cost that, unlike
+    wall time, a busy machine does not inflate much."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return float("nan")
+
+
+def run_config(database_url, dispatchers, latency_cues, burst_cues, concurrency=None, pollers=1):
+    env = dict(SERVER_ENV, **({"CUEAPI_DISPATCH_CONCURRENCY": str(concurrency)} if concurrency else {}))
     previous = os.environ.get("DATABASE_URL")
     if database_url:
         os.environ["DATABASE_URL"] = database_url
@@ -87,46 +106,52 @@ def run_config(database_url, dispatchers, latency_cues, burst_cues, concurrency)
         os.environ.pop("DATABASE_URL", None)
     try:
         with Receiver() as receiver, LiveServer(api_only=True, **env) as server:
-            engine = [server.spawn("run_poller")] + [server.spawn("run_dispatcher") for _ in range(dispatchers)]
+            engine = ([server.spawn("run_poller") for _ in range(pollers)]
+                      + [server.spawn("run_dispatcher") for _ in range(dispatchers)])
             key = requests.post(server.url + "/v1/auth/register", json={"email": "bench@example.com"},
                                 timeout=30).json()["api_key"]
             auth = {"Authorization": f"Bearer {key}"}
 
             # Fire latency: cues due every 50 ms, starting once they all exist.
-            start = datetime.now(timezone.utc) + timedelta(seconds=5 + latency_cues * 0.02)
+            latency_row = None
+            start = datetime.now(timezone.utc) + timedelta(seconds=10 + latency_cues * 0.04)
             instants = [start + timedelta(milliseconds=50 * i) for i in range(latency_cues)]
-            create_cues(server, auth, receiver.url, instants, "latency")
-            if datetime.now(timezone.utc) >= start:
-                raise RuntimeError("creating the cues took longer than planned")
-            wait_for_count(receiver, latency_cues, (instants[-1] - datetime.now(timezone.utc)).total_seconds() + 30)
-            lateness = []
-            for request in receiver.requests:
-                scheduled = datetime.fromisoformat(request["headers"]["X-CueAPI-Scheduled-For"]).timestamp()
-                lateness.append((request["received_at"] - scheduled) * 1000)
-            latency_ids = {r["headers"]["X-CueAPI-Execution-Id"] for r in receiver.requests}
-            latency_row = {
-                "p50": percentile(lateness, 50), "p95": percentile(lateness, 95),
-                "p99": percentile(lateness, 99), "max": max(lateness),
-                "missing": latency_cues - len(latency_ids),
-                "duplicates": len(receiver.requests) - len(latency_ids),
-            }
+            if latency_cues:
+                create_cues(server, auth, receiver.url, instants, "latency")
+                if datetime.now(timezone.utc) >= start:
+                    raise RuntimeError("creating the cues took longer than planned")
+                wait_for_count(receiver, latency_cues,
+                               (instants[-1] - datetime.now(timezone.utc)).total_seconds() + 30)
+                lateness = lateness_ms(receiver.requests)
+                latency_ids = {r["headers"]["X-CueAPI-Execution-Id"] for r in receiver.requests}
+                latency_row = {
+                    "p50": percentile(lateness, 50), "p95": percentile(lateness, 95),
+                    "p99": percentile(lateness, 99), "max": max(lateness),
+                    "missing": latency_cues - len(latency_ids),
+                    "duplicates": len(receiver.requests) - len(latency_ids),
+                }
 
             # Burst: every cue due at the same instant.
             with receiver.lock:
                 receiver.requests.clear()
-            due = datetime.now(timezone.utc) + timedelta(seconds=5 + burst_cues * 0.02)
+            due = datetime.now(timezone.utc) + timedelta(seconds=10 + burst_cues * 0.04)
             create_cues(server, auth, receiver.url, [due] * burst_cues, "burst")
             if datetime.now(timezone.utc) >= due:
                 raise RuntimeError("creating the burst took longer than planned")
+            cpu_before = [cpu_seconds(p.pid) for p in engine]
             wait_for_count(receiver, burst_cues, (due - datetime.now(timezone.utc)).total_seconds() + 120)
             ids = [r["headers"]["X-CueAPI-Execution-Id"] for r in receiver.requests]
             last = max(r["received_at"] for r in receiver.requests)
+            lateness = lateness_ms(receiver.requests)
             burst_row = {
+                "p50": percentile(lateness, 50), "p99": percentile(lateness, 99),
                 "seconds": last - due.timestamp(),
                 "per_second": len(set(ids)) / max(0.001, last - due.timestamp()),
                 "missing": burst_cues - len(set(ids)),
                 "duplicates": len(ids) - len(set(ids)),
                 "rss_mb": [rss_mb(p.pid) for p in engine],
+                # Engine CPU per delivery, ms: pollers, then dispatchers.
+                "cpu_ms": [(cpu_seconds(p.pid) - before) * 1000 / burst_cues for p, before in zip(engine, cpu_before)],
             }
             return latency_row, burst_row
     finally:
@@ -134,6 +159,28 @@ def run_config(database_url, dispatchers, latency_cues, burst_cues, concurrency)
             os.environ.pop("DATABASE_URL", None)
         else:
             os.environ["DATABASE_URL"] = previous
+
+
+def run_memory(database_url, in_flight):
+    """Dispatcher RSS with `in_flight` deliveries open at once on a receiver that answers after
+    60 s (concurrency raised to match). Returns (RSS with them in flight, RSS before)."""
+    os.environ["DATABASE_URL"] = database_url
+    env = dict(SERVER_ENV, CUEAPI_DISPATCH_CONCURRENCY=str(in_flight), CUEAPI_WEBHOOK_TIMEOUT_SECONDS="120",
+               CUEAPI_DISPATCH_PER_USER_IN_FLIGHT=str(in_flight))
+    with Receiver(responses=((200, b"ok", 60),)) as receiver, LiveServer(api_only=True, **env) as server:
+        server.spawn("run_poller")
+        dispatcher = server.spawn("run_dispatcher")
+        key = requests.post(server.url + "/v1/auth/register", json={"email": "memory@example.com"},
+                            timeout=30).json()["api_key"]
+        due = datetime.now(timezone.utc) + timedelta(seconds=5 + in_flight * 0.025)
+        create_cues(server, {"Authorization": f"Bearer {key}"}, receiver.url, [due] * in_flight, "slow")
+        idle = rss_mb(dispatcher.pid)
+        deadline = time.monotonic() + (due - datetime.now(timezone.utc)).total_seconds() + 50
+        while len(receiver.requests) < in_flight and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if len(receiver.requests) < in_flight:
+            raise RuntimeError(f"only {len(receiver.requests)} of {in_flight} deliveries arrived")
+        return rss_mb(dispatcher.pid), idle
 
 
 def run_claims(database_url, executions, claimers):
@@ -168,30 +215,55 @@ def main():
         print(f"| PostgreSQL | {args.claimers} claimers | {args.executions} executions | "
               f"{rate:.0f} claims/s | {doubles} double claims | {missing} unclaimed |")
         return
+    if sys.argv[1:2] == ["memory"]:
+        parser = argparse.ArgumentParser(prog="python -m bench memory")
+        parser.add_argument("memory")
+        parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432/cueapi_bench")
+        parser.add_argument("--in-flight", type=int, default=1000)
+        args = parser.parse_args()
+        rss, idle = run_memory(args.postgres, args.in_flight)
+        print(f"| PostgreSQL | {args.in_flight} deliveries in flight to a slow receiver | dispatcher RSS "
+              f"{rss:.0f} MB (idle {idle:.0f} MB) |")
+        return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432/cueapi_bench",
                         help="PostgreSQL URL (a fresh database is created next to it); '' to skip")
     parser.add_argument("--skip-sqlite", action="store_true")
-    parser.add_argument("--dispatchers", default="1,2")
-    parser.add_argument("--latency-cues", type=int, default=200)
+    parser.add_argument("--dispatchers", default="1,2", help="dispatcher process counts to run, e.g. 1,2,4")
+    parser.add_argument("--pollers", default="1", help="poller process counts to run, e.g. 1,2")
+    parser.add_argument("--latency-cues", type=int, default=200, help="0 skips the latency part")
     parser.add_argument("--burst-cues", type=int, default=500)
-    parser.add_argument("--concurrency", type=int, default=16, help="CUEAPI_DISPATCH_CONCURRENCY")
+    parser.add_argument("--concurrency", type=int, default=None,
+                        help="CUEAPI_DISPATCH_CONCURRENCY (default: the project's default)")
+    parser.add_argument("--runs", type=int, default=1, help="runs per configuration (median reported)")
     args = parser.parse_args()
 
     databases = ([] if args.skip_sqlite else [("SQLite", "")]) + ([("PostgreSQL", args.postgres)] if args.postgres else [])
     print(f"fire latency: {args.latency_cues} one-time cues 50 ms apart; burst: {args.burst_cues} cues "
-          f"due at one instant; concurrency {args.concurrency} per dispatcher; {os.cpu_count()} cores\n")
-    print("| database | dispatchers | latency p50 | p95 | p99 | max | burst deliveries/s | burst time | "
-          "missing | duplicates | engine RSS (MB) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          f"due at one instant; dispatch concurrency {args.concurrency or 'default'}; {os.cpu_count()} cores; "
+          f"load {os.getloadavg()[0]:.1f}\n")
+    print("| database | pollers | dispatchers | latency p50 | p99 | max | burst deliveries/s | "
+          "burst last delivery | burst lateness p50 | p99 | missing | duplicates | engine RSS (MB) | "
+          "engine CPU ms/delivery |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, url in databases:
-        for dispatchers in [int(n) for n in args.dispatchers.split(",")]:
-            latency, burst = run_config(url, dispatchers, args.latency_cues, args.burst_cues, args.concurrency)
-            rss = " / ".join(f"{m:.0f}" for m in burst["rss_mb"])
-            print(f"| {name} | {dispatchers} | {latency['p50']:.0f} ms | {latency['p95']:.0f} ms | "
-                  f"{latency['p99']:.0f} ms | {latency['max']:.0f} ms | {burst['per_second']:.0f} | "
-                  f"{burst['seconds']:.2f} s | {latency['missing'] + burst['missing']} | "
-                  f"{latency['duplicates'] + burst['duplicates']} | {rss} |", flush=True)
+        for pollers in [int(n) for n in args.pollers.split(",")]:
+            for dispatchers in [int(n) for n in args.dispatchers.split(",")]:
+                runs = [run_config(url, dispatchers, args.latency_cues, args.burst_cues, args.concurrency, pollers)
+                        for _ in range(args.runs)]
+                # The median run by burst rate (latency figures from that same run).
+                latency, burst = sorted(runs, key=lambda run: run[1]["per_second"])[len(runs) // 2]
+                missing = sum(r[1]["missing"] + (r[0]["missing"] if r[0] else 0) for r in runs)
+                duplicates = sum(r[1]["duplicates"] + (r[0]["duplicates"] if r[0] else 0) for r in runs)
+                rss = " / ".join(f"{m:.0f}" for m in burst["rss_mb"])
+                cpu = " / ".join(f"{m:.2f}" for m in burst["cpu_ms"])
+                latency_cells = (f"{latency['p50']:.0f} ms | {latency['p99']:.0f} ms | {latency['max']:.0f} ms"
+                                 if latency else "– | – | –")
+                rates = ", ".join(f"{r[1]['per_second']:.0f}" for r in runs)
+                print(f"| {name} | {pollers} | {dispatchers} | {latency_cells} | {burst['per_second']:.0f}"
+                      f"{f' ({rates})' if len(runs) > 1 else ''} | {burst['seconds']:.2f} s | "
+                      f"{burst['p50']:.0f} ms | {burst['p99']:.0f} ms | {missing} | {duplicates} | {rss} | {cpu} |",
+                      flush=True)
 
 
 if __name__ == "__main__":

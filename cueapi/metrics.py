@@ -2,7 +2,7 @@
 the database. `GET /metrics` reads them back with the current state (ops/metrics.py).
 
 `count()` and `observe()` are cheap (a dict update under a lock); `flush()` writes the
-accumulated deltas with `UPDATE … SET value = value + delta`, so any number of poller and
+accumulated deltas with one upsert adding each delta to its series, so any number of poller and
 dispatcher processes, in any number of containers, add up correctly. The engine loop flushes
 after its cycles, at most once a second, and once more when it stops.
 """
@@ -11,8 +11,7 @@ import threading
 import time
 from collections import defaultdict
 
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import connection
 
 # Seconds from an execution's due time; sub-second firing is the point, so most buckets are small.
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0)
@@ -82,11 +81,7 @@ def flush(force: bool = False) -> None:
     if not deltas:
         return
     try:
-        # One transaction (one commit, which matters on SQLite); rows in a fixed order, so
-        # two processes flushing at once wait for each other instead of deadlocking.
-        with transaction.atomic():
-            for (name, labels), delta in sorted(deltas.items()):
-                _add(MetricSample, name, labels, delta)
+        _add_all(MetricSample, sorted(deltas.items()))
     except Exception:
         with _lock:
             for key, delta in deltas.items():
@@ -94,15 +89,16 @@ def flush(force: bool = False) -> None:
         raise
 
 
-def _add(model, name: str, labels: str, delta: float) -> None:
-    series = model.objects.filter(name=name, labels=labels)
-    if series.update(value=F("value") + delta):
-        return
-    try:
-        with transaction.atomic():
-            model.objects.create(name=name, labels=labels, value=delta)
-    except IntegrityError:  # another process created the series meanwhile
-        series.update(value=F("value") + delta)
+def _add_all(model, deltas: list) -> None:
+    """Add every delta in one statement: an upsert that creates a new series or adds to it
+    (PostgreSQL and SQLite both have INSERT … ON CONFLICT). Rows in a fixed order, so two
+    processes flushing at once wait for each other instead of deadlocking."""
+    table = connection.ops.quote_name(model._meta.db_table)
+    rows = ", ".join(["(%s, %s, %s)"] * len(deltas))
+    params = [value for (name, labels), delta in deltas for value in (name, labels, delta)]
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {table} (name, labels, value) VALUES {rows} "
+                       f"ON CONFLICT (name, labels) DO UPDATE SET value = {table}.value + excluded.value", params)
 
 
 def discard_pending() -> None:

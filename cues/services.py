@@ -2,10 +2,11 @@
 meaning, in the reference's order (SERVER.md §3.4), and persists nothing on error."""
 
 import json
+from collections import Counter
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
@@ -298,6 +299,24 @@ def cue_record_run(*, cue: Cue, now: datetime, finished: bool, ran: bool = True,
         fields["status"] = Case(When(status=Cue.Status.ACTIVE, then=Value(new_status)), default=F("status"))
     if fields:
         Cue.objects.filter(pk=cue.pk).update(**fields)
+
+
+def cue_runs_recorded(*, cue_ids: list, now: datetime, once_status: str) -> None:
+    """cue_record_run(finished=True) for a batch of finished executions (`cue_ids` may repeat a
+    cue): one UPDATE per distinct number of runs. On PostgreSQL the cues are locked in id
+    order first, so two dispatchers recording overlapping batches can't deadlock."""
+    runs = Counter(cue_ids)
+    if connection.vendor == "postgresql":
+        list(Cue.objects.filter(pk__in=runs).order_by("pk").select_for_update(no_key=True).values_list("pk"))
+    by_runs = {}
+    for cue_id, count in runs.items():
+        by_runs.setdefault(count, []).append(cue_id)
+    for count, ids in by_runs.items():
+        # Only an active one-time cue changes status: a cue paused by hand meanwhile stays paused.
+        Cue.objects.filter(pk__in=ids).update(
+            run_count=F("run_count") + count, last_run=now,
+            status=Case(When(schedule_type=Cue.ScheduleType.ONCE, status=Cue.Status.ACTIVE, then=Value(once_status)),
+                        default=F("status")))
 
 
 def cue_park(*, cue_id: str, due: datetime, reason: str, now: datetime) -> bool:

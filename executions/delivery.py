@@ -9,6 +9,7 @@ RESPONSE_READ_LIMIT bytes of the answer are read, and the whole exchange has one
 
 import base64
 import hashlib
+import heapq
 import hmac
 import json
 import logging
@@ -100,24 +101,24 @@ class TotalDeadline:
 
     Socket timeouts bound each read, not the whole answer: a receiver that sends one byte
     every few seconds would hold a delivery thread for ever. The connection registers here
-    (`DeadlineConnectionMixin`), and a timer shuts its socket down at the deadline, which
-    wakes the blocked read with an error.
+    (`DeadlineConnectionMixin`), and the process's one watchdog thread shuts its socket down
+    at the deadline, which wakes the blocked read with an error.
     """
 
     def __init__(self, seconds: float):
         self.expired = False
+        self.finished = False
+        self.at = time.monotonic() + max(seconds, 0)
         self._connection = None
         self._lock = threading.Lock()
-        self._timer = threading.Timer(max(seconds, 0), self._expire)
-        self._timer.daemon = True
 
     def __enter__(self):
         _deadlines.current = self
-        self._timer.start()
+        _watchdog.watch(self)
         return self
 
     def __exit__(self, *exc):
-        self._timer.cancel()
+        self.finished = True  # the watchdog drops it when its time comes
         _deadlines.current = None
 
     def watch(self, connection):
@@ -127,7 +128,7 @@ class TotalDeadline:
         if expired:
             _shut(connection)
 
-    def _expire(self):
+    def expire(self):
         with self._lock:
             self.expired = True
             connection = self._connection
@@ -135,6 +136,41 @@ class TotalDeadline:
             _shut(connection)
 
 
+class _Watchdog:
+    """One thread expiring every TotalDeadline of the process in time order (a timer thread per
+    delivery cost more than the delivery's own request)."""
+
+    def __init__(self):
+        self._heap = []  # (at, sequence, deadline)
+        self._sequence = 0
+        self._changed = threading.Condition()
+        self._thread = None
+
+    def watch(self, deadline: TotalDeadline) -> None:
+        with self._changed:
+            self._sequence += 1
+            heapq.heappush(self._heap, (deadline.at, self._sequence, deadline))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="delivery-deadlines", daemon=True)
+                self._thread.start()
+            if self._heap[0][2] is deadline:
+                self._changed.notify()
+
+    def _run(self):
+        while True:
+            with self._changed:
+                while not self._heap:
+                    self._changed.wait()
+                at, _, deadline = self._heap[0]
+                if not deadline.finished and at > time.monotonic():
+                    self._changed.wait(at - time.monotonic())
+                    continue
+                heapq.heappop(self._heap)
+            if not deadline.finished:
+                deadline.expire()
+
+
+_watchdog = _Watchdog()
 _deadlines = threading.local()
 
 
@@ -237,13 +273,27 @@ def failure_message(status):
 
 def _reported_outcome(raw):
     """A 2xx JSON object with a boolean `success` is the handler reporting its outcome."""
+    if not raw.lstrip()[:1] == b"{":  # most replies are not JSON objects: skip parsing them
+        return None
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         return None
     if isinstance(data, dict) and isinstance(data.get("success"), bool):
-        return data
+        return _without_nul(data)
     return None
+
+
+def _without_nul(value):
+    """PostgreSQL can't store NUL in text or JSON: a reply carrying one would fail to record
+    (and be sent again). NUL becomes U+FFFD, as undecodable bytes do."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    return value
 
 
 def send_webhook(*, url: str, method: str, headers: Mapping[str, str], body: bytes,
@@ -314,7 +364,7 @@ def _send(*, url: str, method: str, headers: Mapping[str, str], body: bytes, tim
                                   error=_answer_error(exc, response.status_code))
     if deadline.expired:
         return timed_out
-    text = raw.decode("utf-8", errors="replace")[:RESPONSE_BODY_STORED]
+    text = _without_nul(raw.decode("utf-8", errors="replace")[:RESPONSE_BODY_STORED])
     if 200 <= response.status_code < 300:
         return DeliveryResult(delivered=True, http_status=response.status_code, response_text=text,
                               reported_outcome=_reported_outcome(raw))

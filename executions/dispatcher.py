@@ -4,6 +4,7 @@ hand the result to the lifecycle (executions/lifecycle.py), which records it."""
 import logging
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -106,7 +107,7 @@ def next_available(*, now: datetime) -> datetime | None:
     return min(times) if times else None
 
 
-# What a delivery reads: one query, only the columns it uses (this is the hot path).
+# What a delivery reads: one query for a whole claim, only the columns it uses (the hot path).
 DELIVERY_FIELDS = [
     "task_type", "lock_token", "dispatch_attempts", "execution", "execution__attempts", "execution__payload",
     "execution__scheduled_for", "execution__status", "execution__triggered_by", "execution__cue",
@@ -119,29 +120,60 @@ DELIVERY_FIELDS = [
 ]
 
 
+@dataclass
+class Delivery:
+    """One claimed outbox row, loaded and ready to send: who holds it (`token`), what to send,
+    and, once sent, what came back (`result`)."""
+    row_id: int
+    token: uuid.UUID
+    execution: Execution
+    cue: Cue
+    attempt: int
+    dispatches: int  # how many times this row was claimed, this time included
+    result: DeliveryResult | None = None
+
+    @property
+    def give_up(self) -> bool:
+        return self.dispatches > MAX_DISPATCHES
+
+
+def load_deliveries(row_ids: list[int], token: uuid.UUID) -> list[Delivery]:
+    """The claimed rows still held with `token`, loaded in one query. A row whose execution
+    moved on without it (recorded elsewhere) is closed here: there is nothing to send."""
+    deliveries, closed = [], []
+    rows = (DispatchOutbox.objects.select_related("execution__cue__user").only(*DELIVERY_FIELDS)
+            .filter(pk__in=row_ids, lock_token=token).order_by("pk"))
+    for row in rows:
+        execution = row.execution
+        if execution.status != Execution.Status.DELIVERING:
+            closed.append(row.pk)
+            continue
+        deliveries.append(Delivery(row_id=row.pk, token=token, execution=execution, cue=execution.cue,
+                                   attempt=execution.attempts + 1, dispatches=row.dispatch_attempts))
+    if closed:
+        DispatchOutbox.objects.filter(pk__in=closed, lock_token=token).update(dispatched_at=timezone.now())
+    return deliveries
+
+
+def send_delivery(delivery: Delivery) -> Delivery:
+    """Send one loaded delivery (no database work: safe on any thread); sets its `result`."""
+    if delivery.give_up:
+        delivery.result = DeliveryResult(delivered=False, error=GAVE_UP.format(n=delivery.dispatches - 1))
+    else:
+        delivery.result = _send(delivery.execution, delivery.cue, delivery.attempt)
+    return delivery
+
+
 def deliver_outbox_row(row_id: int, token: uuid.UUID) -> DeliveryResult | None:
     """Send one claimed outbox row's webhook and record the attempt. Safe to call twice: only
     the holder of the row's current lock token records anything. Whatever goes wrong while
     sending ends as a recorded failed attempt (retried or final), never as a row left to lapse."""
-    row = (DispatchOutbox.objects.select_related("execution__cue__user").only(*DELIVERY_FIELDS)
-           .filter(pk=row_id).first())
-    if row is None or row.lock_token != token:
+    deliveries = load_deliveries([row_id], token)
+    if not deliveries:
         return None
-    execution = row.execution
-    cue = execution.cue
-    if execution.status != Execution.Status.DELIVERING:
-        # The execution moved on without this row (recorded elsewhere): nothing to send.
-        DispatchOutbox.objects.filter(pk=row_id, lock_token=token).update(dispatched_at=timezone.now())
-        return None
-    attempt = execution.attempts + 1
-    give_up = row.dispatch_attempts > MAX_DISPATCHES
-    if give_up:
-        result = DeliveryResult(delivered=False, error=GAVE_UP.format(n=row.dispatch_attempts - 1))
-    else:
-        result = _send(execution, cue, attempt)
-    record_attempt(row_id=row_id, token=token, execution=execution, cue=cue, attempt=attempt, result=result,
-                   now=timezone.now(), give_up=give_up)
-    return result
+    delivery = send_delivery(deliveries[0])
+    record_deliveries(deliveries, now=timezone.now())
+    return delivery.result
 
 
 def _send(execution: Execution, cue: Cue, attempt: int) -> DeliveryResult:
@@ -158,6 +190,49 @@ def _send(execution: Execution, cue: Cue, attempt: int) -> DeliveryResult:
         # The traceback only (never the exception text: it may quote a header value).
         logger.error("delivery_crashed", exc_info=True, extra={"fields": {"execution_id": str(execution.id)}})
         return DeliveryResult(delivered=False, error=INTERNAL_ERROR)
+
+
+def record_deliveries(deliveries: list[Delivery], *, now: datetime) -> None:
+    """Record sent deliveries. The common case, a batch of plain 2xx answers still held and
+    still `delivering`, is a few statements for the whole batch (`_record_delivered_batch`);
+    anything else, or any surprise in the batch, is recorded one row at a time
+    (`record_attempt`). A row whose recording fails is logged and left to lapse: its lease
+    ends and it is sent again (at most MAX_DISPATCHES times), and the other rows are recorded."""
+    plain = [d for d in deliveries if d.result.delivered and d.result.reported_outcome is None]
+    rest = [d for d in deliveries if d not in plain]
+    if plain:
+        try:
+            with transaction.atomic():
+                if not _close_rows(plain, now):
+                    raise lifecycle.BatchChanged("a row is no longer held")
+                lifecycle.webhooks_delivered(items=[_delivered_item(d) for d in plain], now=now)
+        except lifecycle.BatchChanged:
+            rest = plain + rest  # something moved meanwhile: the careful path sorts it out
+    for delivery in rest:
+        try:
+            record_attempt(row_id=delivery.row_id, token=delivery.token, execution=delivery.execution,
+                           cue=delivery.cue, attempt=delivery.attempt, result=delivery.result, now=now,
+                           give_up=delivery.give_up)
+        except Exception:  # noqa: BLE001 - one row's failure must not lose the others' results
+            logger.error("record_failed", exc_info=True,
+                         extra={"fields": {"execution_id": str(delivery.execution.id)}})
+
+
+def _delivered_item(delivery: Delivery) -> lifecycle.Delivered:
+    return lifecycle.Delivered(execution=delivery.execution, cue=delivery.cue, attempt=delivery.attempt,
+                               result=delivery.result)
+
+
+def _close_rows(deliveries: list[Delivery], now: datetime) -> bool:
+    """Mark the rows dispatched, one UPDATE per claim; True when every row was still held."""
+    closed = 0
+    by_token = {}
+    for delivery in deliveries:
+        by_token.setdefault(delivery.token, []).append(delivery.row_id)
+    for token, row_ids in by_token.items():
+        closed += DispatchOutbox.objects.filter(pk__in=row_ids, lock_token=token, dispatched_at__isnull=True).update(
+            dispatched_at=now, locked_until=None, last_dispatch_error=None)
+    return closed == len(deliveries)
 
 
 @transaction.atomic

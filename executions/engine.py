@@ -6,6 +6,7 @@ SIGINT only set a flag: the current cycle finishes and the process exits 0.
 """
 
 import logging
+import math
 import signal
 import threading
 import time
@@ -25,10 +26,14 @@ logger = logging.getLogger("cueapi.engine")
 
 # Without LISTEN/NOTIFY (SQLite) nothing wakes a sleeping loop, so it looks this often.
 UNNOTIFIED_POLL_SECONDS = 0.25
+HEARTBEAT_EVERY_SECONDS = 1.0
 
 
 class EngineCommand(BaseCommand):
     process_name = "engine"  # "poller" / "dispatcher": heartbeat keys and application_name
+    # Cycles start at most this often when work keeps waking the loop: each cycle's database
+    # work then covers more rows (a batch of claims and results costs about what one does).
+    min_cycle_seconds = 0.0
     listen_channel = None  # NOTIFY channel that wakes this loop early
 
     def add_arguments(self, parser):
@@ -37,6 +42,7 @@ class EngineCommand(BaseCommand):
     def handle(self, *args, once=False, **options):
         self.stopping = False
         self.once = once
+        self.last_heartbeat = -math.inf
         self.wakeup = threading.Event()
         listener = None
         previous_handlers = {}
@@ -51,10 +57,15 @@ class EngineCommand(BaseCommand):
             log_event(logger, "engine_started", process=self.process_name)
             while not self.stopping:
                 self.wakeup.clear()  # before the cycle, so a wake-up during it is not lost
+                started = time.monotonic()
                 self.run_cycle()
                 if once:
                     break
-                self.wakeup.wait(self.safe_sleep_seconds())
+                if not self.wakeup.is_set():  # woken during the cycle: go again at once
+                    self.wakeup.wait(self.safe_sleep_seconds())
+                pause = self.min_cycle_seconds - (time.monotonic() - started)
+                if pause > 0 and not self.stopping:
+                    time.sleep(pause)
             self.shutdown()
             self.flush_metrics(force=True)
             log_event(logger, "engine_stopped", process=self.process_name)
@@ -74,11 +85,15 @@ class EngineCommand(BaseCommand):
         started = time.monotonic()
         try:
             stats = self.cycle()
-            engine_heartbeat(
-                self.process_name,
-                cycle_duration_ms=int((time.monotonic() - started) * 1000),
-                **stats,
-            )
+            # A busy loop cycles many times a second; the heartbeat (read by /health, stale
+            # after 30 s) needs one write a second at most.
+            if self.once or started - self.last_heartbeat >= HEARTBEAT_EVERY_SECONDS:
+                engine_heartbeat(
+                    self.process_name,
+                    cycle_duration_ms=int((time.monotonic() - started) * 1000),
+                    **stats,
+                )
+                self.last_heartbeat = started
         except Exception:
             logger.exception("cycle_failed", extra={"fields": {"process": self.process_name}})
         self.flush_metrics()

@@ -12,7 +12,7 @@ import time
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import F, Min, QuerySet
+from django.db.models import Case, F, Min, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from accounts.models import NO_LIMIT, monthly_execution_limit_message
@@ -50,71 +50,114 @@ def _locked(queryset: QuerySet) -> QuerySet:
 def fire_due_cues(*, now: datetime | None = None, batch: int = BATCH_SIZE) -> int:
     """Fire active cues whose next_run has come; return how many cues were handled.
 
-    One transaction per batch: plan each cue (pure schedule math) and advance its next_run
-    with a guarded update, each cue in a savepoint of its own, then write all the batch's
-    executions and outbox rows with a few bulk inserts (lifecycle.slots_fired). A cue whose
-    schedule can't be computed is paused with a note saying why (`_park`), never retried in a
-    loop, and never holds up the others.
+    One transaction per batch: plan every cue (pure schedule math; a cue whose schedule can't
+    be computed is paused with a note saying why, `_park`, never retried in a loop), advance
+    all their next_runs with one guarded UPDATE (`_advance`), then write the batch's executions
+    and outbox rows with a few bulk inserts (lifecycle.slots_fired). If any cue changed under
+    us, the batch falls back to one guarded update per cue, each in a savepoint of its own.
     """
     now = now or timezone.now()
     started = time.monotonic()
-    handled = 0
     with transaction.atomic():
         cues = list(
             _locked(Cue.objects.filter(status=Cue.Status.ACTIVE, next_run__lte=now))
             .select_related("user")
             .order_by("next_run")[:batch]
         )
-        room = {}  # user id -> executions left this month
-        pending, missed, refused = [], [], []
+        plans = []  # (cue, fire, skipped, next_run)
+        handled = 0
         for cue in cues:
             if handled and time.monotonic() - started > PLANNING_BUDGET_SECONDS:
                 break
             handled += 1
-            if cue.user_id not in room:
-                limit = cue.user.monthly_execution_limit
-                used = user_executions_this_month(user=cue.user, moment=now)
-                room[cue.user_id] = math.inf if limit == NO_LIMIT else limit - used
             try:
-                with transaction.atomic():  # a savepoint: one cue's failure rolls back alone
-                    planned = _plan_cue(cue, now)
+                plans.append((cue, *_plan(cue, now)))
             except Exception as exc:  # noqa: BLE001 - whatever it is, it must not stop the others
                 _park(cue, exc, now)
-                continue
-            if planned is None:
-                continue  # another poller fired it, or the cue changed meanwhile
-            fire, skipped = planned
-            missed.extend(Execution(cue=cue, scheduled_for=slot, status=Execution.Status.MISSED,
-                                    error_message=MISSED_MESSAGE.format(policy=cue.catch_up)) for slot in skipped)
-            over_limit = monthly_execution_limit_message(cue.user.monthly_execution_limit)
-            for slot in fire:
-                if room[cue.user_id] <= 0:
-                    # Over the monthly limit: recorded, never sent (DESIGN.md §3.11).
-                    refused.append(Execution(cue=cue, scheduled_for=slot, status=Execution.Status.FAILED,
-                                             error_message=over_limit, last_attempt_at=now))
-                    continue
-                room[cue.user_id] -= 1
-                pending.append(Execution(cue=cue, scheduled_for=slot, status=Execution.Status.PENDING))
-        lifecycle.slots_fired(pending=pending, missed=missed, refused=refused, now=timezone.now())
+        try:
+            with transaction.atomic():
+                _advance(plans, now)
+        except Exception:  # noqa: BLE001 - a cue changed under us, or one can't be written
+            plans = [plan for plan in plans if _advance_one(plan, now)]
+        _fire_planned(plans, now)
     return handled
 
 
-def _plan_cue(cue: Cue, now: datetime) -> tuple[list[datetime], list[datetime]] | None:
-    """(slots to fire, slots missed) for this cue, its next_run advanced (guarded); None when
-    the guard found it changed."""
+class _CueChanged(Exception):
+    pass
+
+
+def _plan(cue: Cue, now: datetime) -> tuple[list[datetime], list[datetime], datetime | None]:
+    """(slots to fire, slots missed, the next run after them): pure schedule math."""
     due = cue.next_run
-    if cue.schedule_type == Cue.ScheduleType.RECURRING:
-        plan = plan_catch_up(expr=cue.schedule_cron, tz_name=cue.schedule_timezone, due=due,
-                             now=now, policy=cue.catch_up)
-        fire, skipped, next_run = plan.fire, plan.missed, plan.next_run
-        if plan.missed_not_recorded:
-            log_event(logger, "missed_slots_not_recorded", logging.WARNING, cue_id=cue.id)
-    else:
-        fire, skipped, next_run = [due], [], None
-    advanced = Cue.objects.filter(pk=cue.pk, status=Cue.Status.ACTIVE, next_run=due).update(
-        next_run=next_run, fired_count=F("fired_count") + len(fire), updated_at=now
-    )
-    return (fire, skipped) if advanced else None
+    if cue.schedule_type != Cue.ScheduleType.RECURRING:
+        return [due], [], None
+    plan = plan_catch_up(expr=cue.schedule_cron, tz_name=cue.schedule_timezone, due=due, now=now,
+                         policy=cue.catch_up)
+    if plan.missed_not_recorded:
+        log_event(logger, "missed_slots_not_recorded", logging.WARNING, cue_id=cue.id)
+    return plan.fire, plan.missed, plan.next_run
+
+
+def _advance(plans: list, now: datetime) -> None:
+    """Every planned cue's next_run moved on in one UPDATE, guarded on the next_run read;
+    raises _CueChanged (rolling it back) unless every cue was still as read."""
+    if not plans:
+        return
+    guard = Q()
+    next_runs, fired = {}, {}
+    for cue, fire, _skipped, next_run in plans:
+        guard |= Q(pk=cue.pk, next_run=cue.next_run)
+        next_runs[cue.pk], fired[cue.pk] = next_run, len(fire)
+    advanced = Cue.objects.filter(guard, status=Cue.Status.ACTIVE).update(
+        next_run=_per_cue(next_runs, Cue._meta.get_field("next_run")),
+        fired_count=F("fired_count") + _per_cue(fired, Cue._meta.get_field("fired_count")), updated_at=now)
+    if advanced != len(plans):
+        raise _CueChanged
+
+
+def _per_cue(values: dict, output_field):
+    distinct = set(values.values())
+    if len(distinct) == 1:
+        return Value(distinct.pop(), output_field=output_field)
+    return Case(*(When(pk=pk, then=Value(value, output_field=output_field)) for pk, value in values.items()),
+                output_field=output_field)
+
+
+def _advance_one(plan, now: datetime) -> bool:
+    """One cue's guarded advance (the fallback): False when another poller fired it, the cue
+    changed meanwhile, or it can't be written (then it is parked)."""
+    cue, fire, _skipped, next_run = plan
+    try:
+        with transaction.atomic():  # a savepoint: one cue's failure rolls back alone
+            return bool(Cue.objects.filter(pk=cue.pk, status=Cue.Status.ACTIVE, next_run=cue.next_run).update(
+                next_run=next_run, fired_count=F("fired_count") + len(fire), updated_at=now))
+    except Exception as exc:  # noqa: BLE001 - it must not stop the others
+        _park(cue, exc, now)
+        return False
+
+
+def _fire_planned(plans: list, now: datetime) -> None:
+    """The executions of the advanced cues: to send, missed (catch-up policy), or refused
+    (over the user's monthly limit: recorded, never sent, DESIGN.md §3.11)."""
+    room = {}  # user id -> executions left this month
+    pending, missed, refused = [], [], []
+    for cue, fire, skipped, _next_run in plans:
+        if cue.user_id not in room:
+            limit = cue.user.monthly_execution_limit
+            used = 0 if limit == NO_LIMIT else user_executions_this_month(user=cue.user, moment=now)
+            room[cue.user_id] = math.inf if limit == NO_LIMIT else limit - used
+        missed.extend(Execution(cue=cue, scheduled_for=slot, status=Execution.Status.MISSED,
+                                error_message=MISSED_MESSAGE.format(policy=cue.catch_up)) for slot in skipped)
+        over_limit = monthly_execution_limit_message(cue.user.monthly_execution_limit)
+        for slot in fire:
+            if room[cue.user_id] <= 0:
+                refused.append(Execution(cue=cue, scheduled_for=slot, status=Execution.Status.FAILED,
+                                         error_message=over_limit, last_attempt_at=now))
+                continue
+            room[cue.user_id] -= 1
+            pending.append(Execution(cue=cue, scheduled_for=slot, status=Execution.Status.PENDING))
+    lifecycle.slots_fired(pending=pending, missed=missed, refused=refused, now=timezone.now())
 
 
 def _park(cue: Cue, exc: Exception, now: datetime) -> None:

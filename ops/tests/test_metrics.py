@@ -101,7 +101,7 @@ class MetricsTests(CueTestCase):
 
         from unittest import mock
         metrics.count("cueapi_outcome_timeouts")
-        with mock.patch.object(metrics, "_add", side_effect=RuntimeError("database away")):
+        with mock.patch.object(metrics, "_add_all", side_effect=RuntimeError("database away")):
             with self.assertRaises(RuntimeError):
                 metrics.flush(force=True)
         metrics.flush(force=True)

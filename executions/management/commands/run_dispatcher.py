@@ -1,4 +1,5 @@
 import logging
+import queue
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -20,14 +21,18 @@ class Command(EngineCommand):
     help = "Deliver outbox rows as signed webhooks on a bounded pool, with retries."
     process_name = "dispatcher"
     listen_channel = OUTBOX_CHANNEL
+    min_cycle_seconds = 0.01
 
     def handle(self, *args, **options):
         size = settings.CUEAPI_DISPATCH_CONCURRENCY
         self.executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix="deliver")
-        # A seat is taken before claiming and freed when the delivery ends, so we never claim
-        # work we can't start at once (it would sit locked while others could send it).
+        # A seat is taken before claiming and freed when the delivery is recorded, so we never
+        # claim work we can't start at once (it would sit locked while others could send it).
         self.seats = threading.BoundedSemaphore(size)
         self.delivered = 0
+        # Sent deliveries wait here to be recorded together by the loop (the pool's threads
+        # only send: all database work is this thread's, a few statements per batch).
+        self.sent = queue.SimpleQueue()
         # What runs on the pool, so a stop can say what it waits for: future -> outbox row id
         # (None for another unit's task, e.g. an alert notification).
         self.in_flight = {}
@@ -35,22 +40,25 @@ class Command(EngineCommand):
         super().handle(*args, **options)
 
     def cycle(self):
+        recorded = self.record_sent()
         claimed = 0
         while not self.stopping:
             free = self.take_free_seats()
             if not free:
                 break
             ids, token = dispatcher.claim_outbox_rows(now=timezone.now(), limit=free)
-            for row_id in ids:
-                self.submit(partial(self.deliver, row_id, token), outbox_row=row_id)
+            deliveries = dispatcher.load_deliveries(ids, token) if ids else []
+            for delivery in deliveries:
+                self.submit(partial(dispatcher.send_delivery, delivery), outbox_row=delivery.row_id,
+                            done=self.delivery_sent)
             claimed += len(ids)
-            free -= len(ids)
+            free -= len(deliveries)
             for claim in dispatcher.EXTRA_UNITS:
                 if not free:
                     break
                 tasks = claim(now=timezone.now(), limit=free)
                 for task in tasks:
-                    self.submit(partial(self.run_task, task))
+                    self.submit(partial(self.run_task, task), done=self.task_done)
                 claimed += len(tasks)
                 free -= len(tasks)
             for _ in range(free):
@@ -59,23 +67,40 @@ class Command(EngineCommand):
                 break
         if self.once:
             self.executor.shutdown(wait=True)  # --once: finish what was claimed
+            recorded += self.record_sent()
         return {"delivered": self.delivered, "claimed_last_cycle": claimed}
 
-    def submit(self, work, outbox_row=None):
+    def record_sent(self):
+        """Record every delivery sent since the last call, as one batch; free their seats."""
+        batch = []
+        while True:
+            try:
+                batch.append(self.sent.get_nowait())
+            except queue.Empty:
+                break
+        if not batch:
+            return 0
+        try:
+            dispatcher.record_deliveries(batch, now=timezone.now())
+        finally:
+            # Even when recording failed (the database is away): the rows' leases lapse and
+            # they are sent again, so holding their seats would only slow everything down.
+            for _ in batch:
+                self.seats.release()
+        self.delivered += len(batch)
+        return len(batch)
+
+    def submit(self, work, done, outbox_row=None):
         future = self.executor.submit(work)
         with self.in_flight_lock:
             self.in_flight[future] = outbox_row
-        future.add_done_callback(self.delivery_done)
+        future.add_done_callback(done)
 
     def take_free_seats(self):
         free = 0
         while self.seats.acquire(blocking=False):
             free += 1
         return free
-
-    def deliver(self, row_id, token):
-        self.run_task(lambda: dispatcher.deliver_outbox_row(row_id, token))
-        self.delivered += 1
 
     def run_task(self, task):
         if not connection.in_atomic_block:  # inside a test's transaction: keep it
@@ -86,13 +111,24 @@ class Command(EngineCommand):
             if not connection.in_atomic_block:
                 close_old_connections()
 
-    def delivery_done(self, future):
+    def delivery_sent(self, future):
+        """A send ended (send_delivery never raises): queue it for recording, wake the loop."""
+        with self.in_flight_lock:
+            self.in_flight.pop(future, None)
+        try:
+            self.sent.put(future.result())
+        except Exception:  # a bug: the row's lease lapses and it is sent again
+            logger.error("delivery_crashed", exc_info=True)
+            self.seats.release()
+        self.wakeup.set()
+
+    def task_done(self, future):
         with self.in_flight_lock:
             self.in_flight.pop(future, None)
         self.seats.release()
         self.wakeup.set()  # a seat is free: look for more work
         if future.exception() is not None:
-            logger.error("delivery_crashed", exc_info=future.exception())
+            logger.error("task_crashed", exc_info=future.exception())
 
     def sleep_seconds(self):
         due = dispatcher.next_available(now=timezone.now())
@@ -110,3 +146,4 @@ class Command(EngineCommand):
                       other_tasks=len(waiting) - len(rows), execution_ids=",".join(map(str, execution_ids)),
                       at_most_seconds=settings.CUEAPI_WEBHOOK_TIMEOUT_SECONDS)
         self.executor.shutdown(wait=True)
+        self.record_sent()  # what was sent is recorded, not sent again after a restart
