@@ -134,7 +134,7 @@ def run_config(database_url, dispatchers, latency_cues, burst_cues, concurrency=
             # Burst: every cue due at the same instant.
             with receiver.lock:
                 receiver.requests.clear()
-            due = datetime.now(timezone.utc) + timedelta(seconds=10 + burst_cues * 0.04)
+            due = datetime.now(timezone.utc) + timedelta(seconds=10 + burst_cues * 0.025)
             create_cues(server, auth, receiver.url, [due] * burst_cues, "burst")
             if datetime.now(timezone.utc) >= due:
                 raise RuntimeError("creating the burst took longer than planned")

@@ -21,7 +21,7 @@ class Command(EngineCommand):
     help = "Deliver outbox rows as signed webhooks on a bounded pool, with retries."
     process_name = "dispatcher"
     listen_channel = OUTBOX_CHANNEL
-    min_cycle_seconds = 0.01
+    min_cycle_seconds = 0.025
 
     def handle(self, *args, **options):
         size = settings.CUEAPI_DISPATCH_CONCURRENCY
