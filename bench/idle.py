@@ -1,7 +1,7 @@
 """Idle cost of the poller: `python -m bench idle`.
 
-What an idle installation costs the poller per cycle, on a fresh PostgreSQL database (created
-next to --postgres, dropped afterwards unless --keep):
+What an idle installation costs the poller per cycle, on a fresh PostgreSQL database (the one
+--postgres names, dropped and created again; dropped afterwards unless --keep):
 
 1. empty: no cues, no executions;
 2. + N active recurring cues, none due (next_run weeks ahead), bulk-inserted;
@@ -14,7 +14,10 @@ A cycle is what `run_poller` does between two sleeps: its `cycle()` (fire due cu
 leases, release retries, miss unclaimed worker executions, time out outcomes) and
 `sleep_seconds()` (the next-due lookups), called here in-process against that database, so
 it is the poller's own code and queries. After each seeding step the tables are ANALYZEd, as
-autovacuum would. Prints Markdown rows (median of --cycles cycles after one warm-up) and the
+autovacuum would. Prints Markdown rows: the wall time of a cycle (median of --cycles after
+three warm-up ones), the time in its statements, and what the database itself does for them
+(EXPLAIN ANALYZE execution time and buffers touched: the part the database's size can change,
+and steady on a loaded machine); then the time per statement, and the
 EXPLAIN (ANALYZE, BUFFERS) of every query a cycle runs on the fully seeded database.
 """
 
@@ -180,14 +183,15 @@ def time_cycles(cycles):
             statements.setdefault(statement_label(sql), []).append(time.perf_counter() - started)
 
     command = poller_command()
-    one_cycle(command)  # warm-up: connection, first-cycle cleanup, query plans
+    for _ in range(3):  # warm-up: connection, first-cycle cleanup, Django's query caches
+        one_cycle(command)
     with connection.execute_wrapper(record):
         times = [one_cycle(command) for _ in range(cycles)]
     return times, statements
 
 
-def cycle_queries():
-    """(sql, params) of every statement one cycle runs."""
+def cycle_queries(cleanup=False):
+    """(sql, params) of every statement one cycle runs (with the hourly cleanup's if asked)."""
     from django.db import connection
 
     captured = []
@@ -197,7 +201,7 @@ def cycle_queries():
         return execute(sql, params, many, context)
 
     command = poller_command()
-    command.last_cleanup = 0  # include the hourly cleanup's statements
+    command.last_cleanup = 0 if cleanup else time.time()
     with connection.execute_wrapper(record):
         command.cycle()
         command.sleep_seconds()
@@ -231,38 +235,73 @@ def plan_summary(lines):
     return "; ".join(scans) or "no table scan", took
 
 
+def buffers_touched(lines):
+    """Shared buffers the statement's execution hit or read (its plan's root node; planning's
+    own buffers left out)."""
+    for line in lines:
+        if line.startswith("Planning"):
+            return 0
+        if "Buffers:" in line:
+            return sum(int(n) for n in re.findall(r"shared (?:hit|read)=(\d+)", line))
+    return 0
+
+
+def server_work(repeats=5):
+    """(median of the summed EXPLAIN ANALYZE execution times in seconds, buffers touched) of
+    one cycle's statements: what the database does, not what the machine's load adds."""
+    queries = cycle_queries()
+    totals, buffers = [], 0
+    for _ in range(repeats):
+        plans = [explain(sql, params) for sql, params in queries]
+        totals.append(sum(float(re.search(r"Execution Time: ([\d.]+)", "\n".join(lines)).group(1))
+                          for lines in plans) / 1000)
+        buffers = sum(buffers_touched(lines) for lines in plans)
+    return statistics.median(totals), buffers
+
+
+def measure(cycles):
+    times, statements = time_cycles(cycles)
+    return times, statements, server_work()
+
+
 def run(url, cues, executions, cycles, keep, verbose_plans):
     admin_url, name = fresh_database(url)
     try:
         setup_django(url)
         rows = []
         analyze()
-        rows.append(("empty", 0, 0, time_cycles(cycles)))
+        rows.append(("empty", 0, 0, measure(cycles)))
         started = time.monotonic()
         worker_cues = seed_cues(cues)
         analyze()
         print(f"(seeded {cues} cues in {time.monotonic() - started:.0f} s)", flush=True)
-        rows.append((f"{cues:,} idle cues", cues, 0, time_cycles(cycles)))
+        rows.append((f"{cues:,} idle cues", cues, 0, measure(cycles)))
         started = time.monotonic()
         seed_executions(executions, worker_cues)
         analyze()
         print(f"(seeded {2 * executions} executions in {time.monotonic() - started:.0f} s)", flush=True)
         rows.append((f"{cues:,} idle cues + {executions:,} awaiting outcome + {executions:,} leased",
-                     cues, executions, time_cycles(cycles)))
+                     cues, executions, measure(cycles)))
         seed_waiting_executions(executions, worker_cues)
         analyze()
         rows.append((f"… + {executions:,} waiting to retry + {executions:,} worker ones waiting for a claim",
-                     cues, executions, time_cycles(cycles)))
+                     cues, executions, measure(cycles)))
 
-        print(f"\npoller cycle = run_poller's cycle() + sleep_seconds(), median of {cycles} after a warm-up; "
+        print(f"\npoller cycle = run_poller's cycle() + sleep_seconds(), median of {cycles} after 3 warm-up ones; "
               f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}\n")
-        print("| database state | cycle median | min | max | added vs empty |")
-        print("|---|---|---|---|---|")
-        empty = statistics.median(rows[0][3][0])
-        for label, _, _, (times, _) in rows:
+        # The cycle's wall time moves with the machine's load; its statements' time (sum of
+        # each statement's median round trip) is the part the database's size can change.
+        print("| database state | cycle median | min | added vs empty (median) | statements, round trips "
+              "(sum of medians) | server execution time (EXPLAIN ANALYZE, sum) | buffers touched |")
+        print("|---|---|---|---|---|---|---|")
+        empty = None
+        for label, _, _, (times, statements, (server_seconds, buffers)) in rows:
             median = statistics.median(times)
+            in_statements = sum(statistics.median(t) * len(t) / cycles for t in statements.values())
+            empty = median if empty is None else empty
             print(f"| {label} | {median * 1000:.2f} ms | {min(times) * 1000:.2f} ms | "
-                  f"{max(times) * 1000:.2f} ms | {(median - empty) * 1000:+.2f} ms |")
+                  f"{(median - empty) * 1000:+.2f} ms | {in_statements * 1000:.2f} ms | "
+                  f"{server_seconds * 1000:.2f} ms | {buffers} |")
 
         print("\nWhere a cycle's time goes: median ms per statement as the poller sees it (round trip "
               "included), per database state:\n")
@@ -275,7 +314,7 @@ def run(url, cues, executions, cycles, keep, verbose_plans):
 
         print("\nEXPLAIN (ANALYZE, BUFFERS) of each statement of one cycle (incl. hourly cleanup), "
               "fully seeded database:\n")
-        for sql, params in cycle_queries():
+        for sql, params in cycle_queries(cleanup=True):
             lines = explain(sql, params)
             scans, took = plan_summary(lines)
             print(f"- `{sql[:160]}{'…' if len(sql) > 160 else ''}`\n  {scans} — {took}")
