@@ -8,7 +8,7 @@ ifdef DATABASE_URL
 export DATABASE_URL
 endif
 
-.PHONY: run test migrate bench browser fuzz clean
+.PHONY: run test migrate bench browser pgbouncer fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,16 @@ browser:
 	else \
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  apt-get install -y -q chromium chromium-driver || { apt-get update -q && apt-get install -y -q chromium chromium-driver; }; \
+	fi
+
+# Debian's PgBouncer for tests/test_pgbouncer_live.py (needs root; .ci/run calls it). The test
+# starts its own PgBouncer; the packaged service is not needed.
+pgbouncer:
+	@if command -v pgbouncer >/dev/null || test -x /usr/sbin/pgbouncer; then \
+	  echo "pgbouncer: $$(PATH=$$PATH:/usr/sbin pgbouncer --version 2>/dev/null | head -1)"; \
+	else \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -q pgbouncer || { apt-get update -q && apt-get install -y -q pgbouncer; }; \
 	fi
 
 bench: $(VENV)/.test-installed

@@ -3,13 +3,15 @@
 The database sends the notifications itself, from triggers (cueapi/wakeups.py), at commit.
 `Listener` runs a thread on its own connection and sets an Event on each notification. It is a
 hint that work may be waiting: the engine loops still poll, so a lost notification only costs
-latency. On SQLite there is nothing to listen to, and the loops poll more often instead.
+latency. On SQLite there is nothing to listen to, nor through a transaction-mode pooler, and
+the loops poll more often instead.
 """
 
 import logging
 import threading
 import time
 
+from django.conf import settings
 from django.db import connection
 
 logger = logging.getLogger("cueapi.notify")
@@ -19,7 +21,10 @@ OUTBOX_CHANNEL = "cueapi_outbox"  # an outbox row or a notification was written:
 
 
 def listening_supported():
-    return connection.vendor == "postgresql"
+    """False on SQLite, and behind a transaction-mode pooler (DATABASE_POOLER=transaction):
+    there LISTEN runs on whichever server connection the pooler lends, the notifications
+    arrive on that connection after it went back to the pool, and PgBouncer drops them."""
+    return connection.vendor == "postgresql" and settings.DATABASE_POOLER != "transaction"
 
 
 class Listener(threading.Thread):

@@ -121,6 +121,17 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+# "transaction" when DATABASE_URL points at a pooler in transaction mode (PgBouncer
+# pool_mode=transaction): consecutive transactions of one connection may run on different
+# server connections, so nothing may outlive a transaction: no server-side cursors (Django's
+# .iterator() would DECLARE one WITH HOLD). Prepared statements need nothing here: Django on
+# psycopg 3 binds client-side and sets prepare_threshold=None. LISTEN does not work through
+# such a pooler either: cueapi/notify.py then polls instead.
+DATABASE_POOLER = env.str("DATABASE_POOLER", default="").strip().lower()
+if DATABASE_POOLER not in ("", "session", "transaction"):
+    raise ImproperlyConfigured(f"DATABASE_POOLER must be empty, session or transaction, got {DATABASE_POOLER!r}")
+if DATABASE_POOLER == "transaction":
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHE_TABLE = "cueapi_cache"

@@ -119,6 +119,14 @@ class Execution(models.Model):
             # dashboard's "waiting for an outcome" read only these rows, not every success.
             models.Index(fields=["outcome_deadline_at"], name="ix_executions_awaiting_outcome",
                          condition=models.Q(status="success", outcome_recorded_at__isnull=True)),
+            # Claimed by a worker, lease running: the poller's lease sweep and its next-due
+            # lookup read only these rows, not every delivery in flight (bench/idle.py).
+            models.Index(fields=["lease_expires_at"], name="ix_executions_leased",
+                         condition=models.Q(status="delivering")),
+            # Fired, not claimed yet: the poller's sweep for worker executions nobody claimed
+            # in 15 minutes is a range scan here instead of a join over every pending row.
+            models.Index(fields=["scheduled_for"], name="ix_executions_pending",
+                         condition=models.Q(status="pending")),
         ]
 
     def __str__(self):
