@@ -100,6 +100,22 @@ def cpu_seconds(pid):
         return float("nan")
 
 
+def cpu_by_program():
+    """CPU seconds used so far by every process of the machine, grouped: PostgreSQL, gunicorn,
+    the engine processes, this process (the receiver and load generator), anything else."""
+    groups = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        group = ("postgres" if command.startswith("postgres") else "gunicorn" if "gunicorn" in command
+                 else "run_poller" if "run_poller" in command else "run_dispatcher" if "run_dispatcher" in command
+                 else "bench (receiver)" if int(pid) == os.getpid() else "other")
+        groups[group] = groups.get(group, 0.0) + cpu_seconds(pid)
+    return groups
+
+
 def run_config(database_url, dispatchers, latency_cues, burst_cues, concurrency=None, pollers=1):
     env = dict(SERVER_ENV, **({"CUEAPI_DISPATCH_CONCURRENCY": str(concurrency)} if concurrency else {}))
     previous = os.environ.get("DATABASE_URL")
@@ -142,9 +158,15 @@ def run_config(database_url, dispatchers, latency_cues, burst_cues, concurrency=
             if datetime.now(timezone.utc) >= due:
                 raise RuntimeError("creating the burst took longer than planned")
             cpu_before = [cpu_seconds(p.pid) for p in engine]
+            machine_before = cpu_by_program()
             wait_for_count(receiver, burst_cues, (due - datetime.now(timezone.utc)).total_seconds() + 120)
             ids = [r["headers"]["X-CueAPI-Execution-Id"] for r in receiver.requests]
             last = max(r["received_at"] for r in receiver.requests)
+            machine_after = cpu_by_program()
+            spent = {group: machine_after[group] - machine_before.get(group, 0.0) for group in machine_after}
+            print("burst CPU, ms per delivery: " + ", ".join(
+                f"{group} {seconds * 1000 / burst_cues:.2f}" for group, seconds in
+                sorted(spent.items(), key=lambda item: -item[1]) if seconds > 0), file=sys.stderr)
             lateness = lateness_ms(receiver.requests)
             burst_row = {
                 "p50": percentile(lateness, 50), "p99": percentile(lateness, 99),
