@@ -16,6 +16,8 @@ from executions.models import DispatchOutbox
 
 logger = logging.getLogger("cueapi.engine")
 
+STOP = object()  # tells the recorder thread to finish
+
 
 class Command(EngineCommand):
     help = "Deliver outbox rows as signed webhooks on a bounded pool, with retries."
@@ -30,17 +32,21 @@ class Command(EngineCommand):
         # claim work we can't start at once (it would sit locked while others could send it).
         self.seats = threading.BoundedSemaphore(size)
         self.delivered = 0
-        # Sent deliveries wait here to be recorded together by the loop (the pool's threads
-        # only send: all database work is this thread's, a few statements per batch).
+        # Sent deliveries wait here to be recorded together, a few statements per batch, by the
+        # recorder thread while this loop claims (the pool's threads only send). With --once,
+        # this loop records them itself at the end.
         self.sent = queue.SimpleQueue()
         # What runs on the pool, so a stop can say what it waits for: future -> outbox row id
         # (None for another unit's task, e.g. an alert notification).
         self.in_flight = {}
         self.in_flight_lock = threading.Lock()
+        self.recorder = None
+        if not options.get("once"):
+            self.recorder = threading.Thread(target=self.record_forever, name="record", daemon=True)
+            self.recorder.start()
         super().handle(*args, **options)
 
     def cycle(self):
-        recorded = self.record_sent()
         claimed = 0
         while not self.stopping:
             free = self.take_free_seats()
@@ -67,17 +73,38 @@ class Command(EngineCommand):
                 break
         if self.once:
             self.executor.shutdown(wait=True)  # --once: finish what was claimed
-            recorded += self.record_sent()
+            self.record_sent()
         return {"delivered": self.delivered, "claimed_last_cycle": claimed}
 
+    def record_forever(self):
+        """The recorder thread: record whatever was sent, as it comes, until told to stop."""
+        while True:
+            items = self.take_sent(block=True)
+            batch = [item for item in items if item is not STOP]
+            if not connection.in_atomic_block:
+                close_old_connections()
+            try:
+                self.record(batch)
+            except Exception:  # the database is away: those rows' leases lapse, they are sent again
+                logger.exception("record_failed", extra={"fields": {"process": self.process_name}})
+            self.wakeup.set()  # seats are free: look for more work
+            if len(batch) < len(items):
+                return
+
     def record_sent(self):
-        """Record every delivery sent since the last call, as one batch; free their seats."""
-        batch = []
+        """Record, in this thread, everything sent so far (--once, and after a stop)."""
+        return self.record(self.take_sent(block=False))
+
+    def take_sent(self, block):
+        items = [self.sent.get()] if block else []
         while True:
             try:
-                batch.append(self.sent.get_nowait())
+                items.append(self.sent.get_nowait())
             except queue.Empty:
-                break
+                return items
+
+    def record(self, batch):
+        """Record a batch of sent deliveries and free their seats; return how many."""
         if not batch:
             return 0
         try:
@@ -146,4 +173,8 @@ class Command(EngineCommand):
                       other_tasks=len(waiting) - len(rows), execution_ids=",".join(map(str, execution_ids)),
                       at_most_seconds=settings.CUEAPI_WEBHOOK_TIMEOUT_SECONDS)
         self.executor.shutdown(wait=True)
-        self.record_sent()  # what was sent is recorded, not sent again after a restart
+        # What was sent is recorded, not sent again after a restart.
+        if self.recorder is not None:
+            self.sent.put(STOP)
+            self.recorder.join()
+        self.record_sent()
