@@ -157,6 +157,11 @@ def run_claims(database_url, executions, claimers):
 
 
 def main():
+    if sys.argv[1:2] == ["api"]:
+        from bench import api
+
+        api.main(sys.argv[2:])
+        return
     if sys.argv[1:2] == ["claims"]:
         parser = argparse.ArgumentParser(prog="python -m bench claims")
         parser.add_argument("claims")

@@ -1,15 +1,15 @@
 """Bearer authentication: API keys (`cue_sk_…`) and, for other tokens, session JWTs.
 
-An API key is looked up by its SHA-256 (keys are never stored in plaintext). The user row
-is cached in the shared cache for CUEAPI_AUTH_CACHE_SECONDS under `auth:<hash>`, so the
-auth path costs one cache read, or one indexed query on a miss; saving a user drops the
-entry, so limit changes made in the admin apply at once. The lookup is memoised on the
-request: the rate limiter (which runs first) and DRF share one lookup.
+An API key is looked up by its SHA-256 (keys are never stored in plaintext): one query on
+the unique `api_key_hash` index, no cache. That is cheaper than a read of the default
+database cache (a query plus unpickling a user), as cheap as Redis, and always current: a
+revoked or regenerated key, a deactivated user or a limit changed in the admin (even by a
+bulk `update()`) applies to the very next request. The lookup is memoised on the request:
+the rate limiter (which runs first) and DRF share one lookup.
 """
 
 import logging
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from rest_framework.authentication import BaseAuthentication
@@ -30,10 +30,6 @@ class AuthError(AuthenticationFailed):
         self.app_message = message
 
 
-def _cache_key(key_hash):
-    return f"auth:{key_hash}"
-
-
 def _safe_cache(call, *args, default=None):
     """Cache errors (Redis down) degrade to the database path, never to a 500."""
     try:
@@ -45,19 +41,7 @@ def _safe_cache(call, *args, default=None):
 
 def user_for_api_key(api_key):
     """The active user owning `api_key`, or None."""
-    key_hash = api_key_hash(api_key)
-    user = _safe_cache(cache.get, _cache_key(key_hash))
-    if user is None:
-        user = get_user_model().objects.filter(api_key_hash=key_hash, is_active=True).first()
-        if user is not None:
-            _safe_cache(cache.set, _cache_key(key_hash), user, settings.CUEAPI_AUTH_CACHE_SECONDS)
-    return user
-
-
-def forget_api_key(key_hash):
-    """Drop the cached user for this key hash (after a save or a key change)."""
-    if key_hash:
-        _safe_cache(cache.delete, _cache_key(key_hash))
+    return get_user_model().objects.filter(api_key_hash=api_key_hash(api_key), is_active=True).first()
 
 
 def mark_key_rotated(old_key_hash):
