@@ -4,7 +4,9 @@ A server as users run it (gunicorn with the project's default settings, the rate
 with the default cache backend unless --cache-url is given) with only the per-user quotas
 raised, on a fresh PostgreSQL database. 8 client threads, each on its own keep-alive
 connection, cycle GET /v1/cues, GET /v1/executions, POST /v1/cues, DELETE /v1/cues/{id} for
---seconds; prints one Markdown row per run: requests/s, p50/p99 per route, errors.
+--seconds; prints one Markdown row per run: requests/s, p50/p99 per route, errors, and the
+CPU time the gunicorn workers and the PostgreSQL backends spent per request (a figure that a
+machine shared with other work disturbs less than requests/s).
 
 The clients use http.client rather than requests: it costs the load generator, which shares
 the machine with the server, about a third of the CPU per request.
@@ -113,6 +115,32 @@ def gunicorn_workers(server):
     return [int(pid) for pid in out.split()]
 
 
+def cpu_seconds(pids):
+    """{pid: user + system CPU seconds} of the processes still alive."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    result = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        result[pid] = (int(fields[11]) + int(fields[12])) / ticks
+    return result
+
+
+def postgres_backends(server):
+    """Process ids of the PostgreSQL backends serving this server's database."""
+    import psycopg
+
+    with psycopg.connect(server.pg_admin_url, autocommit=True) as conn:
+        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", [server.pg_database]).fetchall()
+    return [pid for (pid,) in rows]
+
+
+def cpu_used(before, after):
+    return sum(after[pid] - before.get(pid, 0.0) for pid in after)
+
+
 def run_mix(database_url, seconds, threads, cache_url=None, profile_dir=None, extra_env=None):
     env = dict(QUOTA_ENV, **(extra_env or {}))
     if cache_url:
@@ -136,8 +164,10 @@ def run_mix(database_url, seconds, threads, cache_url=None, profile_dir=None, ex
             for pid in gunicorn_workers(server):
                 profilers.append(subprocess.Popen(
                     [py_spy, "record", "--format", "raw", "-o", f"{profile_dir}/worker-{pid}.txt",
-                     "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "200", "--nonblocking"],
+                     "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "100"],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        workers = gunicorn_workers(server)
+        web_before, db_before = cpu_seconds(workers), cpu_seconds(postgres_backends(server))
         stop_at = time.monotonic() + seconds
         started = time.monotonic()
         clients = [Client(server.url, key, i, stop_at) for i in range(threads)]
@@ -146,12 +176,16 @@ def run_mix(database_url, seconds, threads, cache_url=None, profile_dir=None, ex
         for c in clients:
             c.join()
         elapsed = time.monotonic() - started
+        web_cpu = cpu_used(web_before, cpu_seconds(workers))
+        db_cpu = cpu_used(db_before, cpu_seconds(postgres_backends(server)))
         for p in profilers:
             p.wait(timeout=60)
     latencies = {route: [x for c in clients for x in c.latencies[route]] for route in ROUTES}
     total = sum(len(v) for v in latencies.values())
     return {
         "rps": total / elapsed,
+        "web_cpu_ms": web_cpu * 1000 / max(1, total),
+        "db_cpu_ms": db_cpu * 1000 / max(1, total),
         "p50": {r: percentile(v, 50) * 1000 for r, v in latencies.items()},
         "p99": {r: percentile(v, 99) * 1000 for r, v in latencies.items()},
         "errors": sum(c.errors for c in clients),
@@ -160,18 +194,21 @@ def run_mix(database_url, seconds, threads, cache_url=None, profile_dir=None, ex
 
 def header():
     routes = " | ".join(f"{r} p50 / p99" for r in ROUTES)
-    return (f"| database | cache | req/s | {routes} | errors |\n"
-            f"|---|---|---|{'---|' * len(ROUTES)}---|")
+    return (f"| database | cache | req/s | {routes} | errors | CPU ms/request: gunicorn + PostgreSQL |\n"
+            f"|---|---|---|{'---|' * len(ROUTES)}---|---|")
 
 
 def row(cache_name, result, label="PostgreSQL"):
     cells = " | ".join(f"{result['p50'][r]:.1f} / {result['p99'][r]:.1f} ms" for r in ROUTES)
-    return f"| {label} | {cache_name} | {result['rps']:.0f} | {cells} | {result['errors']} |"
+    cpu = f"{result['web_cpu_ms']:.2f} + {result['db_cpu_ms']:.2f}"
+    return f"| {label} | {cache_name} | {result['rps']:.0f} | {cells} | {result['errors']} | {cpu} |"
 
 
 def median_result(results):
     return {
         "rps": statistics.median(r["rps"] for r in results),
+        "web_cpu_ms": statistics.median(r["web_cpu_ms"] for r in results),
+        "db_cpu_ms": statistics.median(r["db_cpu_ms"] for r in results),
         "p50": {route: statistics.median(r["p50"][route] for r in results) for route in ROUTES},
         "p99": {route: statistics.median(r["p99"][route] for r in results) for route in ROUTES},
         "errors": sum(r["errors"] for r in results),
