@@ -5,6 +5,7 @@ from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, Permis
 from django.core.validators import MinValueValidator
 from django.db import models
 
+from cueapi.authentication import forget_api_key
 from cueapi.ids import new_webhook_secret
 
 
@@ -96,6 +97,12 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def __str__(self):
         return self.email
+
+    def save(self, *args, **kwargs):
+        super().save(*args, **kwargs)
+        # The auth cache holds a copy of this row: drop it so limits edited in the admin
+        # (or anywhere) apply to the very next request.
+        forget_api_key(self.api_key_hash)
 
 
 class UsageMonthly(models.Model):

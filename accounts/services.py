@@ -9,7 +9,7 @@ from django.utils import timezone
 from email_validator import EmailNotValidError, validate_email
 
 from accounts.models import UsageMonthly, User
-from cueapi.authentication import mark_key_rotated
+from cueapi.authentication import forget_api_key, mark_key_rotated
 from cueapi.errors import AppError, RequestValidationError
 from cueapi.ids import (
     api_key_hash,
@@ -66,6 +66,7 @@ def user_regenerate_api_key(*, user: User) -> str:
     user.save(update_fields=["api_key_hash", "api_key_prefix", "api_key_encrypted", "session_version",
                              "updated_at"])
     user.refresh_from_db(fields=["session_version"])
+    forget_api_key(old_hash)
     if old_hash:
         mark_key_rotated(old_hash)
     return api_key
@@ -88,6 +89,7 @@ def user_get_alert_webhook_secret(*, user: User) -> str:
         user.alert_webhook_secret = (
             User.objects.filter(pk=user.pk).values_list("alert_webhook_secret", flat=True).get()
         )
+        forget_api_key(user.api_key_hash)
     return user.alert_webhook_secret
 
 

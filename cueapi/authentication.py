@@ -1,17 +1,20 @@
 """Bearer authentication: API keys (`cue_sk_…`) and, for other tokens, session JWTs.
 
 An API key is looked up by its SHA-256 (keys are never stored in plaintext): one query on
-the unique `api_key_hash` index, no cache. That is cheaper than a read of the default
-database cache (a query plus unpickling a user), as cheap as Redis, and always current: a
-revoked or regenerated key, a deactivated user or a limit changed in the admin (even by a
-bulk `update()`) applies to the very next request. The lookup is memoised on the request:
-the rate limiter (which runs first) and DRF share one lookup.
+the unique `api_key_hash` index. With Redis as the cache, the user row is cached there for
+CUEAPI_AUTH_CACHE_SECONDS under `auth:<hash>` (no query at all on a hit); saving a user or
+changing a key drops the entry, so limit changes made in the admin apply at once. The default
+database cache is not used for this: a read of it costs a query plus unpickling a user, more
+than the query it would save. The lookup is memoised on the request: the rate limiter (which
+runs first) and DRF share one lookup.
 """
 
 import logging
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
@@ -30,6 +33,10 @@ class AuthError(AuthenticationFailed):
         self.app_message = message
 
 
+def _cache_key(key_hash):
+    return f"auth:{key_hash}"
+
+
 def _safe_cache(call, *args, default=None):
     """Cache errors (Redis down) degrade to the database path, never to a 500."""
     try:
@@ -39,9 +46,26 @@ def _safe_cache(call, *args, default=None):
         return default
 
 
+def _auth_cache_enabled():
+    return isinstance(caches["default"], RedisCache)
+
+
 def user_for_api_key(api_key):
     """The active user owning `api_key`, or None."""
-    return get_user_model().objects.filter(api_key_hash=api_key_hash(api_key), is_active=True).first()
+    key_hash = api_key_hash(api_key)
+    cached = _auth_cache_enabled()
+    user = _safe_cache(cache.get, _cache_key(key_hash)) if cached else None
+    if user is None:
+        user = get_user_model().objects.filter(api_key_hash=key_hash, is_active=True).first()
+        if user is not None and cached:
+            _safe_cache(cache.set, _cache_key(key_hash), user, settings.CUEAPI_AUTH_CACHE_SECONDS)
+    return user
+
+
+def forget_api_key(key_hash):
+    """Drop the cached user for this key hash (after a save or a key change)."""
+    if key_hash and _auth_cache_enabled():
+        _safe_cache(cache.delete, _cache_key(key_hash))
 
 
 def mark_key_rotated(old_key_hash):
