@@ -14,8 +14,9 @@ receiver, then measures:
 a receiver that answers after a minute.
 
 `python -m bench claims` measures worker claims instead: 4 claimer processes (half
-claim-next, half list + claim-by-id) over 1,000 claimable executions on PostgreSQL; claims per
-second and the double-claim count.
+claim-next, half list + claim-by-id, each claim followed by its outcome) over 1,000 claimable
+executions on PostgreSQL, server as users run it (rate limiter on); claims per second and the
+double-claim count. `python -m bench api` measures the API mix (bench/api.py).
 
 `python -m bench idle` measures the poller's idle cost (bench/idle.py): one cycle on an empty
 database, with 100,000 idle cues, and with 10,000 executions awaiting an outcome + 10,000 leased.
@@ -219,23 +220,29 @@ def run_memory(database_url, in_flight):
         return rss_mb(dispatcher.pid), idle
 
 
-def run_claims(database_url, executions, claimers):
-    """Worker claims: `claimers` processes (half claim-next, half list + claim-by-id) over
-    `executions` claimable executions. Returns (claims per second, double claims, missing)."""
+def run_claims(database_url, executions, claimers, cache_url=""):
+    """Worker claims as users run the server (gunicorn defaults, rate limiter on, quotas
+    raised): `claimers` processes (half claim-next, half list + claim-by-id) over `executions`
+    claimable executions, each claim followed by its outcome. Returns (claims per second,
+    double claims, missing)."""
     import subprocess
 
-    from tests.test_claim_race import CLAIMER, RACE_ENV, fire_many
+    from bench.api import QUOTA_ENV
+    from tests.test_claim_race import CLAIMER, fire_many
 
     os.environ["DATABASE_URL"] = database_url
-    with LiveServer(api_only=True, **RACE_ENV) as server:
+    env = dict(QUOTA_ENV, **({"CACHE_URL": cache_url} if cache_url else {}))
+    with LiveServer(api_only=True, **env) as server:
         key = requests.post(server.url + "/v1/auth/register", json={"email": "claims@example.com"},
                             timeout=30).json()["api_key"]
         fired = fire_many(server, {"Authorization": f"Bearer {key}"}, executions)
         started = time.monotonic()
         procs = [subprocess.Popen([sys.executable, str(CLAIMER), server.url, key, "next" if i % 2 else "by-id",
-                                   f"w{i}"], stdout=subprocess.PIPE, text=True) for i in range(claimers)]
+                                   f"w{i}", "report"], stdout=subprocess.PIPE, text=True) for i in range(claimers)]
         claimed = [line for p in procs for line in p.communicate(timeout=600)[0].split()]
         elapsed = time.monotonic() - started
+        if any(p.returncode for p in procs):
+            raise RuntimeError(f"a claimer failed:\n{server.output()[-3000:]}")
     return len(claimed) / elapsed, len(claimed) - len(set(claimed)), len(fired - set(claimed))
 
 
@@ -244,16 +251,33 @@ def main():
         from bench import idle
 
         return idle.main(sys.argv[2:])
+    if sys.argv[1:2] == ["api"]:
+        from bench import api
+
+        api.main(sys.argv[2:])
+        return
     if sys.argv[1:2] == ["claims"]:
         parser = argparse.ArgumentParser(prog="python -m bench claims")
         parser.add_argument("claims")
         parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432/cueapi_bench")
         parser.add_argument("--executions", type=int, default=1000)
         parser.add_argument("--claimers", type=int, default=4)
+        parser.add_argument("--cache-url", default="", help="CACHE_URL for the server (default: the database cache)")
+        parser.add_argument("--runs", type=int, default=3, help="runs; a median row follows when > 1")
         args = parser.parse_args()
-        rate, doubles, missing = run_claims(args.postgres, args.executions, args.claimers)
-        print(f"| PostgreSQL | {args.claimers} claimers | {args.executions} executions | "
-              f"{rate:.0f} claims/s | {doubles} double claims | {missing} unclaimed |")
+        cache = args.cache_url.split("://")[0] if args.cache_url else "database (default)"
+        print(f"claims: claim + outcome per execution; {os.cpu_count()} cores; load {os.getloadavg()[0]:.2f}\n")
+        print("| database | cache | claimers | executions | claims/s | double claims | unclaimed |")
+        print("|---|---|---|---|---|---|---|", flush=True)
+        rates = []
+        for _ in range(args.runs):
+            rate, doubles, missing = run_claims(args.postgres, args.executions, args.claimers, args.cache_url)
+            rates.append(rate)
+            print(f"| PostgreSQL | {cache} | {args.claimers} | {args.executions} | {rate:.0f} | {doubles} | {missing} |",
+                  flush=True)
+        if len(rates) > 1:
+            print(f"| PostgreSQL | {cache}, median | {args.claimers} | {args.executions} | "
+                  f"{sorted(rates)[len(rates) // 2]:.0f} | | |", flush=True)
         return
     if sys.argv[1:2] == ["memory"]:
         parser = argparse.ArgumentParser(prog="python -m bench memory")

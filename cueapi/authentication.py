@@ -1,17 +1,20 @@
 """Bearer authentication: API keys (`cue_sk_…`) and, for other tokens, session JWTs.
 
-An API key is looked up by its SHA-256 (keys are never stored in plaintext). The user row
-is cached in the shared cache for CUEAPI_AUTH_CACHE_SECONDS under `auth:<hash>`, so the
-auth path costs one cache read, or one indexed query on a miss; saving a user drops the
-entry, so limit changes made in the admin apply at once. The lookup is memoised on the
-request: the rate limiter (which runs first) and DRF share one lookup.
+An API key is looked up by its SHA-256 (keys are never stored in plaintext): one query on
+the unique `api_key_hash` index. With Redis as the cache, the user row is cached there for
+CUEAPI_AUTH_CACHE_SECONDS under `auth:<hash>` (no query at all on a hit); saving a user or
+changing a key drops the entry, so limit changes made in the admin apply at once. The default
+database cache is not used for this: a read of it costs a query plus unpickling a user, more
+than the query it would save. The lookup is memoised on the request: the rate limiter (which
+runs first) and DRF share one lookup.
 """
 
 import logging
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
@@ -43,20 +46,25 @@ def _safe_cache(call, *args, default=None):
         return default
 
 
+def _auth_cache_enabled():
+    return isinstance(caches["default"], RedisCache)
+
+
 def user_for_api_key(api_key):
     """The active user owning `api_key`, or None."""
     key_hash = api_key_hash(api_key)
-    user = _safe_cache(cache.get, _cache_key(key_hash))
+    cached = _auth_cache_enabled()
+    user = _safe_cache(cache.get, _cache_key(key_hash)) if cached else None
     if user is None:
         user = get_user_model().objects.filter(api_key_hash=key_hash, is_active=True).first()
-        if user is not None:
+        if user is not None and cached:
             _safe_cache(cache.set, _cache_key(key_hash), user, settings.CUEAPI_AUTH_CACHE_SECONDS)
     return user
 
 
 def forget_api_key(key_hash):
     """Drop the cached user for this key hash (after a save or a key change)."""
-    if key_hash:
+    if key_hash and _auth_cache_enabled():
         _safe_cache(cache.delete, _cache_key(key_hash))
 
 

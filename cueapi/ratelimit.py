@@ -1,10 +1,13 @@
-"""Sliding-window rate limiter (SERVER.md §8) on the shared Django cache.
+"""Sliding-window rate limiter (SERVER.md §8).
 
-A bucket is a log of request times in the last 60 s. A request is refused, without being
-recorded, when the log already holds `limit` entries. On Redis the check-and-record is one
-Lua script (atomic across processes); on any other cache backend (the database cache by
-default) it is a read-modify-write, which may under-count a burst of truly simultaneous
-requests from one key by a few, never over-count.
+A request is refused, without being recorded, when its bucket already holds `limit` requests
+in the last 60 s. On Redis the window is a log of request times, checked and recorded by one
+Lua script (atomic across processes). Otherwise (the default) it lives in the database, in
+`rate_limit_counters`: one row per bucket and wall-clock second with its hit count and the time
+of its first hit, so a hit is one statement on PostgreSQL (read the window, upsert this second)
+and two on SQLite, however busy the key. A row counts while its first hit is in the window, so
+a second's later hits leave the window with its first: a truly simultaneous burst from one key,
+or a second straddling the window's edge, may be under-counted by a few, never over-counted.
 """
 
 import time
@@ -13,6 +16,7 @@ from dataclasses import dataclass
 
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
+from django.db import connection
 
 WINDOW_SECONDS = 60
 _TTL_SECONDS = 70
@@ -63,22 +67,53 @@ class Decision:
         return max(1, int(WINDOW_SECONDS - (self.now - self.oldest)))
 
 
+# The rows of a bucket in the window ending at `now`: the (bucket, second) index narrows the
+# scan to the last 61 seconds, `first_at` decides.
+_WINDOW_SQL = (
+    "SELECT COALESCE(SUM(hits), 0) AS used, MIN(first_at) AS oldest FROM rate_limit_counters "
+    "WHERE bucket = %s AND second >= %s AND first_at > %s"
+)
+_RECORD_SQL = (
+    "INSERT INTO rate_limit_counters (bucket, second, hits, first_at) VALUES (%s, %s, 1, %s) "
+    "ON CONFLICT (bucket, second) DO UPDATE SET hits = rate_limit_counters.hits + 1"
+)
+# PostgreSQL: read the window and, when it is under the limit, record the hit, in one
+# statement (both parts see the window as of the statement's start).
+_HIT_SQL_POSTGRESQL = f"""
+WITH in_window AS ({_WINDOW_SQL}),
+recorded AS (
+    INSERT INTO rate_limit_counters (bucket, second, hits, first_at)
+    SELECT %s, %s, 1, %s FROM in_window WHERE in_window.used < %s
+    ON CONFLICT (bucket, second) DO UPDATE SET hits = rate_limit_counters.hits + 1
+)
+SELECT used, oldest FROM in_window
+"""
+
+
 def hit(bucket, limit, now=None):
     """Record one request in `bucket` unless it is over `limit`; say which."""
     now = time.time() if now is None else now
     cache = caches["default"]
     if isinstance(cache, RedisCache):
         return _hit_redis(cache, bucket, limit, now)
-    return _hit_cache(cache, bucket, limit, now)
+    return _hit_table(bucket, limit, now)
 
 
-def _hit_cache(cache, bucket, limit, now):
-    entries = [t for t in (cache.get(bucket) or []) if t > now - WINDOW_SECONDS]
-    oldest = entries[0] if entries else None
-    if len(entries) >= limit:
-        return Decision(False, limit, len(entries), oldest, now)
-    cache.set(bucket, entries + [now], _TTL_SECONDS)
-    return Decision(True, limit, len(entries), oldest, now)
+def _window_params(bucket, now):
+    return [bucket, int(now) - WINDOW_SECONDS, now - WINDOW_SECONDS]
+
+
+def _hit_table(bucket, limit, now):
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(_HIT_SQL_POSTGRESQL, [*_window_params(bucket, now), bucket, int(now), now, limit])
+            used, oldest = cursor.fetchone()
+        else:
+            cursor.execute(_WINDOW_SQL, _window_params(bucket, now))
+            used, oldest = cursor.fetchone()
+            if used < limit:
+                cursor.execute(_RECORD_SQL, [bucket, int(now), now])
+    return Decision(used < limit, limit, int(used), oldest, now)
 
 
 def _hit_redis(cache, bucket, limit, now):
@@ -98,7 +133,16 @@ def current_usage(bucket, now=None):
         key = cache.make_and_validate_key(bucket)
         client = cache._cache.get_client(key)
         return int(client.zcount(key, now - WINDOW_SECONDS, "+inf"))
-    return len([t for t in (cache.get(bucket) or []) if t > now - WINDOW_SECONDS])
+    with connection.cursor() as cursor:
+        cursor.execute(_WINDOW_SQL, _window_params(bucket, now))
+        return int(cursor.fetchone()[0])
+
+
+def delete_old_counters(*, now):
+    """Drop the database limiter's rows that left the window (the poller's hourly cleanup)."""
+    from cueapi.models import RateLimitCounter
+
+    return RateLimitCounter.objects.filter(second__lt=int(now.timestamp()) - WINDOW_SECONDS - 1).delete()[0]
 
 
 def fixed_window_allows(key, limit, seconds):

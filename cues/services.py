@@ -3,6 +3,7 @@ meaning, in the reference's order (SERVER.md §3.4), and persists nothing on err
 
 import json
 from collections import Counter
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -10,7 +11,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
-from accounts.models import User, cue_limit_message, limit_reached
+from accounts.models import NO_LIMIT, User, cue_limit_message, limit_reached
 from accounts.selectors import user_limited_cue_count
 from cueapi.errors import AppError, RequestValidationError
 from cueapi.urlsafety import UnsafeURL, validate_url
@@ -116,13 +117,45 @@ def _next_run_on_resume(cue, now):
     return cue.schedule_at
 
 
-@transaction.atomic
 def cue_create(*, user, data, now=None):
-    """Create a cue from validated input; return (cue, warning)."""
+    """Create a cue from validated input; return (cue, warning).
+
+    Errors come in the reference's order: duplicate name, cue limit, then the content checks.
+    The content checks (with the callback URL's DNS lookup) run first, outside any transaction,
+    and an error of theirs waits until the name and the limit have been checked. On the way to
+    a 201 the unique constraint is what finds a duplicate name, and the owner's row is locked
+    (two creates at once must not both pass the limit check) only when there is a cue limit.
+    """
     now = now or timezone.now()
-    # Lock the owner: two creates at once must not both pass the limit check.
-    user = User.objects.select_for_update(no_key=True).get(pk=user.pk)
     name = data["name"]
+    try:
+        cue = _new_cue(user=user, data=data, now=now)
+    except (AppError, RequestValidationError):
+        if Cue.objects.filter(user=user, name=name).exists():
+            raise _duplicate_name(name) from None
+        _check_cue_limit(user)
+        raise
+    try:
+        if user.active_cue_limit == NO_LIMIT:
+            # In autocommit a failed INSERT spoils nothing; inside a caller's transaction a
+            # savepoint keeps that transaction usable after a duplicate.
+            with transaction.atomic() if connection.in_atomic_block else nullcontext():
+                cue.save(force_insert=True)
+        else:
+            with transaction.atomic():
+                owner = User.objects.select_for_update(no_key=True).only("pk", "active_cue_limit").get(pk=user.pk)
+                if limit_reached(used=user_limited_cue_count(user=owner), limit=owner.active_cue_limit):
+                    if Cue.objects.filter(user=owner, name=name).exists():
+                        raise _duplicate_name(name)
+                    raise AppError("cue_limit_exceeded", cue_limit_message(owner.active_cue_limit), 403)
+                cue.save(force_insert=True)
+    except IntegrityError:  # unique_user_cue_name
+        raise _duplicate_name(name) from None
+    return cue, cue_worker_warning(cue=cue, now=now)
+
+
+def _new_cue(*, user, data, now):
+    """The unsaved cue for validated input, after the content checks in the reference's order."""
     transport = data.get("transport") or Cue.Transport.WEBHOOK
     callback = data.get("callback") or {}
     sched = data["schedule"]
@@ -130,9 +163,6 @@ def cue_create(*, user, data, now=None):
     payload = data.get("payload")
     payload = {} if payload is None else payload
 
-    if Cue.objects.filter(user=user, name=name).exists():
-        raise _duplicate_name(name)
-    _check_cue_limit(user)
     if transport == Cue.Transport.WEBHOOK:
         _check_callback_url(callback["url"])
     check_payload(payload)
@@ -146,9 +176,9 @@ def cue_create(*, user, data, now=None):
     retry = {**DEFAULT_RETRY, **(data.get("retry") or {})}
     verification = data.get("verification")
 
-    cue = Cue(
+    return Cue(
         user=user,
-        name=name,
+        name=data["name"],
         description=data.get("description"),
         schedule_type=sched["type"],
         schedule_cron=sched.get("cron") or None,
@@ -168,12 +198,6 @@ def cue_create(*, user, data, now=None):
         catch_up=data.get("catch_up") or Cue.CatchUp.LATEST,
         outcome_deadline_seconds=(data.get("delivery") or {}).get("outcome_deadline_seconds"),
     )
-    try:
-        with transaction.atomic():
-            cue.save(force_insert=True)
-    except IntegrityError:
-        raise _duplicate_name(name) from None
-    return cue, cue_worker_warning(cue=cue, now=now)
 
 
 def cue_worker_warning(*, cue: Cue, now: datetime) -> str | None:

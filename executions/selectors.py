@@ -92,8 +92,8 @@ def execution_list(*, user, filters, limit, offset):
         queryset = queryset.filter(status__in=filters["status__in"])
     if filters.get("worker_id"):
         queryset = queryset.filter(claimed_by_worker=filters["worker_id"])
-    total = queryset.count()
-    oldest_claimed = queryset.aggregate(t=Min("claimed_at"))["t"] if total else None
+    summary = queryset.aggregate(total=Count("pk"), oldest_claimed=Min("claimed_at"))  # one query
+    total, oldest_claimed = summary["total"], summary["oldest_claimed"]
     page = list(queryset.order_by("-created_at", "-id")[offset : offset + limit])
     return page, total, oldest_claimed
 

@@ -2,6 +2,7 @@ from django.utils import timezone
 
 from accounts.device import delete_expired_device_codes
 from cueapi.notify import CUES_CHANNEL
+from cueapi.ratelimit import delete_old_counters
 from executions import poller
 from executions.engine import EngineCommand
 
@@ -10,7 +11,7 @@ CLEANUP_EVERY_SECONDS = 3600
 
 class Command(EngineCommand):
     help = ("Fire due cues, expire worker leases, release due retries, mark unclaimed worker "
-            "executions missed, time out missing outcomes, clean up old outbox rows and login codes.")
+            "executions missed, time out missing outcomes, clean up old outbox rows, login codes and rate-limit counters.")
     process_name = "poller"
     listen_channel = CUES_CHANNEL
 
@@ -35,6 +36,7 @@ class Command(EngineCommand):
         if now.timestamp() - getattr(self, "last_cleanup", 0) > CLEANUP_EVERY_SECONDS:
             poller.delete_old_outbox_rows(now=now)
             delete_expired_device_codes(now=now)
+            delete_old_counters(now=now)
             self.last_cleanup = now.timestamp()
         return {"cues_processed": fired + other}
 
