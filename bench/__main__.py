@@ -36,17 +36,10 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import SERVER_ENV  # noqa: E402
 from tests.live import LiveServer  # noqa: E402
 from tests.receiver import Receiver  # noqa: E402
 
-# As users run it (rate limiter on, default cache, default gunicorn and engine settings), with
-# only the per-user quotas raised: the bench creates thousands of cues in a minute.
-SERVER_ENV = {
-    "CUEAPI_DEFAULT_CUE_LIMIT": "0",
-    "CUEAPI_DEFAULT_MONTHLY_EXECUTION_LIMIT": "0",
-    "CUEAPI_DEFAULT_RATE_LIMIT_PER_MINUTE": "1000000",
-    "LOG_LEVEL": "WARNING",
-}
 CREATE_THREADS = 8
 
 
@@ -227,11 +220,10 @@ def run_claims(database_url, executions, claimers, cache_url=""):
     double claims, missing)."""
     import subprocess
 
-    from bench.api import QUOTA_ENV
     from tests.test_claim_race import CLAIMER, fire_many
 
     os.environ["DATABASE_URL"] = database_url
-    env = dict(QUOTA_ENV, **({"CACHE_URL": cache_url} if cache_url else {}))
+    env = dict(SERVER_ENV, **({"CACHE_URL": cache_url} if cache_url else {}))
     with LiveServer(api_only=True, **env) as server:
         key = requests.post(server.url + "/v1/auth/register", json={"email": "claims@example.com"},
                             timeout=30).json()["api_key"]

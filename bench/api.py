@@ -25,15 +25,9 @@ from urllib.parse import urlsplit
 
 import requests
 
+from bench import SERVER_ENV  # noqa: E402
 from tests.live import LiveServer
 
-# Only the per-user quotas are raised (the mix creates thousands of cues and runs at several
-# hundred requests a second on one key); everything else is the project's default.
-QUOTA_ENV = {
-    "CUEAPI_DEFAULT_CUE_LIMIT": "1000000",
-    "CUEAPI_DEFAULT_MONTHLY_EXECUTION_LIMIT": "10000000",
-    "CUEAPI_DEFAULT_RATE_LIMIT_PER_MINUTE": "10000000",
-}
 ROUTES = ["GET /v1/cues", "GET /v1/executions", "POST /v1/cues", "DELETE /v1/cues/{id}"]
 STANDING_CUES = 20
 STANDING_EXECUTIONS = 50
@@ -142,7 +136,7 @@ def cpu_used(before, after):
 
 
 def run_mix(database_url, seconds, threads, cache_url=None, profile_dir=None, extra_env=None):
-    env = dict(QUOTA_ENV, **(extra_env or {}))
+    env = dict(SERVER_ENV, **(extra_env or {}))
     if cache_url:
         env["CACHE_URL"] = cache_url
     os.environ["DATABASE_URL"] = database_url

@@ -207,7 +207,7 @@ CUEAPI_RATE_LIMIT_ENABLED = env_bool("CUEAPI_RATE_LIMIT_ENABLED", True)
 CUEAPI_RETRY_UNIT_SECONDS = env_positive_int("CUEAPI_RETRY_UNIT_SECONDS", 60)
 CUEAPI_POLL_INTERVAL_SECONDS = env.float("CUEAPI_POLL_INTERVAL_SECONDS", default=5.0)
 # Sends are threads waiting on the network; the database work is one thread's, per batch.
-CUEAPI_DISPATCH_CONCURRENCY = env_positive_int("CUEAPI_DISPATCH_CONCURRENCY", 64)
+CUEAPI_DISPATCH_CONCURRENCY = env_positive_int("CUEAPI_DISPATCH_CONCURRENCY", 256)
 # At most this many of one user's webhooks in flight at once (over all dispatchers), so a slow
 # or hostile handler can hold only part of the seats; the rest keep other users' deliveries going.
 CUEAPI_DISPATCH_PER_USER_IN_FLIGHT = env_positive_int(

@@ -366,16 +366,16 @@ def outcome_recorded(*, execution: Execution, cue: Cue, outcome: dict, now: date
     outcome for good (no retry: the handler ran). Returns the outcome_state, or None when one
     was already recorded. (`logged`: the caller's log line already tells it.)"""
     fields = outcome_fields(outcome=outcome, verification_mode=cue.verification_mode, now=now)
-    if not Execution.objects.filter(pk=execution.pk, outcome_recorded_at__isnull=True).update(**fields):
-        return None
     state, success = fields["outcome_state"], outcome["success"]
     worker = cue.callback_transport == Transport.WORKER
-    if worker:
-        completion = dict(status=Status.SUCCESS if success else Status.FAILED, lease_expires_at=None,
-                          next_retry=None, updated_at=now)
-        completion.update(delivered_at=now, error_message=None) if success else completion.update(
+    if worker:  # the outcome completes the worker's run: one UPDATE for both
+        fields.update(status=Status.SUCCESS if success else Status.FAILED, lease_expires_at=None, next_retry=None,
+                      updated_at=now)
+        fields.update(delivered_at=now, error_message=None) if success else fields.update(
             error_message=outcome.get("error"))
-        Execution.objects.filter(pk=execution.pk).update(**completion)
+    if not Execution.objects.filter(pk=execution.pk, outcome_recorded_at__isnull=True).update(**fields):
+        return None
+    if worker:
         # For a worker, running the handler is the delivery: its failure fails the attempt.
         _attempt_row(execution, execution.attempts, Transport.WORKER,
                      DeliveryAttempt.Result.DELIVERED if success else DeliveryAttempt.Result.FAILED, now,

@@ -1,6 +1,7 @@
 import logging
 import queue
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
@@ -23,7 +24,7 @@ class Command(EngineCommand):
     help = "Deliver outbox rows as signed webhooks on a bounded pool, with retries."
     process_name = "dispatcher"
     listen_channel = OUTBOX_CHANNEL
-    min_cycle_seconds = 0.025
+    min_cycle_seconds = 0.01
 
     def handle(self, *args, **options):
         size = settings.CUEAPI_DISPATCH_CONCURRENCY
@@ -79,6 +80,7 @@ class Command(EngineCommand):
     def record_forever(self):
         """The recorder thread: record whatever was sent, as it comes, until told to stop."""
         while True:
+            started = time.monotonic()
             items = self.take_sent(block=True)
             batch = [item for item in items if item is not STOP]
             if not connection.in_atomic_block:
@@ -90,6 +92,8 @@ class Command(EngineCommand):
             self.wakeup.set()  # seats are free: look for more work
             if len(batch) < len(items):
                 return
+            # Like the loop's passes: while answers keep coming, let them gather into batches.
+            time.sleep(max(0.0, self.min_cycle_seconds - (time.monotonic() - started)))
 
     def record_sent(self):
         """Record, in this thread, everything sent so far (--once, and after a stop)."""
