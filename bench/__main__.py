@@ -154,7 +154,7 @@ def run_config(database_url, dispatchers, latency_cues, burst_cues, concurrency=
             # Burst: every cue due at the same instant.
             with receiver.lock:
                 receiver.requests.clear()
-            due = datetime.now(timezone.utc) + timedelta(seconds=10 + burst_cues * 0.04)
+            due = datetime.now(timezone.utc) + timedelta(seconds=10 + burst_cues * 0.02)
             create_cues(server, auth, receiver.url, [due] * burst_cues, "burst")
             if datetime.now(timezone.utc) >= due:
                 raise RuntimeError("creating the burst took longer than planned")
@@ -193,7 +193,8 @@ def run_config(database_url, dispatchers, latency_cues, burst_cues, concurrency=
 
 def run_memory(database_url, in_flight):
     """Dispatcher RSS with `in_flight` deliveries open at once on a receiver that answers after
-    60 s (concurrency raised to match). Returns (RSS with them in flight, RSS before)."""
+    60 s (concurrency raised to match). Returns (RSS with them in flight, RSS before, how many
+    were in flight when measured)."""
     os.environ["DATABASE_URL"] = database_url
     env = dict(SERVER_ENV, CUEAPI_DISPATCH_CONCURRENCY=str(in_flight), CUEAPI_WEBHOOK_TIMEOUT_SECONDS="120",
                CUEAPI_DISPATCH_PER_USER_IN_FLIGHT=str(in_flight))
@@ -208,9 +209,7 @@ def run_memory(database_url, in_flight):
         deadline = time.monotonic() + (due - datetime.now(timezone.utc)).total_seconds() + 50
         while len(receiver.requests) < in_flight and time.monotonic() < deadline:
             time.sleep(0.2)
-        if len(receiver.requests) < in_flight:
-            raise RuntimeError(f"only {len(receiver.requests)} of {in_flight} deliveries arrived")
-        return rss_mb(dispatcher.pid), idle
+        return rss_mb(dispatcher.pid), idle, len(receiver.requests)
 
 
 def run_claims(database_url, executions, claimers, cache_url=""):
@@ -277,9 +276,9 @@ def main():
         parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432/cueapi_bench")
         parser.add_argument("--in-flight", type=int, default=1000)
         args = parser.parse_args()
-        rss, idle = run_memory(args.postgres, args.in_flight)
-        print(f"| PostgreSQL | {args.in_flight} deliveries in flight to a slow receiver | dispatcher RSS "
-              f"{rss:.0f} MB (idle {idle:.0f} MB) |")
+        rss, idle, arrived = run_memory(args.postgres, args.in_flight)
+        print(f"| PostgreSQL | {arrived} of {args.in_flight} deliveries in flight to a slow receiver | "
+              f"dispatcher RSS {rss:.0f} MB (idle {idle:.0f} MB) |")
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432/cueapi_bench",

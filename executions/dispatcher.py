@@ -194,20 +194,24 @@ def _send(execution: Execution, cue: Cue, attempt: int) -> DeliveryResult:
 
 def record_deliveries(deliveries: list[Delivery], *, now: datetime) -> None:
     """Record sent deliveries. The common case, a batch of plain 2xx answers still held and
-    still `delivering`, is a few statements for the whole batch (`_record_delivered_batch`);
+    still `delivering`, is a few statements for the whole batch (lifecycle.webhooks_delivered);
     anything else, or any surprise in the batch, is recorded one row at a time
     (`record_attempt`). A row whose recording fails is logged and left to lapse: its lease
     ends and it is sent again (at most MAX_DISPATCHES times), and the other rows are recorded."""
-    plain = [d for d in deliveries if d.result.delivered and d.result.reported_outcome is None]
-    rest = [d for d in deliveries if d not in plain]
+    plain, rest = [], []
+    for delivery in deliveries:
+        result = delivery.result
+        (plain if result.delivered and result.reported_outcome is None else rest).append(delivery)
     if plain:
         try:
             with transaction.atomic():
                 if not _close_rows(plain, now):
                     raise lifecycle.BatchChanged("a row is no longer held")
                 lifecycle.webhooks_delivered(items=[_delivered_item(d) for d in plain], now=now)
-        except lifecycle.BatchChanged:
-            rest = plain + rest  # something moved meanwhile: the careful path sorts it out
+        except Exception as exc:  # noqa: BLE001 - the careful path sorts it out, row by row
+            if not isinstance(exc, lifecycle.BatchChanged):  # moved meanwhile is normal; this is not
+                logger.error("batch_record_failed", exc_info=True)
+            rest = plain + rest
     for delivery in rest:
         try:
             record_attempt(row_id=delivery.row_id, token=delivery.token, execution=delivery.execution,

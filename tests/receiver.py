@@ -51,7 +51,8 @@ class Receiver:
             def log_message(self, *args):
                 pass
 
-        server_class = http.server.ThreadingHTTPServer
+        # A deep accept queue: the benchmark opens hundreds of connections at once.
+        server_class = type("Server", (http.server.ThreadingHTTPServer,), {"request_queue_size": 1024})
         if ":" in host:
             server_class = type("IPv6Server", (server_class,), {"address_family": socket.AF_INET6})
         self.server = server_class((host, 0), Handler)

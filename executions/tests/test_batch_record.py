@@ -3,6 +3,7 @@ and the poller's batch advance: the same end state as one row at a time, and whe
 changed under a batch, the careful one-at-a-time path sorts it out."""
 
 from datetime import timedelta
+from unittest import mock
 
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
@@ -11,7 +12,7 @@ from django.utils import timezone
 
 from cueapi.testing import CueTestCase
 from cues.models import Cue
-from executions import dispatcher, poller
+from executions import dispatcher, lifecycle, poller
 from executions.delivery import DeliveryResult
 from executions.models import DeliveryAttempt, DispatchOutbox, Execution
 from tests.receiver import Receiver
@@ -139,6 +140,18 @@ class RecordDeliveriesTests(CueTestCase):
         self.assertIn("record_failed", logs.output[0])
         self.assertEqual(Execution.objects.get(pk=deliveries[0].execution.pk).status, Execution.Status.DELIVERING)
         self.assertEqual(Execution.objects.get(pk=deliveries[1].execution.pk).status, Execution.Status.RETRYING)
+
+    def test_a_batch_that_fails_to_record_is_recorded_row_by_row(self):
+        deliveries = self.claim(3)
+        for delivery in deliveries:
+            delivery.result = ok()
+        with mock.patch.object(lifecycle, "webhooks_delivered", side_effect=RuntimeError("a bug")), \
+                self.assertLogs("cueapi.engine", "ERROR") as logs:
+            dispatcher.record_deliveries(deliveries, now=timezone.now())
+        self.assertIn("batch_record_failed", logs.output[0])
+        for delivery in deliveries:
+            self.assertEqual(Execution.objects.get(pk=delivery.execution.pk).status, Execution.Status.SUCCESS)
+            self.assertEqual(DeliveryAttempt.objects.filter(execution_id=delivery.execution.pk).count(), 1)
 
     def test_sending_touches_no_database(self):
         with Receiver() as receiver:

@@ -134,13 +134,16 @@ class Command(EngineCommand):
         return free
 
     def run_task(self, task):
-        if not connection.in_atomic_block:  # inside a test's transaction: keep it
-            close_old_connections()
+        """Another unit's task (an alert notification) on a pool thread. Its database
+        connection is closed when it ends: the pool has hundreds of threads, and each one
+        keeping a connection could exhaust PostgreSQL's (alerts are rare; reconnecting is cheap)."""
+        if connection.in_atomic_block:  # inside a test's transaction: keep it
+            task()
+            return
         try:
             task()
         finally:
-            if not connection.in_atomic_block:
-                close_old_connections()
+            connection.close()
 
     def delivery_sent(self, future):
         """A send ended (send_delivery never raises): queue it for recording, wake the loop."""
