@@ -24,11 +24,12 @@ from typing import Iterable
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, F, QuerySet, Value, When
+from django.db.models import F, QuerySet
 from django.db.models.functions import Coalesce
 
 from accounts.services import usage_increment
 from cueapi import metrics
+from cueapi.bulk import value_by_pk
 from cueapi.logs import log_event
 from cues.models import Cue
 from cues.services import cue_record_run, cue_runs_recorded
@@ -246,12 +247,12 @@ def webhooks_delivered(*, items: list[Delivered], now: datetime) -> None:
     moved = Execution.objects.filter(pk__in=deadlines, status=Status.DELIVERING).update(
         status=Status.SUCCESS, delivered_at=now, next_retry=None, error_message=None, last_attempt_at=now,
         updated_at=now,
-        outcome_deadline_seconds=_per_row("outcome_deadline_seconds", deadlines),
-        outcome_deadline_at=_per_row("outcome_deadline_at", {
+        outcome_deadline_seconds=_by_row("outcome_deadline_seconds", deadlines),
+        outcome_deadline_at=_by_row("outcome_deadline_at", {
             pk: now + timedelta(seconds=seconds) if seconds else None for pk, seconds in deadlines.items()}),
-        http_status=_per_row("http_status", {i.execution.pk: i.result.http_status for i in items}),
-        response_body=_per_row("response_body", {i.execution.pk: i.result.response_text for i in items}),
-        attempts=_per_row("attempts", {i.execution.pk: i.attempt for i in items}))
+        http_status=_by_row("http_status", {i.execution.pk: i.result.http_status for i in items}),
+        response_body=_by_row("response_body", {i.execution.pk: i.result.response_text for i in items}),
+        attempts=_by_row("attempts", {i.execution.pk: i.attempt for i in items}))
     if moved != len(items):
         raise BatchChanged(f"{len(items) - moved} of {len(items)} executions are no longer delivering")
     DeliveryAttempt.objects.bulk_create(
@@ -268,15 +269,8 @@ def webhooks_delivered(*, items: list[Delivered], now: datetime) -> None:
                   http_status=item.result.http_status, duration_ms=item.result.duration_ms, outcome=None)
 
 
-def _per_row(field: str, values: dict):
-    """An UPDATE's value for `field` that differs by row: one value when all rows share it,
-    else a CASE on the primary key."""
-    distinct = set(values.values())
-    output_field = Execution._meta.get_field(field)
-    if len(distinct) == 1:
-        return Value(distinct.pop(), output_field=output_field)
-    return Case(*(When(pk=pk, then=Value(value, output_field=output_field)) for pk, value in values.items()),
-                output_field=output_field)
+def _by_row(field: str, values: dict):
+    return value_by_pk(values, Execution._meta.get_field(field))
 
 
 def attempt_failed(*, execution: Execution, cue: Cue, attempt: int, error: str, now: datetime,

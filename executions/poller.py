@@ -12,12 +12,13 @@ import time
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import Case, F, Min, Q, QuerySet, Value, When
+from django.db.models import F, Min, Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import NO_LIMIT, monthly_execution_limit_message
 from accounts.selectors import user_executions_this_month
 from cueapi import metrics
+from cueapi.bulk import value_by_pk
 from cueapi.logs import log_event
 from cues.models import Cue
 from cues.schedule import ScheduleError, plan_catch_up
@@ -110,18 +111,10 @@ def _advance(plans: list, now: datetime) -> None:
         guard |= Q(pk=cue.pk, next_run=cue.next_run)
         next_runs[cue.pk], fired[cue.pk] = next_run, len(fire)
     advanced = Cue.objects.filter(guard, status=Cue.Status.ACTIVE).update(
-        next_run=_per_cue(next_runs, Cue._meta.get_field("next_run")),
-        fired_count=F("fired_count") + _per_cue(fired, Cue._meta.get_field("fired_count")), updated_at=now)
+        next_run=value_by_pk(next_runs, Cue._meta.get_field("next_run")),
+        fired_count=F("fired_count") + value_by_pk(fired, Cue._meta.get_field("fired_count")), updated_at=now)
     if advanced != len(plans):
         raise _CueChanged
-
-
-def _per_cue(values: dict, output_field):
-    distinct = set(values.values())
-    if len(distinct) == 1:
-        return Value(distinct.pop(), output_field=output_field)
-    return Case(*(When(pk=pk, then=Value(value, output_field=output_field)) for pk, value in values.items()),
-                output_field=output_field)
 
 
 def _advance_one(plan, now: datetime) -> bool:
