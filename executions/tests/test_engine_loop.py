@@ -42,3 +42,26 @@ class EngineLoopTests(TestCase):
         before = signal.getsignal(signal.SIGINT)
         call_command("run_poller", once=True)
         self.assertIs(signal.getsignal(signal.SIGINT), before)
+
+
+class DispatcherSeatsTests(TestCase):
+    def test_a_claim_that_fails_gives_its_seats_back(self):
+        from executions import dispatcher
+        from executions.management.commands.run_dispatcher import Command as DispatcherCommand
+
+        command = DispatcherCommand()
+        claims = []
+
+        def claim(*, now, limit):
+            claims.append(limit)
+            if len(claims) == 1:
+                raise RuntimeError("database away")
+            command.stopping = True  # stop after the second cycle
+            return [], None
+
+        with mock.patch.object(dispatcher, "claim_outbox_rows", side_effect=claim), \
+                self.settings(CUEAPI_DISPATCH_CONCURRENCY=4), self.assertLogs("cueapi.engine", "ERROR"):
+            command.sleep_seconds = lambda: 0
+            command.handle(once=False)
+        # The second cycle found all four seats free again: the failed claim leaked none.
+        self.assertEqual(claims, [4, 4])

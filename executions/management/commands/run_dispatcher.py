@@ -53,23 +53,26 @@ class Command(EngineCommand):
             free = self.take_free_seats()
             if not free:
                 break
-            ids, token = dispatcher.claim_outbox_rows(now=timezone.now(), limit=free)
-            deliveries = dispatcher.load_deliveries(ids, token) if ids else []
-            for delivery in deliveries:
-                self.submit(partial(dispatcher.send_delivery, delivery), outbox_row=delivery.row_id,
-                            done=self.delivery_sent)
-            claimed += len(ids)
-            free -= len(deliveries)
-            for claim in dispatcher.EXTRA_UNITS:
-                if not free:
-                    break
-                tasks = claim(now=timezone.now(), limit=free)
-                for task in tasks:
-                    self.submit(partial(self.run_task, task), done=self.task_done)
-                claimed += len(tasks)
-                free -= len(tasks)
-            for _ in range(free):
-                self.seats.release()
+            try:
+                ids, token = dispatcher.claim_outbox_rows(now=timezone.now(), limit=free)
+                deliveries = dispatcher.load_deliveries(ids, token) if ids else []
+                for delivery in deliveries:
+                    self.submit(partial(dispatcher.send_delivery, delivery), outbox_row=delivery.row_id,
+                                done=self.delivery_sent)
+                    free -= 1
+                claimed += len(ids)
+                for claim in dispatcher.EXTRA_UNITS:
+                    if not free:
+                        break
+                    for task in claim(now=timezone.now(), limit=free):
+                        self.submit(partial(self.run_task, task), done=self.task_done)
+                        free -= 1
+                        claimed += 1
+            finally:
+                # Seats not used, also when a claim failed (the database is away): a lost seat
+                # would never come back.
+                for _ in range(free):
+                    self.seats.release()
             if free:
                 break
         if self.once:
