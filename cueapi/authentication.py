@@ -13,12 +13,12 @@ import logging
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.cache import cache, caches
-from django.core.cache.backends.redis import RedisCache
+from django.core.cache import cache
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
 from cueapi.ids import API_KEY_PREFIX, api_key_hash
+from cueapi.ratelimit import redis_cache
 
 logger = logging.getLogger("cueapi.auth")
 
@@ -46,14 +46,10 @@ def _safe_cache(call, *args, default=None):
         return default
 
 
-def _auth_cache_enabled():
-    return isinstance(caches["default"], RedisCache)
-
-
 def user_for_api_key(api_key):
     """The active user owning `api_key`, or None."""
     key_hash = api_key_hash(api_key)
-    cached = _auth_cache_enabled()
+    cached = redis_cache() is not None
     user = _safe_cache(cache.get, _cache_key(key_hash)) if cached else None
     if user is None:
         user = get_user_model().objects.filter(api_key_hash=key_hash, is_active=True).first()
@@ -64,7 +60,7 @@ def user_for_api_key(api_key):
 
 def forget_api_key(key_hash):
     """Drop the cached user for this key hash (after a save or a key change)."""
-    if key_hash and _auth_cache_enabled():
+    if key_hash and redis_cache() is not None:
         _safe_cache(cache.delete, _cache_key(key_hash))
 
 

@@ -90,11 +90,18 @@ SELECT used, oldest FROM in_window
 """
 
 
+def redis_cache():
+    """The shared cache when it is Redis (then the limiter and the auth cache live there), else
+    None (the default database cache: both use their own indexed queries instead)."""
+    cache = caches["default"]
+    return cache if isinstance(cache, RedisCache) else None
+
+
 def hit(bucket, limit, now=None):
     """Record one request in `bucket` unless it is over `limit`; say which."""
     now = time.time() if now is None else now
-    cache = caches["default"]
-    if isinstance(cache, RedisCache):
+    cache = redis_cache()
+    if cache is not None:
         return _hit_redis(cache, bucket, limit, now)
     return _hit_table(bucket, limit, now)
 
@@ -128,8 +135,8 @@ def _hit_redis(cache, bucket, limit, now):
 def current_usage(bucket, now=None):
     """How many requests the bucket holds in the current window (for GET /v1/usage)."""
     now = time.time() if now is None else now
-    cache = caches["default"]
-    if isinstance(cache, RedisCache):
+    cache = redis_cache()
+    if cache is not None:
         key = cache.make_and_validate_key(bucket)
         client = cache._cache.get_client(key)
         return int(client.zcount(key, now - WINDOW_SECONDS, "+inf"))
