@@ -139,6 +139,9 @@ class List(serializers.ListField):
         "required": "Field required",
         "null": "Input should be a valid list",
         "not_a_list": "Input should be a valid list",
+        "empty": "List should have at least 1 item after validation, not 0",
+        "min_length": "List should have at least {min_length} items after validation",
+        "max_length": "List should have at most {max_length} items after validation",
     }
 
 

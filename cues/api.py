@@ -58,17 +58,49 @@ class OnFailureIn(InputSerializer):
 
 
 class DeliveryIn(InputSerializer):
+    # This cue's webhook timeout (null: the server's CUEAPI_WEBHOOK_TIMEOUT_SECONDS).
+    timeout_seconds = Int(min_value=1, max_value=300, required=False, allow_null=True)
     # Seconds after delivery an outcome is expected by (0: never); see README "Getting alerted".
     outcome_deadline_seconds = Int(min_value=0, max_value=30 * 86400, required=False, allow_null=True)
 
 
+class AssertionKeys(List):
+    """Keys an outcome must carry in `assertions` (verification.required_assertions, a fire's
+    exit_criteria): up to 20 non-empty strings."""
+
+    def __init__(self, **kwargs):
+        super().__init__(child=Str(min_length=1, max_length=255), max_length=20, **kwargs)
+
+
 class VerificationIn(InputSerializer):
     mode = Choice(Cue.VerificationMode.values, required=False)
+    required_assertions = AssertionKeys(required=False, allow_null=True)
+
+
+# The hosted service's names for the catch-up policies, which its clients send.
+CATCH_UP_ALIASES = {"run_once_if_missed": Cue.CatchUp.LATEST, "skip_missed": Cue.CatchUp.NONE,
+                    "replay_all": Cue.CatchUp.ALL}
+
+
+class CatchUpField(Choice):
+    """Our catch-up names or the hosted service's aliases, stored (and answered) as ours."""
+
+    def __init__(self, **kwargs):
+        super().__init__([*Cue.CatchUp.values, *CATCH_UP_ALIASES], **kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        return CATCH_UP_ALIASES.get(value, value)
+
+
+# Where null means "clear it" rather than "not sent".
+CLEARABLE = ("on_success_fire",)
 
 
 def _drop_nulls(data):
-    """A key sent as null is treated as not sent (the reference's PATCH rule)."""
-    return {k: v for k, v in data.items() if v is not None}
+    """A key sent as null is treated as not sent (the reference's PATCH rule), except the
+    CLEARABLE ones."""
+    return {k: v for k, v in data.items() if v is not None or k in CLEARABLE}
 
 
 class CueCreateIn(InputSerializer):
@@ -81,8 +113,9 @@ class CueCreateIn(InputSerializer):
     retry = RetryIn(required=False, allow_null=True)
     on_failure = OnFailureIn(required=False, allow_null=True)
     verification = VerificationIn(required=False, allow_null=True)
-    catch_up = Choice(Cue.CatchUp.values, required=False)
+    catch_up = CatchUpField(required=False)
     delivery = DeliveryIn(required=False, allow_null=True)
+    on_success_fire = Str(required=False, allow_null=True, max_length=255)
 
     def validate(self, attrs):
         callback = attrs.get("callback")
@@ -111,8 +144,9 @@ class CuePatchIn(InputSerializer):
     retry = RetryIn(required=False, allow_null=True)
     on_failure = OnFailureIn(required=False, allow_null=True)
     verification = VerificationIn(required=False, allow_null=True)
-    catch_up = Choice(Cue.CatchUp.values, required=False, allow_null=True)
+    catch_up = CatchUpField(required=False, allow_null=True)
     delivery = DeliveryIn(required=False, allow_null=True)
+    on_success_fire = Str(required=False, allow_null=True, max_length=255)
 
     def validate(self, attrs):
         attrs = _drop_nulls(attrs)
@@ -168,7 +202,12 @@ class CueDetailApi(APIView):
             execution_limit=limit,
             execution_offset=offset,
         )
+        body.update(self.more_detail(cue))
         return Response(body)
+
+    def more_detail(self, cue) -> dict:
+        """What an app above this one adds to a cue's detail (executions: its `stats`)."""
+        return {}
 
     @extend_schema(request=CuePatchIn, responses=OpenApiTypes.OBJECT)
     def patch(self, request, cue_id):

@@ -69,6 +69,15 @@ class Cue(models.Model):
     catch_up = models.CharField(max_length=10, choices=CatchUp, default=CatchUp.LATEST)
     # Seconds after delivery an outcome is expected by; None = the server default (#7).
     outcome_deadline_seconds = models.PositiveIntegerField(null=True, blank=True)
+    # This cue's webhook timeout in seconds; None = CUEAPI_WEBHOOK_TIMEOUT_SECONDS.
+    webhook_timeout_seconds = models.PositiveSmallIntegerField(null=True, blank=True)
+    # Keys every outcome of this cue must carry in `assertions` (verification.required_assertions);
+    # a fire's `exit_criteria` overrides it for that execution.
+    required_assertions = models.JSONField(null=True, blank=True)
+    # The id of another cue of the same owner, fired once per successful execution of this one.
+    # A plain id, not a foreign key: when the target is deleted, the source keeps the id and its
+    # next success says why nothing fired.
+    on_success_fire = models.CharField(max_length=20, null=True, blank=True)
     # Why the server paused this cue (its schedule could not be computed); cleared on resume.
     pause_note = models.CharField(max_length=500, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -87,3 +96,22 @@ class Cue(models.Model):
 
     def __str__(self):
         return f"{self.name} ({self.id})"
+
+    def webhook_timeout(self) -> float:
+        """Seconds one webhook request of this cue may take (connect, send and answer)."""
+        if self.webhook_timeout_seconds is not None:
+            return self.webhook_timeout_seconds
+        return settings.CUEAPI_WEBHOOK_TIMEOUT_SECONDS
+
+    def outcome_deadline(self) -> int:
+        """Seconds a delivered webhook execution may take to report its outcome; 0 = none.
+
+        The cue's `outcome_deadline_seconds` when set (0 turns it off); otherwise
+        CUEAPI_DEFAULT_OUTCOME_DEADLINE_SECONDS for cues that ask for verification (they expect
+        an outcome), and none for plain webhooks, which need not report one.
+        """
+        if self.outcome_deadline_seconds is not None:
+            return self.outcome_deadline_seconds
+        if self.verification_mode not in (None, "none"):
+            return settings.CUEAPI_DEFAULT_OUTCOME_DEADLINE_SECONDS
+        return 0

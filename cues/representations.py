@@ -43,13 +43,24 @@ def cue_to_dict(cue, *, warning=None):
         "run_count": cue.run_count,
         "fired_count": cue.fired_count,
         "on_failure": cue.on_failure,
-        "verification": {"mode": cue.verification_mode} if cue.verification_mode else None,
+        "verification": _verification(cue),
         "catch_up": cue.catch_up,
-        "delivery": {"outcome_deadline_seconds": cue.outcome_deadline_seconds},
+        # Both always integers (0: no outcome deadline): the SDK's model declares them `int`.
+        "delivery": {"timeout_seconds": max(1, round(cue.webhook_timeout())),
+                     "outcome_deadline_seconds": cue.outcome_deadline()},
+        "on_success_fire": cue.on_success_fire,
         "warning": warning,
         "created_at": ts_z(cue.created_at),
         "updated_at": ts_z(cue.updated_at),
     }
+
+
+def _verification(cue):
+    """null until verification was configured (as the reference), then the mode and the
+    assertion keys every outcome must carry."""
+    if cue.verification_mode is None and cue.required_assertions is None:
+        return None
+    return {"mode": cue.verification_mode or "none", "required_assertions": cue.required_assertions}
 
 
 def execution_to_dict(execution):
@@ -60,6 +71,7 @@ def execution_to_dict(execution):
             "result": execution.outcome_result,
             "error": execution.outcome_error,
             "metadata": execution.outcome_metadata,
+            "assertions": execution.outcome_assertions,
             "recorded_at": ts_z(execution.outcome_recorded_at),
         }
     return {
@@ -81,9 +93,16 @@ def execution_to_dict(execution):
 
 def execution_detail_to_dict(execution):
     """GET /v1/executions/{id}: the contract's 13 fields plus who holds the claim, which the
-    `cueapi executions get` CLI command prints (CLIENTS.md §6); lists keep the 13 fields."""
+    `cueapi executions get` CLI command prints (CLIENTS.md §6), how it came about and what its
+    success fired; lists keep the 13 fields."""
     return {
         **execution_to_dict(execution),
         "claimed_by_worker": execution.claimed_by_worker,
         "claimed_at": ts_z(execution.claimed_at),
+        "triggered_by": execution.triggered_by,
+        "replayed_from": None if execution.replayed_from is None else str(execution.replayed_from),
+        "chained_from": None if execution.chained_from is None else str(execution.chained_from),
+        "outcome_state": execution.outcome_state,
+        "required_assertions": execution.required_assertions,
+        "on_success_fire": execution.on_success_fire,
     }

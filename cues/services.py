@@ -110,6 +110,19 @@ def _check_on_failure_webhook(on_failure):
         _check_callback_url(on_failure["webhook"], prefix="on_failure.webhook: ")
 
 
+def _check_on_success_target(*, user, target_id: str | None, cue_id: str | None = None) -> None:
+    """`on_success_fire` names another cue of the same owner (422 on body.on_success_fire)."""
+    if target_id is None:
+        return
+    if target_id == cue_id:
+        problem = "A cue can't fire itself on success; name another cue"
+    elif not Cue.objects.filter(user=user, pk=target_id).exists():
+        problem = f"No cue {target_id} of yours exists; name one of your cues by its id"
+    else:
+        return
+    raise RequestValidationError([("body.on_success_fire", problem)])
+
+
 def _next_run_on_resume(cue, now):
     if cue.schedule_type == Cue.ScheduleType.RECURRING:
         return schedule_math.next_fire(cue.schedule_cron, cue.schedule_timezone, now)
@@ -175,6 +188,8 @@ def _new_cue(*, user, data, now):
     _check_on_failure_webhook(on_failure)
     retry = {**DEFAULT_RETRY, **(data.get("retry") or {})}
     verification = data.get("verification")
+    delivery = data.get("delivery") or {}
+    _check_on_success_target(user=user, target_id=data.get("on_success_fire"))
 
     return Cue(
         user=user,
@@ -195,8 +210,11 @@ def _new_cue(*, user, data, now):
         on_failure=on_failure,
         # Never configured -> NULL (the API shows `verification: null`).
         verification_mode=None if verification is None else verification.get("mode", "none"),
+        required_assertions=(verification or {}).get("required_assertions"),
         catch_up=data.get("catch_up") or Cue.CatchUp.LATEST,
-        outcome_deadline_seconds=(data.get("delivery") or {}).get("outcome_deadline_seconds"),
+        outcome_deadline_seconds=delivery.get("outcome_deadline_seconds"),
+        webhook_timeout_seconds=delivery.get("timeout_seconds"),
+        on_success_fire=data.get("on_success_fire"),
     )
 
 
@@ -255,8 +273,11 @@ def cue_update(*, user, cue_id, data, now=None):
         cue.retry_backoff_minutes = retry.get("backoff_minutes", cue.retry_backoff_minutes)
         fields.update(["retry_max_attempts", "retry_backoff_minutes"])
     if "verification" in data:
-        cue.verification_mode = data["verification"].get("mode", cue.verification_mode or "none")
-        fields.add("verification_mode")
+        verification = data["verification"]
+        cue.verification_mode = verification.get("mode", cue.verification_mode or "none")
+        if "required_assertions" in verification:
+            cue.required_assertions = verification["required_assertions"]
+        fields.update(["verification_mode", "required_assertions"])
     if "on_failure" in data:
         on_failure = {**default_on_failure(), **(cue.on_failure or {}), **data["on_failure"]}
         _check_on_failure_webhook(on_failure)
@@ -265,9 +286,17 @@ def cue_update(*, user, cue_id, data, now=None):
     if "catch_up" in data:
         cue.catch_up = data["catch_up"]
         fields.add("catch_up")
-    if "delivery" in data and "outcome_deadline_seconds" in data["delivery"]:
-        cue.outcome_deadline_seconds = data["delivery"]["outcome_deadline_seconds"]
+    delivery = data.get("delivery") or {}
+    if "outcome_deadline_seconds" in delivery:
+        cue.outcome_deadline_seconds = delivery["outcome_deadline_seconds"]
         fields.add("outcome_deadline_seconds")
+    if "timeout_seconds" in delivery:
+        cue.webhook_timeout_seconds = delivery["timeout_seconds"]
+        fields.add("webhook_timeout_seconds")
+    if "on_success_fire" in data:
+        _check_on_success_target(user=cue.user_id, target_id=data["on_success_fire"], cue_id=cue.pk)
+        cue.on_success_fire = data["on_success_fire"]
+        fields.add("on_success_fire")
     if "schedule" in data:
         sched = data["schedule"]
         tz_name = sched.get("timezone", cue.schedule_timezone)

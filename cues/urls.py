@@ -4,5 +4,5 @@ from cues import api
 
 urlpatterns = [
     path("v1/cues", api.CueListCreateApi.as_view()),
-    path("v1/cues/<str:cue_id>", api.CueDetailApi.as_view()),
+    # v1/cues/<id> is served by executions/urls.py: a cue's detail adds its executions' stats.
 ]

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -12,9 +13,11 @@ from cueapi.timefmt import ts_iso, ts_z
 from cueapi.validation import (
     AwareDateTime, Bool, Choice, Dict, InputSerializer, Int, List, Str, Url, validate_body, validate_query,
 )
+from cues import api as cues_api
+from cues.api import AssertionKeys
 from cues.representations import execution_detail_to_dict, execution_to_dict
 from executions import firing, outcomes, selectors, workers
-from executions.outcome_rules import RESULT_MAX
+from executions.outcome_rules import ASSERTIONS_MAX_KEYS, RESULT_MAX
 
 EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
@@ -23,6 +26,16 @@ class FireIn(InputSerializer):
     send_at = AwareDateTime(required=False, allow_null=True)
     payload_override = Dict(required=False, allow_null=True)
     merge_strategy = Choice(["merge", "replace"], required=False, allow_null=True)
+    # Keys this execution's outcome must carry in `assertions`; [] opts out of the cue's.
+    exit_criteria = AssertionKeys(required=False, allow_null=True)
+
+
+class CueDetailApi(cues_api.CueDetailApi):
+    """GET/PATCH/DELETE /v1/cues/{id}, served from here because the detail adds the cue's
+    `stats`, which only this app can count; the rest is the cues app's view."""
+
+    def more_detail(self, cue):
+        return {"stats": selectors.cue_stats(cue=cue, now=timezone.now())}
 
 
 class CueFireApi(APIView):
@@ -35,6 +48,7 @@ class CueFireApi(APIView):
             send_at=data.get("send_at"),
             payload_override=data.get("payload_override"),
             merge_strategy=data.get("merge_strategy") or "merge",
+            exit_criteria=data.get("exit_criteria"),
         )
         body = {
             "id": str(execution.id),
@@ -102,6 +116,13 @@ class OutcomeIn(InputSerializer):
     result_type = Str(required=False, allow_null=True, max_length=100)
     summary = Str(required=False, allow_null=True, max_length=500)
     artifacts = List(required=False, allow_null=True)
+    # What the handler asserts about its run, checked against the required assertion keys.
+    assertions = Dict(required=False, allow_null=True)
+
+    def validate_assertions(self, value):
+        if value is not None and len(value) > ASSERTIONS_MAX_KEYS:
+            raise serializers.ValidationError(f"Dictionary should have at most {ASSERTIONS_MAX_KEYS} items")
+        return value
 
 
 class OutcomeApi(APIView):

@@ -38,11 +38,11 @@ def register_unit(claim: Callable) -> None:
         EXTRA_UNITS.append(claim)
 
 
-def lease_seconds() -> float:
-    """How long a claim holds: well past the longest send (a delivery's total deadline is the
-    webhook timeout), so a live holder never loses it, and short enough that a dead one's rows
-    return soon."""
-    return 2 * settings.CUEAPI_WEBHOOK_TIMEOUT_SECONDS + 5
+def lease_seconds(timeout: float | None = None) -> float:
+    """How long a claim holds: well past the longest send (a delivery's total deadline is its
+    webhook timeout, the server's unless a cue sets its own), so a live holder never loses it,
+    and short enough that a dead one's rows return soon."""
+    return 2 * (settings.CUEAPI_WEBHOOK_TIMEOUT_SECONDS if timeout is None else timeout) + 5
 
 
 def _claimable_rows(now: datetime) -> QuerySet:
@@ -116,6 +116,8 @@ DELIVERY_FIELDS = [
     "execution__cue__retry_max_attempts", "execution__cue__retry_backoff_minutes",
     "execution__cue__on_failure", "execution__cue__verification_mode", "execution__cue__user",
     "execution__cue__outcome_deadline_seconds", "execution__cue__callback_transport",
+    "execution__cue__webhook_timeout_seconds", "execution__cue__required_assertions",
+    "execution__cue__on_success_fire", "execution__required_assertions", "execution__replayed_from",
     "execution__cue__user__webhook_secret",
 ]
 
@@ -152,7 +154,22 @@ def load_deliveries(row_ids: list[int], token: uuid.UUID) -> list[Delivery]:
                                    attempt=execution.attempts + 1, dispatches=row.dispatch_attempts))
     if closed:
         DispatchOutbox.objects.filter(pk__in=closed, lock_token=token).update(dispatched_at=timezone.now())
+    _extend_long_leases(deliveries, token)
     return deliveries
+
+
+def _extend_long_leases(deliveries: list[Delivery], token: uuid.UUID) -> None:
+    """The claim leased every row for the server's timeout; a cue with a longer timeout of its
+    own gets its row's lease extended to match (one UPDATE per such timeout, rare)."""
+    by_timeout = {}
+    for delivery in deliveries:
+        timeout = delivery.cue.webhook_timeout()
+        if timeout > settings.CUEAPI_WEBHOOK_TIMEOUT_SECONDS:
+            by_timeout.setdefault(timeout, []).append(delivery.row_id)
+    now = timezone.now()
+    for timeout, row_ids in by_timeout.items():
+        DispatchOutbox.objects.filter(pk__in=row_ids, lock_token=token).update(
+            locked_until=now + timedelta(seconds=lease_seconds(timeout)))
 
 
 def send_delivery(delivery: Delivery) -> Delivery:
@@ -185,7 +202,8 @@ def _send(execution: Execution, cue: Cue, attempt: int) -> DeliveryResult:
                                  execution_id=execution.id, cue_id=cue.id,
                                  scheduled_for=execution.scheduled_for, attempt=attempt,
                                  custom_headers=cue.callback_headers)
-        return send_webhook(url=cue.callback_url or "", method=cue.callback_method, headers=headers, body=body)
+        return send_webhook(url=cue.callback_url or "", method=cue.callback_method, headers=headers, body=body,
+                            timeout=cue.webhook_timeout())
     except Exception:  # a bug of ours, not the receiver's doing: still a recorded attempt
         # The traceback only (never the exception text: it may quote a header value).
         logger.error("delivery_crashed", exc_info=True, extra={"fields": {"execution_id": str(execution.id)}})

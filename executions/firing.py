@@ -41,7 +41,8 @@ def fire_payload(cue_payload: dict | None, override: dict | None, strategy: str)
 
 @transaction.atomic
 def cue_fire(*, user: User, cue_id: str, send_at: datetime | None = None, payload_override: dict | None = None,
-             merge_strategy: str = "merge", now: datetime | None = None) -> tuple[Execution, datetime]:
+             merge_strategy: str = "merge", exit_criteria: list | None = None,
+             now: datetime | None = None) -> tuple[Execution, datetime]:
     """Create a `pending` execution of the cue now, or at `send_at` if that is later.
 
     Works for a cue in any status. Counts toward the month's usage; over the limit -> 403.
@@ -62,7 +63,8 @@ def cue_fire(*, user: User, cue_id: str, send_at: datetime | None = None, payloa
     for bump in range(1 if scheduled else 10):
         try:
             execution = lifecycle.fired(cue=cue, scheduled_for=effective + timedelta(microseconds=bump), now=now,
-                                        triggered_by="manual_fire", payload=payload)
+                                        triggered_by="manual_fire", payload=payload,
+                                        required_assertions=exit_criteria)
             return execution, effective
         except IntegrityError:
             continue

@@ -23,10 +23,12 @@ from datetime import datetime, timedelta
 from typing import Iterable
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, QuerySet
 from django.db.models.functions import Coalesce
 
+from accounts.models import limit_reached
+from accounts.selectors import user_executions_this_month
 from accounts.services import usage_increment
 from cueapi import metrics
 from cueapi.bulk import value_by_pk
@@ -70,28 +72,21 @@ def _count_result(result: str, transport: str, amount: int = 1) -> None:
 
 
 def outcome_deadline_seconds(cue: Cue) -> int | None:
-    """Seconds a delivered webhook execution may take to report its outcome, or None.
-
-    The cue's `outcome_deadline_seconds` when set (0 turns it off); otherwise
-    CUEAPI_DEFAULT_OUTCOME_DEADLINE_SECONDS for cues that ask for verification (they expect an
-    outcome), and no deadline for plain webhooks, which need not report one.
-    """
-    if cue.outcome_deadline_seconds is not None:
-        return cue.outcome_deadline_seconds or None
-    if cue.verification_mode not in (None, "none"):
-        return settings.CUEAPI_DEFAULT_OUTCOME_DEADLINE_SECONDS
-    return None
+    """Seconds a delivered webhook execution may take to report its outcome, or None (the
+    rule is the cue's: `Cue.outcome_deadline`)."""
+    return cue.outcome_deadline() or None
 
 
 # --- birth ----------------------------------------------------------------------------------
 
 def fired(*, cue: Cue, scheduled_for: datetime, now: datetime, triggered_by: str | None = None,
-          payload: dict | None = None) -> Execution:
-    """A new `pending` execution (a fire or a replay), its outbox row for a webhook cue, and
-    its count in the month's usage. Raises IntegrityError when the slot already has one
-    (unique (cue, scheduled_for)); the caller's transaction stays usable."""
+          payload: dict | None = None, **fields) -> Execution:
+    """A new `pending` execution (a fire, a replay, a chain), its outbox row for a webhook cue,
+    and its count in the month's usage; `fields` are more of its columns. Raises
+    IntegrityError when the slot already has one (unique (cue, scheduled_for)) or the source
+    already fired its chain (unique chained_from); the caller's transaction stays usable."""
     execution = Execution(cue=cue, scheduled_for=scheduled_for, status=Status.PENDING,
-                          triggered_by=triggered_by, payload=payload)
+                          triggered_by=triggered_by, payload=payload, **fields)
     with transaction.atomic():
         execution.save(force_insert=True)
         if sends_webhook(cue):
@@ -141,9 +136,11 @@ def _count_fired(executions: list[Execution], now: datetime) -> None:
 
 
 def replayed(*, execution: Execution, now: datetime) -> Execution:
-    """A new pending execution of the same cue with the same payload; the original stays."""
+    """A new pending execution of the same cue with the same payload and required assertions;
+    the original stays."""
     return fired(cue=execution.cue, scheduled_for=now, now=now, triggered_by="replay",
-                 payload=execution.payload)
+                 payload=execution.payload, required_assertions=execution.required_assertions,
+                 replayed_from=execution.pk)
 
 
 # --- claims ---------------------------------------------------------------------------------
@@ -359,7 +356,9 @@ def outcome_recorded(*, execution: Execution, cue: Cue, outcome: dict, now: date
     late outcome, after its lease lapsed, too). A reported failure fails the execution's
     outcome for good (no retry: the handler ran). Returns the outcome_state, or None when one
     was already recorded. (`logged`: the caller's log line already tells it.)"""
-    fields = outcome_fields(outcome=outcome, verification_mode=cue.verification_mode, now=now)
+    required = execution.required_assertions
+    fields = outcome_fields(outcome=outcome, verification_mode=cue.verification_mode, now=now,
+                            required_assertions=cue.required_assertions if required is None else required)
     state, success = fields["outcome_state"], outcome["success"]
     worker = cue.callback_transport == Transport.WORKER
     if worker:  # the outcome completes the worker's run: one UPDATE for both
@@ -386,7 +385,66 @@ def outcome_recorded(*, execution: Execution, cue: Cue, outcome: dict, now: date
         _failed_for_good(execution.pk, cue, now, HANDLER_REPORTED_FAILURE, ran=worker)
     elif worker:
         cue_record_run(cue=cue, now=now, finished=True, once_status=Cue.Status.COMPLETED)
+    if state in SUCCEEDED_OUTCOMES:
+        succeeded(execution=execution, cue=cue, now=now)
     return state
+
+
+def succeeded(*, execution: Execution, cue: Cue, now: datetime) -> None:
+    """An execution reached a successful outcome (reported_success, or verified_success at
+    report or by the owner's verdict): its cue's `on_success_fire` target fires, once per
+    execution. A replay counts as the execution it replays, so re-reports, verdicts, verify
+    races and replays never fire a chain twice: `chained_from` is unique and decides. What
+    happened is recorded on the execution (`on_success_fire`), a skip with its reason."""
+    target_id = cue.on_success_fire
+    if not target_id:
+        return
+    source = _chain_source(execution)
+    target = Cue.objects.select_related("user").filter(pk=target_id, user_id=cue.user_id).first()
+    record = {"cue_id": target_id, "execution_id": None, "fired": False, "reason": None}
+    if target is None:
+        record["reason"] = f"Cue {target_id} no longer exists: nothing fired"
+    elif target.status == Cue.Status.PAUSED:
+        record["reason"] = f"Cue {target_id} is paused: nothing fired"
+    elif limit_reached(used=user_executions_this_month(user=target.user, moment=now),
+                       limit=target.user.monthly_execution_limit):
+        record["reason"] = "The monthly execution limit is reached: nothing fired"
+    else:
+        chained = _fire_chain(target=target, source=source, now=now)
+        if chained is not None:
+            record.update(execution_id=str(chained.pk), fired=True)
+        else:
+            already = Execution.objects.filter(chained_from=source).values_list("pk", flat=True).first()
+            if source == execution.pk:  # this execution's success fired it before: nothing to add
+                return
+            record.update(execution_id=str(already) if already else None,
+                          reason=f"Already fired for execution {source}, which this one replays")
+    Execution.objects.filter(pk=execution.pk).update(on_success_fire=record)
+    log_event(logger, "chain_fired" if record["fired"] else "chain_skipped", execution_id=execution.pk,
+              cue_id=cue.id, target_cue_id=target_id, target_execution_id=record["execution_id"],
+              reason=record["reason"])
+
+
+def _chain_source(execution: Execution):
+    """The execution a chain fires for: the original one, through any replays of it."""
+    source, parent = execution.pk, execution.replayed_from
+    for _ in range(100):  # a replay of a replay of …; bounded against a cycle made by hand
+        if parent is None:
+            break
+        source, parent = parent, Execution.objects.filter(pk=parent).values_list("replayed_from", flat=True).first()
+    return source
+
+
+def _fire_chain(*, target: Cue, source, now: datetime) -> Execution | None:
+    """The target's new execution for `source`, or None when `source` already fired one."""
+    for bump in range(10):  # "now" may collide with another fire of the target at the same µs
+        try:
+            return fired(cue=target, scheduled_for=now + timedelta(microseconds=bump), now=now,
+                         triggered_by="on_success", chained_from=source)
+        except IntegrityError:
+            if Execution.objects.filter(chained_from=source).exists():
+                return None
+    return None
 
 
 def verification_requested(*, execution: Execution, now: datetime) -> bool:
@@ -413,6 +471,8 @@ def outcome_verified(*, execution: Execution, valid: bool, reason: str | None, n
         return None
     log_event(logger, "outcome_verified", execution_id=execution.pk, cue_id=execution.cue_id, outcome_state=state)
     _count_result("succeeded" if valid else "failed", execution.cue.callback_transport)
+    if valid:
+        succeeded(execution=execution, cue=execution.cue, now=now)
     return state
 
 

@@ -91,6 +91,18 @@ class Execution(models.Model):
     triggered_by = models.CharField(max_length=50, null=True, blank=True)
     # The payload this execution delivers when a fire overrode the cue's (None: the cue's).
     payload = models.JSONField(null=True, blank=True)
+    # Keys its outcome must carry in `assertions` (a fire's `exit_criteria`; [] opts out);
+    # None: the cue's `required_assertions` apply.
+    required_assertions = models.JSONField(null=True, blank=True)
+    outcome_assertions = models.JSONField(null=True, blank=True)
+    # The execution this one replays (POST .../replay).
+    replayed_from = models.UUIDField(null=True, blank=True)
+    # For an execution fired by another cue's success (`on_success_fire`): the source execution
+    # (a replay counts as the execution it replays). Unique: a success fires its chain once.
+    chained_from = models.UUIDField(null=True, blank=True, unique=True)
+    # On a source execution: what its success did to the cue's `on_success_fire` target
+    # ({"cue_id", "execution_id", "fired", "reason"}), so its detail says why nothing fired.
+    on_success_fire = models.JSONField(null=True, blank=True)
     # Evidence columns are as wide as the API accepts (DESIGN.md §3.8).
     evidence_external_id = models.CharField(max_length=500, null=True, blank=True)
     evidence_result_url = models.TextField(null=True, blank=True)

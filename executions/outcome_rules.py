@@ -3,12 +3,16 @@ our columns. Delivery is `status`; an outcome is the `outcome_*` columns, the ev
 the verification state derived from the cue's verification mode. Recording one is
 executions/lifecycle.py's `outcome_recorded`; the API's calls are executions/outcomes.py."""
 
+import json
 from datetime import datetime
 
 from executions.models import Execution
 
 RESULT_MAX = 4096  # what cueapi-worker sends (DESIGN.md §3.8)
 SUMMARY_MAX = 500
+# An outcome's `metadata` and its `assertions` may each be this large, serialised.
+METADATA_MAX_BYTES = 10_240
+ASSERTIONS_MAX_KEYS = 20
 State = Execution.OutcomeState
 EVIDENCE_MODES = {
     "require_external_id": lambda e: bool(e.get("external_id")),
@@ -17,10 +21,13 @@ EVIDENCE_MODES = {
 }
 
 
-def outcome_state_for(*, success, mode, evidence):
-    """(outcome_state, evidence_validation_state) per the table of SERVER.md §5.2."""
+def outcome_state_for(*, success, mode, evidence, missing_assertions=()):
+    """(outcome_state, evidence_validation_state) per the table of SERVER.md §5.2; a success
+    that lacks a required assertion fails verification whatever the mode."""
     if not success:
         return State.REPORTED_FAILURE, None
+    if missing_assertions:
+        return State.VERIFICATION_FAILED, "invalid"
     if mode in (None, "none"):
         return State.REPORTED_SUCCESS, None
     if mode == "manual":
@@ -34,10 +41,20 @@ def _clip(value, limit):
     return value[:limit] if isinstance(value, str) else None
 
 
+def json_size(value) -> int:
+    return len(json.dumps(value, ensure_ascii=False).encode())
+
+
+def missing_assertions(required: list | None, assertions: dict | None) -> list:
+    """The required assertion keys an outcome's `assertions` lacks, in the required order."""
+    return [key for key in required or () if key not in (assertions or {})]
+
+
 def outcome_from_reply(reply):
     """The outcome fields a webhook handler's 2xx JSON reply carries, made to fit our columns
     (a reply is not an API call: wrong types are dropped and long texts cut, not refused)."""
     metadata = reply.get("metadata")
+    assertions = reply.get("assertions")
     artifacts = reply.get("artifacts")
     result_url = reply.get("result_url")
     return {
@@ -45,6 +62,8 @@ def outcome_from_reply(reply):
         "result": _clip(reply.get("result"), RESULT_MAX),
         "error": _clip(reply.get("error"), RESULT_MAX),
         "metadata": metadata if isinstance(metadata, dict) else None,
+        "assertions": assertions if isinstance(assertions, dict) and len(assertions) <= ASSERTIONS_MAX_KEYS
+        and json_size(assertions) <= METADATA_MAX_BYTES else None,
         "external_id": _clip(reply.get("external_id"), 500),
         "result_url": result_url if isinstance(result_url, str)
         and result_url.startswith(("http://", "https://")) else None,
@@ -66,14 +85,18 @@ EVIDENCE_COLUMNS = {
 PRODUCED_EVIDENCE = ("external_id", "result_url", "artifacts")
 
 
-def outcome_fields(*, outcome: dict, verification_mode: str | None, now: datetime) -> dict:
+def outcome_fields(*, outcome: dict, verification_mode: str | None, required_assertions: list | None,
+                   now: datetime) -> dict:
     """The columns an outcome writes, its outcome_state included (SERVER.md §5.2's table)."""
-    state, validation = outcome_state_for(success=outcome["success"], mode=verification_mode, evidence=outcome)
+    missing = missing_assertions(required_assertions, outcome.get("assertions"))
+    state, validation = outcome_state_for(success=outcome["success"], mode=verification_mode, evidence=outcome,
+                                          missing_assertions=missing)
     fields = {
         "outcome_success": outcome["success"],
         "outcome_result": outcome.get("result"),
         "outcome_error": outcome.get("error"),
         "outcome_metadata": outcome.get("metadata"),
+        "outcome_assertions": outcome.get("assertions"),
         "outcome_recorded_at": now,
         "outcome_state": state,
         "updated_at": now,
@@ -84,6 +107,11 @@ def outcome_fields(*, outcome: dict, verification_mode: str | None, now: datetim
     fields.update({EVIDENCE_COLUMNS[key]: value for key, value in evidence.items()})
     if any(key in evidence for key in PRODUCED_EVIDENCE):
         fields["evidence_produced_at"] = now
+    if outcome["success"] and missing:
+        # Said where a rejected verification says why (the summary), the handler's own first.
+        note = "missing required assertions: " + ", ".join(missing)
+        summary = fields.get("evidence_summary")
+        fields["evidence_summary"] = (f"{summary} | {note}" if summary else note)[:SUMMARY_MAX]
     return fields
 
 

@@ -11,10 +11,9 @@ from accounts.models import User
 from cueapi.errors import AppError
 from executions import lifecycle
 from executions.models import Execution
-from executions.outcome_rules import EVIDENCE_COLUMNS, SUMMARY_MAX
+from executions.outcome_rules import EVIDENCE_COLUMNS, METADATA_MAX_BYTES, SUMMARY_MAX, json_size
 from executions.selectors import execution_get
 
-METADATA_MAX_BYTES = 10_240
 State = Execution.OutcomeState
 VERIFIABLE_STATES = (State.REPORTED_SUCCESS, State.REPORTED_FAILURE, State.VERIFICATION_PENDING)
 
@@ -30,6 +29,9 @@ def execution_report_outcome(*, user: User, execution_id: str, outcome: dict, no
     metadata = outcome.get("metadata")
     if metadata is not None and len(json.dumps(metadata).encode()) > METADATA_MAX_BYTES:
         raise AppError("metadata_too_large", "Outcome metadata must be under 10KB", 400)
+    assertions = outcome.get("assertions")
+    if assertions is not None and json_size(assertions) > METADATA_MAX_BYTES:
+        raise AppError("assertions_too_large", "Outcome assertions must be under 10KB, as metadata", 400)
     state = lifecycle.outcome_recorded(execution=execution, cue=execution.cue, outcome=outcome, now=now)
     if state is None:
         raise already

@@ -1,8 +1,10 @@
 import uuid
+from datetime import timedelta
 
-from django.db.models import Case, CharField, Count, Min, Q, QuerySet, TextChoices, Value, When
+from django.db.models import Case, CharField, Count, Max, Min, Q, QuerySet, TextChoices, Value, When
 
 from cueapi.errors import AppError
+from cueapi.timefmt import ts_z
 from cues.models import Cue
 from executions.models import Execution
 
@@ -60,6 +62,33 @@ def failure_rate(counts: dict[str, int]) -> float | None:
     """Failed / finished (succeeded, failed, delivered with no outcome expected), or None."""
     finished = sum(counts.get(verdict, 0) for verdict in FINISHED_VERDICTS)
     return counts.get(Verdict.FAILED, 0) / finished if finished else None
+
+
+STATS_WINDOW_DAYS = 7
+
+
+def cue_stats(*, cue, now) -> dict:
+    """The cue's executions created in the last 7 days, by verdict, in one query on
+    (cue, created_at). The rates are over executions whose result is known (succeeded, failed,
+    missed); a webhook delivered to a cue that expects no outcome counts as `delivered` and is
+    in neither rate. Times are when the latest success / failure was recorded."""
+    verdict = verdict_expression()
+    succeeded, failed = Q(verdict=Verdict.SUCCEEDED), Q(verdict=Verdict.FAILED)
+    row = (Execution.objects.filter(cue=cue, created_at__gte=now - timedelta(days=STATS_WINDOW_DAYS))
+           .annotate(verdict=verdict).aggregate(
+               executions=Count("pk"), succeeded=Count("pk", filter=succeeded), failed=Count("pk", filter=failed),
+               missed=Count("pk", filter=Q(verdict=Verdict.MISSED)),
+               delivered=Count("pk", filter=Q(verdict=Verdict.DELIVERED)),
+               last_success_at=Max("updated_at", filter=succeeded), last_failure_at=Max("updated_at", filter=failed)))
+    known = row["succeeded"] + row["failed"] + row["missed"]
+    return {
+        "window_days": STATS_WINDOW_DAYS,
+        **{key: row[key] for key in ("executions", "succeeded", "failed", "missed", "delivered")},
+        "success_rate": round(row["succeeded"] / known, 4) if known else None,
+        "miss_rate": round(row["missed"] / known, 4) if known else None,
+        "last_success_at": ts_z(row["last_success_at"]),
+        "last_failure_at": ts_z(row["last_failure_at"]),
+    }
 
 
 def parse_execution_id(value):

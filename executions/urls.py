@@ -3,6 +3,7 @@ from django.urls import path
 from executions import api
 
 urlpatterns = [
+    path("v1/cues/<str:cue_id>", api.CueDetailApi.as_view()),
     path("v1/cues/<str:cue_id>/fire", api.CueFireApi.as_view()),
     path("v1/executions", api.ExecutionListApi.as_view()),
     # Literal paths before the <execution_id> ones.

@@ -31,7 +31,8 @@ class CueCreateTests(CueTestCase):
                 "retry": {"max_attempts": 3, "backoff_minutes": [1, 5, 15]},
                 "next_run": "2026-11-25T09:00:00Z", "last_run": None, "run_count": 0,
                 "fired_count": 0, "on_failure": {"email": True, "webhook": None, "pause": False},
-                "verification": None, "catch_up": "latest", "delivery": {"outcome_deadline_seconds": None},
+                "verification": None, "catch_up": "latest", "delivery": {"timeout_seconds": 30, "outcome_deadline_seconds": 0},
+                "on_success_fire": None,
                 "warning": None,
                 "created_at": "2026-11-24T12:00:00Z", "updated_at": "2026-11-24T12:00:00Z",
             },
@@ -73,12 +74,14 @@ class CueCreateTests(CueTestCase):
         )
         self.assertEqual(body["retry"], {"max_attempts": 5, "backoff_minutes": [2]})
         self.assertEqual(body["on_failure"], {"email": True, "webhook": None, "pause": True})
-        self.assertEqual(body["verification"], {"mode": "require_external_id"})
+        self.assertEqual(body["verification"], {"mode": "require_external_id", "required_assertions": None})
         self.assertEqual(body["catch_up"], "all")
 
     def test_verification_none_round_trips(self):
-        self.assertEqual(self.create_cue(verification={"mode": "none"})["verification"], {"mode": "none"})
-        self.assertEqual(self.create_cue(name="b", verification={})["verification"], {"mode": "none"})
+        self.assertEqual(self.create_cue(verification={"mode": "none"})["verification"],
+                         {"mode": "none", "required_assertions": None})
+        self.assertEqual(self.create_cue(name="b", verification={})["verification"],
+                         {"mode": "none", "required_assertions": None})
 
     def test_worker_cue_without_callback_warns_with_no_worker(self):
         body = self.create_cue(transport="worker", callback=None, payload={"task": "report"})
@@ -149,7 +152,7 @@ class CueCreateErrorTests(CueTestCase):
              "body.verification.mode: Input should be 'none', 'require_external_id', 'require_result_url', 'require_artifacts' or 'manual'"),
             (cue_body(schedule={"type": "once", "at": "soon"}),
              "body.schedule.at: Input should be a valid datetime or date, input is too short"),
-            (cue_body(catch_up="some"), "body.catch_up: Input should be 'all', 'latest' or 'none'"),
+            (cue_body(catch_up="some"), "body.catch_up: Input should be 'all', 'latest', 'none', 'run_once_if_missed', 'skip_missed' or 'replay_all'"),
             (cue_body(on_failure={"email": "perhaps"}),
              "body.on_failure.email: Input should be a valid boolean, unable to interpret input"),
         ]

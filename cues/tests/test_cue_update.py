@@ -63,7 +63,7 @@ class CueUpdateTests(CueTestCase):
 
     def test_verification_and_catch_up(self):
         body = self.patch_ok({"verification": {"mode": "manual"}, "catch_up": "none"})
-        self.assertEqual((body["verification"], body["catch_up"]), ({"mode": "manual"}, "none"))
+        self.assertEqual((body["verification"], body["catch_up"]), ({"mode": "manual", "required_assertions": None}, "none"))
 
     def test_pause_and_resume(self):
         paused = self.patch_ok({"status": "paused"})

@@ -68,14 +68,16 @@ class ExecutionGetTests(ExecutionsTestCase):
                            outcome_metadata={"k": 1})
         body = self.get(f"/v1/executions/{e.id}").json()
         self.assertEqual(body["outcome"], {"success": True, "result": "r", "error": None,
-                                           "metadata": {"k": 1}, "recorded_at": "2026-01-01T00:00:00Z"})
+                                           "metadata": {"k": 1}, "assertions": None, "recorded_at": "2026-01-01T00:00:00Z"})
 
     def test_the_detail_adds_the_claim_for_the_cli_and_the_list_keeps_the_contract_fields(self):
         e = self.execution(self.worker_cue, status="delivering", claimed_by_worker="w1", claimed_at=T0)
         detail = self.get(f"/v1/executions/{e.id}").json()
         self.assertEqual((detail["claimed_by_worker"], detail["claimed_at"]), ("w1", "2026-01-01T00:00:00Z"))
         listed = self.get("/v1/executions").json()["executions"][0]
-        self.assertEqual(set(detail) - set(listed), {"claimed_by_worker", "claimed_at"})
+        self.assertEqual(set(detail) - set(listed), {"claimed_by_worker", "claimed_at", "triggered_by", "replayed_from",
+                                                        "chained_from", "outcome_state", "required_assertions",
+                                                        "on_success_fire"})
         self.assertEqual(len(listed), 13)
 
     def test_not_found_and_malformed(self):

@@ -19,7 +19,7 @@ class Sdk020Tests(CueTestCase):
 
     def test_fire_with_every_option(self):
         body = self.fire(payload_override={"task": "report", "day": "mon"}, merge_strategy="merge",
-                         exit_criteria={"max": 1}, idempotency_key="k-1")
+                         exit_criteria=["max"], idempotency_key="k-1")
         self.assertEqual({k: body[k] for k in ("cue_id", "status", "triggered_by")},
                          {"cue_id": self.cue["id"], "status": "pending", "triggered_by": "manual_fire"})
         self.assertEqual(Execution.objects.get(pk=body["id"]).payload, {"task": "report", "day": "mon"})
