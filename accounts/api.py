@@ -19,16 +19,9 @@ from cueapi.ids import API_KEY_PREFIX
 from cueapi.middleware import rate_limit_bucket
 from cueapi.sessions import decrypt_api_key, issue_session_token
 from cueapi.timefmt import ts_iso
-from cueapi.validation import InputSerializer, Str, validate_body, validate_query
-
-
-def require_destructive_confirmation(request):
-    if request.headers.get("X-Confirm-Destructive") != "true":
-        raise AppError(
-            "confirmation_required",
-            "This action is destructive. Set X-Confirm-Destructive: true header to confirm.",
-            400,
-        )
+from cueapi.validation import (
+    InputSerializer, Str, require_destructive_confirmation, validate_body, validate_query,
+)
 
 
 class RegisterApi(APIView):

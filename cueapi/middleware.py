@@ -1,5 +1,6 @@
 """Request plumbing shared by every endpoint (SERVER.md §1.4)."""
 
+import hashlib
 import io
 import json
 import logging
@@ -15,7 +16,7 @@ from django.utils.functional import empty
 
 from cueapi import ratelimit
 from cueapi.authentication import bearer_token, request_key_user
-from cueapi.errors import error_response
+from cueapi.errors import COMPACT_JSON, error_response
 from cueapi.ids import api_key_hash
 from cueapi.logs import log_event
 
@@ -162,6 +163,45 @@ class RateLimitMiddleware:
         response = self.get_response(request)
         for name, value in decision.headers().items():
             response[name] = value
+        return response
+
+
+class VerifyEchoMiddleware:
+    """With `X-CueAPI-Verify-Echo: true`, a successful JSON write says what body it received.
+
+    For POST, PATCH and PUT answered 2xx with a JSON object, the object gains `body_received`
+    (the raw request body as UTF-8 text, undecodable bytes replaced; "" for no body) and
+    `body_received_sha256` (hex SHA-256 of the raw bytes), so a client can prove its bytes
+    arrived unchanged. Errors, arrays, non-JSON answers and an object that already has
+    `body_received` are left alone. Without the header it costs one dict lookup.
+    """
+
+    WRITE_METHODS = {"POST", "PATCH", "PUT"}
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        header = request.META.get("HTTP_X_CUEAPI_VERIFY_ECHO")
+        if header is None or header.strip().lower() != "true" or request.method not in self.WRITE_METHODS:
+            return self.get_response(request)
+        # Read before the view: Django keeps the bytes, and the view parses them from that copy.
+        raw = request.body
+        response = self.get_response(request)
+        if not 200 <= response.status_code < 300 or response.streaming:
+            return response
+        if response.get("Content-Type", "").split(";")[0].strip().lower() != "application/json":
+            return response
+        try:
+            body = json.loads(response.content)
+        except ValueError:
+            return response
+        if not isinstance(body, dict) or "body_received" in body:
+            return response
+        body["body_received"] = raw.decode("utf-8", errors="replace")
+        body["body_received_sha256"] = hashlib.sha256(raw).hexdigest()
+        response.content = json.dumps(body, **COMPACT_JSON).encode()
+        response["Content-Length"] = str(len(response.content))
         return response
 
 

@@ -71,6 +71,8 @@ MIDDLEWARE = [
     "cueapi.middleware.RequestIdMiddleware",
     "cueapi.middleware.BodySizeLimitMiddleware",
     "cueapi.middleware.RateLimitMiddleware",
+    # Inside the size and rate limits: a body it reads has passed both.
+    "cueapi.middleware.VerifyEchoMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "cueapi.middleware.TrailingSlashRedirectMiddleware",
     "django.middleware.security.SecurityMiddleware",

@@ -19,7 +19,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail
 from rest_framework.exceptions import ValidationError as DRFValidationError
 
-from cueapi.errors import RequestValidationError, errors_from_drf
+from cueapi.errors import AppError, RequestValidationError, errors_from_drf
 
 NOT_A_DICT = "Input should be a valid dictionary or object to extract fields from"
 EXTRA_FORBIDDEN = "Extra inputs are not permitted"
@@ -285,6 +285,17 @@ def validate_query(serializer_class, request, **kwargs):
     # Empty query values mean "not given" (the reference treats `?status=` as no filter).
     data = {k: v for k, v in request.query_params.items() if v != ""}
     return validate(serializer_class, data, "query", **kwargs)
+
+
+def require_destructive_confirmation(request):
+    """400 `confirmation_required` unless the request carries `X-Confirm-Destructive: true`
+    (exactly that value): key and secret regeneration, bulk delete."""
+    if request.headers.get("X-Confirm-Destructive") != "true":
+        raise AppError(
+            "confirmation_required",
+            "This action is destructive. Set X-Confirm-Destructive: true header to confirm.",
+            400,
+        )
 
 
 def _empty_stream(request):

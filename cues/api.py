@@ -1,7 +1,7 @@
-"""/v1/cues: create, list, get, update (pause/resume), delete (SERVER.md §3.4)."""
+"""/v1/cues: create, list, get, update (pause/resume), delete (SERVER.md §3.4), bulk delete."""
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,6 +17,7 @@ from cueapi.validation import (
     List,
     Str,
     Url,
+    require_destructive_confirmation,
     validate_body,
     validate_query,
 )
@@ -169,6 +170,39 @@ class CueDetailQuery(InputSerializer):
     execution_offset = Int(min_value=0, required=False, default=0)
 
 
+BULK_DELETE_MAX_IDS = 100
+
+
+class CueIds(List):
+    """1-100 cue ids (strings). Every problem is reported at `body.ids` itself (not at
+    `body.ids.<n>`, as a ListField would); the message names the offending item."""
+
+    default_error_messages = {
+        "required": "Field required",
+        "null": "Input should be a valid list",
+        "not_a_list": "Input should be a valid list",
+        "too_short": "List should have at least 1 item after validation, not 0",
+        "too_long": f"List should have at most {BULK_DELETE_MAX_IDS} items after validation, not {{count}}",
+        "not_a_string": "Input should be a valid string (item {index})",
+    }
+
+    def to_internal_value(self, data):
+        if not isinstance(data, list):
+            self.fail("not_a_list")
+        if not data:
+            self.fail("too_short")
+        if len(data) > BULK_DELETE_MAX_IDS:
+            self.fail("too_long", count=len(data))
+        for index, item in enumerate(data):
+            if not isinstance(item, str):
+                self.fail("not_a_string", index=index)
+        return data
+
+
+class CueBulkDeleteIn(InputSerializer):
+    ids = CueIds(child=Str(), min_length=1, max_length=BULK_DELETE_MAX_IDS)
+
+
 class CueListCreateApi(APIView):
     @extend_schema(request=CueCreateIn, responses={201: OpenApiTypes.OBJECT})
     def post(self, request):
@@ -219,3 +253,19 @@ class CueDetailApi(APIView):
     def delete(self, request, cue_id):
         services.cue_delete(cue=selectors.cue_get(user=request.user, cue_id=cue_id))
         return Response(status=204)
+
+
+class CueBulkDeleteApi(APIView):
+    """Delete up to 100 of the caller's cues at once; ids that aren't theirs are skipped."""
+
+    @extend_schema(
+        request=CueBulkDeleteIn,
+        responses=OpenApiTypes.OBJECT,
+        parameters=[OpenApiParameter("X-Confirm-Destructive", str, OpenApiParameter.HEADER,
+                                     required=True, enum=["true"])],
+    )
+    def post(self, request):
+        require_destructive_confirmation(request)
+        data = validate_body(CueBulkDeleteIn, request)
+        deleted, skipped = services.cue_bulk_delete(user=request.user, ids=data["ids"])
+        return Response({"deleted": deleted, "skipped": skipped})

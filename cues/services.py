@@ -18,7 +18,7 @@ from cueapi.urlsafety import UnsafeURL, validate_url
 from cues import schedule as schedule_math
 from cues.models import Cue, default_backoff_minutes, default_on_failure
 from cues.representations import NO_ACTIVE_WORKER_WARNING, NO_TASK_WARNING
-from cues.selectors import cue_get, user_has_active_worker
+from cues.selectors import CUE_ID_PATTERN, cue_get, user_has_active_worker
 
 MAX_PAYLOAD_BYTES = 1_048_576
 DEFAULT_RETRY = {"max_attempts": 3, "backoff_minutes": default_backoff_minutes()}
@@ -333,6 +333,31 @@ def cue_update(*, user, cue_id, data, now=None):
 def cue_delete(*, cue):
     """Delete a cue; its executions go with it (FK cascade)."""
     cue.delete()
+
+
+def cue_bulk_delete(*, user: User, ids: list[str]) -> tuple[list[str], list[str]]:
+    """Delete those of `ids` that are the user's cues, all in one transaction, and return
+    (deleted, skipped), both in the order of `ids`.
+
+    Unknown, malformed and other users' ids are all just skipped (nothing tells them apart);
+    an id sent twice is deleted once, then skipped. The cost does not grow with the number of
+    ids: one SELECT of the caller's matching ids, then one QuerySet.delete(), whose collector
+    cascades exactly as cue_delete's Model.delete() does (executions, their outbox rows and
+    delivery attempts), a statement per table."""
+    # A malformed id can't be a cue; filtering it here keeps odd strings (NUL) from the database.
+    candidates = {cue_id for cue_id in ids if CUE_ID_PATTERN.fullmatch(cue_id)}
+    with transaction.atomic():
+        owned = set(Cue.objects.filter(user=user, pk__in=candidates).values_list("pk", flat=True))
+        if owned:
+            Cue.objects.filter(user=user, pk__in=owned).delete()
+    deleted, skipped = [], []
+    for cue_id in ids:
+        if cue_id in owned:
+            deleted.append(cue_id)
+            owned.discard(cue_id)  # a repeat of it is skipped
+        else:
+            skipped.append(cue_id)
+    return deleted, skipped
 
 
 def cue_record_run(*, cue: Cue, now: datetime, finished: bool, ran: bool = True,

@@ -19,8 +19,6 @@ from cues.representations import execution_detail_to_dict, execution_to_dict
 from executions import firing, outcomes, selectors, workers
 from executions.outcome_rules import ASSERTIONS_MAX_KEYS, RESULT_MAX
 
-EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-
 
 class FireIn(InputSerializer):
     send_at = AwareDateTime(required=False, allow_null=True)
@@ -50,17 +48,15 @@ class CueFireApi(APIView):
             merge_strategy=data.get("merge_strategy") or "merge",
             exit_criteria=data.get("exit_criteria"),
         )
-        body = {
+        # X-CueAPI-Verify-Echo is answered for every write by cueapi.middleware.VerifyEchoMiddleware.
+        return Response({
             "id": str(execution.id),
             "cue_id": execution.cue_id,
             # The caller's offset is kept (a send_at of +02:00 is echoed as +02:00).
             "scheduled_for": effective.isoformat(),
             "status": execution.status,
             "triggered_by": execution.triggered_by,
-        }
-        if request.headers.get("X-CueAPI-Verify-Echo", "").strip().lower() == "true":
-            body.update(body_received=None, body_received_sha256=EMPTY_SHA256)
-        return Response(body)
+        })
 
 
 # --- /v1/executions ---------------------------------------------------------------------

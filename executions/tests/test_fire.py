@@ -79,10 +79,13 @@ class FireTests(CueTestCase):
         self.assertFalse(Execution.objects.exists())
 
     def test_verify_echo(self):
+        # No body: the empty string and the SHA-256 of no bytes (the echo itself is the
+        # middleware's, tested in cueapi/tests/test_verify_echo.py).
         body = self.post(self.url, headers={"X-CueAPI-Verify-Echo": " TRUE "}).json()
-        self.assertIsNone(body["body_received"])
+        self.assertEqual(body["body_received"], "")
         self.assertEqual(body["body_received_sha256"],
                          "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        self.assertEqual(Execution.objects.count(), 1)
 
     def test_monthly_limit(self):
         User.objects.filter(pk=self.alice.pk).update(monthly_execution_limit=1)
