@@ -55,6 +55,9 @@ class DeliveryTests(CueTestCase):
         r = self.patch(f"/v1/cues/{cue['id']}", {"delivery": {"outcome_deadline_seconds": 0}})
         self.assertEqual(r.json()["delivery"], {"timeout_seconds": 10, "outcome_deadline_seconds": 0})
         self.assertEqual(Cue.objects.get(pk=cue["id"]).webhook_timeout_seconds, 10)
+        with override_settings(CUEAPI_WEBHOOK_TIMEOUT_SECONDS=30.0):
+            r = self.patch(f"/v1/cues/{cue['id']}", {"delivery": {"timeout_seconds": None}})
+        self.assertEqual(r.json()["delivery"], {"timeout_seconds": 30, "outcome_deadline_seconds": 0})
 
     def test_out_of_range_is_422_and_changes_nothing(self):
         cue = self.create_cue(delivery={"timeout_seconds": 45})
