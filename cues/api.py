@@ -38,6 +38,15 @@ class ScheduleIn(InputSerializer):
     cron = Str(required=False, allow_null=True)
     at = DateTime(required=False, allow_null=True)
     timezone = Str(required=False)
+    # A recurring cue's window and jitter (see README "Overlap, window and jitter").
+    start_at = DateTime(required=False, allow_null=True)
+    end_at = DateTime(required=False, allow_null=True)
+    jitter_seconds = Int(min_value=0, max_value=3600, required=False, allow_null=True)
+
+
+class SchedulePatchIn(ScheduleIn):
+    """On PATCH, `type` may be left out: the cue keeps its own (e.g. to change only the jitter)."""
+    type = Str(required=False)
 
 
 class CallbackIn(InputSerializer):
@@ -117,6 +126,7 @@ class CueCreateIn(InputSerializer):
     catch_up = CatchUpField(required=False)
     delivery = DeliveryIn(required=False, allow_null=True)
     on_success_fire = Str(required=False, allow_null=True, max_length=255)
+    overlap = Choice(Cue.Overlap.values, required=False, allow_null=True)
 
     def validate(self, attrs):
         callback = attrs.get("callback")
@@ -139,7 +149,7 @@ class CuePatchIn(InputSerializer):
     name = Str(required=False, allow_null=True, max_length=255)
     description = Str(required=False, allow_null=True)
     status = serializers.JSONField(required=False, allow_null=True)
-    schedule = ScheduleIn(required=False, allow_null=True)
+    schedule = SchedulePatchIn(required=False, allow_null=True)
     callback = CallbackIn(required=False, allow_null=True)
     payload = Dict(required=False, allow_null=True)
     retry = RetryIn(required=False, allow_null=True)
@@ -148,6 +158,7 @@ class CuePatchIn(InputSerializer):
     catch_up = CatchUpField(required=False, allow_null=True)
     delivery = DeliveryIn(required=False, allow_null=True)
     on_success_fire = Str(required=False, allow_null=True, max_length=255)
+    overlap = Choice(Cue.Overlap.values, required=False, allow_null=True)
 
     def validate(self, attrs):
         attrs = _drop_nulls(attrs)

@@ -2,6 +2,7 @@ from django.conf import settings
 from django.db import models
 
 from cueapi.ids import new_cue_id
+from cues.schedule import jitter_offset, next_bounded_slot
 
 
 def default_backoff_minutes():
@@ -34,6 +35,13 @@ class Cue(models.Model):
         LATEST = "latest"
         NONE = "none"
 
+    class Overlap(models.TextChoices):
+        """What a slot does when it comes due while an execution of the cue is running."""
+
+        ALLOW = "allow"  # fire anyway
+        SKIP = "skip"  # record it as missed
+        BUFFER_ONE = "buffer_one"  # one waits and fires when the running one ends; more are skipped
+
     class VerificationMode(models.TextChoices):
         NONE = "none"
         REQUIRE_EXTERNAL_ID = "require_external_id"
@@ -50,6 +58,14 @@ class Cue(models.Model):
     schedule_cron = models.CharField(max_length=100, null=True, blank=True)
     schedule_at = models.DateTimeField(null=True, blank=True)
     schedule_timezone = models.CharField(max_length=50, default="UTC")
+    # A recurring cue's window (inclusive): no slot before start_at; after end_at it completes.
+    schedule_start_at = models.DateTimeField(null=True, blank=True)
+    schedule_end_at = models.DateTimeField(null=True, blank=True)
+    # Each slot is delivered up to this many seconds late (cues/schedule.jitter_offset).
+    jitter_seconds = models.PositiveIntegerField(default=0)
+    overlap = models.CharField(max_length=12, choices=Overlap, default=Overlap.ALLOW)
+    # buffer_one: the slot that came due while an execution ran; fired when that one ends.
+    overlap_buffered_slot = models.DateTimeField(null=True, blank=True)
     callback_url = models.TextField(null=True, blank=True)
     callback_method = models.CharField(max_length=10, default="POST")
     callback_transport = models.CharField(max_length=10, choices=Transport, default=Transport.WEBHOOK)
@@ -58,6 +74,8 @@ class Cue(models.Model):
     retry_max_attempts = models.PositiveSmallIntegerField(default=3)
     retry_backoff_minutes = models.JSONField(default=default_backoff_minutes)
     next_run = models.DateTimeField(null=True, blank=True)
+    # The schedule slot next_run delivers (next_run is it plus the jitter); see `due_slot`.
+    next_slot = models.DateTimeField(null=True, blank=True)
     last_run = models.DateTimeField(null=True, blank=True)
     run_count = models.PositiveIntegerField(default=0)
     fired_count = models.PositiveIntegerField(default=0)
@@ -92,10 +110,31 @@ class Cue(models.Model):
             # "Which cues are due?" is a range scan on this index.
             models.Index(fields=["status", "next_run"], name="ix_cues_status_next_run"),
             models.Index(fields=["user", "created_at"], name="ix_cues_user_created"),
+            # The poller's sweep of buffered slots (overlap: buffer_one) reads only these rows.
+            models.Index(fields=["overlap_buffered_slot"], name="ix_cues_buffered_slot",
+                         condition=models.Q(overlap_buffered_slot__isnull=False)),
         ]
 
     def __str__(self):
         return f"{self.name} ({self.id})"
+
+    def upcoming(self, after):
+        """(slot, run) of this recurring cue's first slot after `after` within its window, `run`
+        being when it is delivered (the slot plus its jitter); (None, None) past the window."""
+        slot = next_bounded_slot(self.schedule_cron, self.schedule_timezone, after,
+                                 start_at=self.schedule_start_at, end_at=self.schedule_end_at)
+        if slot is None:
+            return None, None
+        return slot, slot + jitter_offset(self.pk, slot, self.jitter_seconds)
+
+    def due_slot(self):
+        """The schedule slot the stored next_run stands for: next_slot when next_run is exactly
+        its jittered instant, else next_run itself (no jitter, or a next_run set another way)."""
+        slot = self.next_slot
+        if slot is not None and self.next_run is not None and self.jitter_seconds \
+                and slot + jitter_offset(self.pk, slot, self.jitter_seconds) == self.next_run:
+            return slot
+        return self.next_run
 
     def webhook_timeout(self) -> float:
         """Seconds one webhook request of this cue may take (connect, send and answer)."""

@@ -20,6 +20,8 @@ def cue_to_dict(cue, *, warning=None):
         schedule["cron"] = cue.schedule_cron
     if cue.schedule_at:
         schedule["at"] = ts_iso(cue.schedule_at)
+    schedule.update(start_at=ts_z(cue.schedule_start_at), end_at=ts_z(cue.schedule_end_at),
+                    jitter_seconds=cue.jitter_seconds)
     return {
         "id": cue.id,
         "name": cue.name,
@@ -49,6 +51,7 @@ def cue_to_dict(cue, *, warning=None):
         "delivery": {"timeout_seconds": max(1, round(cue.webhook_timeout())),
                      "outcome_deadline_seconds": cue.outcome_deadline()},
         "on_success_fire": cue.on_success_fire,
+        "overlap": cue.overlap,
         "warning": warning,
         "created_at": ts_z(cue.created_at),
         "updated_at": ts_z(cue.updated_at),

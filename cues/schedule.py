@@ -16,6 +16,7 @@ datetime.datetime(2026, 3, 8, 7, 0, tzinfo=datetime.timezone.utc)
 """
 
 import copy
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import cache, lru_cache, wraps
@@ -339,3 +340,23 @@ def plan_catch_up(*, expr: str, tz_name: str, due: datetime, now: datetime, poli
         missed_not_recorded=more or len(missed) > MISSED_MAX_RECORDED,
         next_run=schedule.next_after(now),
     )
+
+
+def jitter_offset(cue_id: str, slot: datetime, jitter_seconds: int) -> timedelta:
+    """A cue's delay for one slot, in [0, jitter_seconds] whole seconds: a pure function of
+    (cue id, slot), so every poller and every API answer computes the same instant."""
+    if not jitter_seconds:
+        return timedelta(0)
+    digest = hashlib.sha256(f"{cue_id}|{slot.astimezone(UTC).isoformat()}".encode()).digest()
+    return timedelta(seconds=int.from_bytes(digest[:8], "big") % (jitter_seconds + 1))
+
+
+@_one_error_type
+def next_bounded_slot(expr: str, tz_name: str, after: datetime, *, start_at: datetime | None = None,
+                      end_at: datetime | None = None) -> datetime | None:
+    """The first slot strictly after `after` and not before `start_at`; None once it would be
+    after `end_at` (both bounds inclusive)."""
+    if start_at is not None and after < start_at:
+        after = start_at - _TICK
+    slot = _Schedule(expr, tz_name).next_after(after)
+    return None if end_at is not None and slot > end_at else slot

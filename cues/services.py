@@ -124,10 +124,54 @@ def _check_on_success_target(*, user, target_id: str | None, cue_id: str | None 
 
 
 def _next_run_on_resume(cue, now):
+    """A resumed cue's next_run (and next_slot): a recurring one's next slot from now (it
+    completes if its window is over), a one-time one's time, which if passed fires on the
+    next poll (as the reference)."""
     if cue.schedule_type == Cue.ScheduleType.RECURRING:
-        return schedule_math.next_fire(cue.schedule_cron, cue.schedule_timezone, now)
-    # A one-time cue fires at its time; if that passed, on the next poll (as the reference).
-    return cue.schedule_at
+        _schedule_next(cue, now)
+    else:
+        cue.next_run, cue.next_slot = cue.schedule_at, None
+
+
+# The schedule keys that change when a cue fires; the window's keys and their columns.
+TIMING_KEYS = {"type", "cron", "at", "timezone"}
+WINDOW_FIELDS = {"start_at": "schedule_start_at", "end_at": "schedule_end_at", "jitter_seconds": "jitter_seconds"}
+
+
+def _schedule_next(cue, now):
+    """Set an active cue's next_run (and the slot it delivers, next_slot) from its schedule:
+    a recurring cue's first slot after now within its window, jittered; when the window has
+    no slot left, the cue is completed."""
+    if cue.schedule_type != Cue.ScheduleType.RECURRING:
+        cue.next_run, cue.next_slot = cue.schedule_at, None
+        return
+    try:
+        cue.next_slot, cue.next_run = cue.upcoming(now)
+    except schedule_math.ScheduleError as exc:
+        raise AppError("invalid_schedule", str(exc), 400) from None
+    if cue.next_run is None:
+        cue.status = Cue.Status.COMPLETED
+
+
+def _check_window(cue, now, *, sent):
+    """A window (start_at/end_at) and jitter belong to recurring schedules; start_at < end_at,
+    and end_at is not past. 422 on the field at fault. A one-time cue drops any it had."""
+    if cue.schedule_type != Cue.ScheduleType.RECURRING:
+        for key in ("start_at", "end_at"):
+            if sent.get(key) is not None:
+                raise RequestValidationError([(f"body.schedule.{key}", "Only recurring schedules have a "
+                                               "start_at or end_at; remove it or use a cron")])
+        if sent.get("jitter_seconds"):
+            raise RequestValidationError([("body.schedule.jitter_seconds", "Only recurring schedules have jitter")])
+        cue.schedule_start_at = cue.schedule_end_at = None
+        cue.jitter_seconds = 0
+        return
+    start, end = cue.schedule_start_at, cue.schedule_end_at
+    if start is not None and end is not None and start >= end:
+        raise RequestValidationError([("body.schedule.end_at", "end_at must be later than start_at")])
+    if end is not None and end <= now and "end_at" in sent:
+        raise RequestValidationError([("body.schedule.end_at", "end_at is in the past; give a later time "
+                                       "or leave it out")])
 
 
 def cue_create(*, user, data, now=None):
@@ -180,7 +224,7 @@ def _new_cue(*, user, data, now):
         _check_callback_url(callback["url"])
     check_payload(payload)
     _check_timezone(tz_name)
-    schedule_at, next_run = resolve_schedule(
+    schedule_at, _ = resolve_schedule(
         schedule_type=sched["type"], cron=sched.get("cron"), at=sched.get("at"),
         tz_name=tz_name, now=now,
     )
@@ -191,7 +235,7 @@ def _new_cue(*, user, data, now):
     delivery = data.get("delivery") or {}
     _check_on_success_target(user=user, target_id=data.get("on_success_fire"))
 
-    return Cue(
+    cue = Cue(
         user=user,
         name=data["name"],
         description=data.get("description"),
@@ -206,7 +250,10 @@ def _new_cue(*, user, data, now):
         payload=payload,
         retry_max_attempts=retry["max_attempts"],
         retry_backoff_minutes=retry["backoff_minutes"],
-        next_run=next_run,
+        schedule_start_at=sched.get("start_at"),
+        schedule_end_at=sched.get("end_at"),
+        jitter_seconds=sched.get("jitter_seconds") or 0,
+        overlap=data.get("overlap") or Cue.Overlap.ALLOW,
         on_failure=on_failure,
         # Never configured -> NULL (the API shows `verification: null`).
         verification_mode=None if verification is None else verification.get("mode", "none"),
@@ -216,6 +263,9 @@ def _new_cue(*, user, data, now):
         webhook_timeout_seconds=delivery.get("timeout_seconds"),
         on_success_fire=data.get("on_success_fire"),
     )
+    _check_window(cue, now, sent=sched)
+    _schedule_next(cue, now)
+    return cue
 
 
 def cue_worker_warning(*, cue: Cue, now: datetime) -> str | None:
@@ -297,30 +347,47 @@ def cue_update(*, user, cue_id, data, now=None):
         _check_on_success_target(user=cue.user_id, target_id=data["on_success_fire"], cue_id=cue.pk)
         cue.on_success_fire = data["on_success_fire"]
         fields.add("on_success_fire")
+    if "overlap" in data:
+        cue.overlap = data["overlap"]
+        fields.add("overlap")
+        if cue.overlap != Cue.Overlap.BUFFER_ONE:
+            cue.overlap_buffered_slot = None  # nothing waits under the other policies
+            fields.add("overlap_buffered_slot")
     if "schedule" in data:
         sched = data["schedule"]
-        tz_name = sched.get("timezone", cue.schedule_timezone)
-        _check_timezone(tz_name)
-        schedule_at, next_run = resolve_schedule(
-            schedule_type=sched["type"], cron=sched.get("cron"), at=sched.get("at"),
-            tz_name=tz_name, now=now,
-        )
-        cue.schedule_type = sched["type"]
-        cue.schedule_cron = sched.get("cron") if sched["type"] == Cue.ScheduleType.RECURRING else None
-        cue.schedule_at = schedule_at
-        cue.schedule_timezone = tz_name
-        # A paused cue keeps no next_run; resuming computes it.
-        cue.next_run = next_run if cue.status == Cue.Status.ACTIVE else None
-        fields.update(["schedule_type", "schedule_cron", "schedule_at", "schedule_timezone", "next_run"])
+        if TIMING_KEYS & set(sched):
+            # Without `type`, the cue's own type (and what it doesn't send) is kept.
+            schedule_type = sched.get("type", cue.schedule_type)
+            kept = "type" not in sched
+            cron = sched.get("cron", cue.schedule_cron if kept else None)
+            tz_name = sched.get("timezone", cue.schedule_timezone)
+            _check_timezone(tz_name)
+            cue.schedule_at, _ = resolve_schedule(
+                schedule_type=schedule_type, cron=cron, tz_name=tz_name, now=now,
+                at=sched.get("at", cue.schedule_at if kept else None))
+            cue.schedule_type = schedule_type
+            cue.schedule_cron = cron if schedule_type == Cue.ScheduleType.RECURRING else None
+            cue.schedule_timezone = tz_name
+        for key, field in WINDOW_FIELDS.items():
+            if key in sched:
+                setattr(cue, field, sched[key] if sched[key] is not None or key != "jitter_seconds" else 0)
+        _check_window(cue, now, sent=sched)
+        if cue.status == Cue.Status.ACTIVE:  # a paused cue keeps no next_run; resuming computes it
+            _schedule_next(cue, now)
+        fields.update(["schedule_type", "schedule_cron", "schedule_at", "schedule_timezone", "next_run", "next_slot",
+                       "status", *WINDOW_FIELDS.values()])
     if "status" in data and data["status"] != cue.status:
         if cue.status not in (Cue.Status.ACTIVE, Cue.Status.PAUSED):
             # A completed/failed cue coming back counts against the limit again.
             user = User.objects.select_for_update(no_key=True).get(pk=cue.user_id)
             _check_cue_limit(user)
         cue.status = data["status"]
-        cue.next_run = _next_run_on_resume(cue, now) if cue.status == Cue.Status.ACTIVE else None
+        if cue.status == Cue.Status.ACTIVE:
+            _next_run_on_resume(cue, now)
+        else:
+            cue.next_run = cue.next_slot = None
         cue.pause_note = None  # the server's reason for a pause ends with it
-        fields.update(["status", "next_run", "pause_note"])
+        fields.update(["status", "next_run", "next_slot", "pause_note"])
 
     try:
         with transaction.atomic():

@@ -117,7 +117,8 @@ DELIVERY_FIELDS = [
     "execution__cue__on_failure", "execution__cue__verification_mode", "execution__cue__user",
     "execution__cue__outcome_deadline_seconds", "execution__cue__callback_transport",
     "execution__cue__webhook_timeout_seconds", "execution__cue__required_assertions",
-    "execution__cue__on_success_fire", "execution__required_assertions", "execution__replayed_from",
+    "execution__cue__on_success_fire", "execution__cue__overlap", "execution__required_assertions",
+    "execution__replayed_from",
     "execution__cue__user__webhook_secret",
 ]
 

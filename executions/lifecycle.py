@@ -39,7 +39,7 @@ from executions import signals
 from executions.delivery import DeliveryResult
 from executions.models import DeliveryAttempt, DispatchOutbox, Execution
 from executions.outcome_rules import outcome_fields, outcome_from_reply
-from executions.selectors import SUCCEEDED_OUTCOMES
+from executions.selectors import SUCCEEDED_OUTCOMES, running
 
 logger = logging.getLogger("cueapi.engine")
 
@@ -97,31 +97,56 @@ def fired(*, cue: Cue, scheduled_for: datetime, now: datetime, triggered_by: str
 
 
 def slots_fired(*, pending: list[Execution], missed: Iterable[Execution] = (),
-                refused: Iterable[Execution] = (), now: datetime) -> list[Execution]:
+                refused: Iterable[Execution] = (), overlapped: Iterable[Execution] = (),
+                now: datetime) -> list[Execution]:
     """The poller's batch: `pending` executions to send, `missed` ones (slots skipped by the
-    catch-up policy) and `refused` ones (over the monthly limit: recorded as failed, never
-    sent). A slot that already has an execution is skipped. Returns the pending executions
-    created (their `cue` must be loaded)."""
-    missed, refused = list(missed), list(refused)
-    Execution.objects.bulk_create(pending + missed + refused, ignore_conflicts=True)
-    created = set(Execution.objects.filter(id__in=[e.id for e in pending + missed]).values_list("id", flat=True))
+    catch-up policy), `refused` ones (over the monthly limit: recorded as failed, never sent)
+    and `overlapped` ones (missed: skipped by the overlap policy). A slot that already has an
+    execution is skipped. Returns the pending executions created (their `cue` must be loaded)."""
+    missed, refused, overlapped = list(missed), list(refused), list(overlapped)
+    Execution.objects.bulk_create(pending + missed + refused + overlapped, ignore_conflicts=True)
+    created = set(Execution.objects.filter(id__in=[e.id for e in pending + missed + overlapped])
+                  .values_list("id", flat=True))
     fired_now = [e for e in pending if e.id in created]
     DispatchOutbox.objects.bulk_create(
         DispatchOutbox(execution=e, available_at=e.scheduled_for) for e in fired_now if sends_webhook(e.cue))
     # Users in a fixed order: two pollers never take usage rows in opposite orders.
     for user_id, count in sorted(Counter(e.cue.user_id for e in fired_now).items()):
         usage_increment(user_id=user_id, count=count, moment=now)
-    missed_now = [e for e in missed if e.id in created]
-    if missed_now:
-        metrics.count("cueapi_executions_missed", len(missed_now), reason="catch_up")
-    for transport, n in Counter(e.cue.callback_transport for e in missed_now).items():
-        _count_result("missed", transport, n)
+    for reason, executions in (("catch_up", missed), ("overlap", overlapped)):
+        missed_now = [e for e in executions if e.id in created]
+        if missed_now:
+            metrics.count("cueapi_executions_missed", len(missed_now), reason=reason)
+        for transport, n in Counter(e.cue.callback_transport for e in missed_now).items():
+            _count_result("missed", transport, n)
     # Over the monthly limit: recorded as failed, never sent.
     refused_now = Execution.objects.filter(id__in=[e.id for e in refused]).values_list("cue__callback_transport")
     for (transport,), n in Counter(refused_now).items():
         _count_result("failed", transport, n)
     _count_fired(fired_now, now)
     return fired_now
+
+
+def buffered_slot_released(*, cue: Cue, now: datetime) -> Execution | None:
+    """`overlap: buffer_one`: the slot that came due while an execution of the cue was running
+    fires once none is running (called when one ends, and by the poller's sweep). The slot is
+    taken with a guarded UPDATE, so it fires once. Returns its execution, or None."""
+    slot = Cue.objects.filter(pk=cue.pk, status=Cue.Status.ACTIVE).values_list(
+        "overlap_buffered_slot", flat=True).first()
+    if slot is None or Execution.objects.filter(running(now), cue_id=cue.pk).exists():
+        return None
+    if not Cue.objects.filter(pk=cue.pk, overlap_buffered_slot=slot).update(overlap_buffered_slot=None):
+        return None
+    try:
+        return fired(cue=cue, scheduled_for=slot, now=now)
+    except IntegrityError:  # the slot has an execution already
+        return None
+
+
+def _ended(cue: Cue, now: datetime) -> None:
+    """An execution of `cue` stopped running (see selectors.running)."""
+    if cue.overlap == Cue.Overlap.BUFFER_ONE:
+        buffered_slot_released(cue=cue, now=now)
 
 
 def _count_fired(executions: list[Execution], now: datetime) -> None:
@@ -219,6 +244,8 @@ def webhook_delivered(*, execution: Execution, cue: Cue, attempt: int, result: D
     if result.reported_outcome is not None:
         outcome_recorded(execution=execution, cue=cue, outcome=outcome_from_reply(result.reported_outcome), now=now,
                          logged=True)
+    elif not deadline:
+        _ended(cue, now)
     return "delivered"
 
 
@@ -264,6 +291,8 @@ def webhooks_delivered(*, items: list[Delivered], now: datetime) -> None:
         metrics.observe("cueapi_delivery_latency_seconds", (now - item.execution.scheduled_for).total_seconds())
         log_event(logger, "delivered", execution_id=item.execution.id, cue_id=item.cue.id, attempt=item.attempt,
                   http_status=item.result.http_status, duration_ms=item.result.duration_ms, outcome=None)
+        if not deadlines[item.execution.pk]:
+            _ended(item.cue, now)
 
 
 def _by_row(field: str, values: dict):
@@ -345,6 +374,7 @@ def _failed_for_good(execution_id, cue: Cue, now: datetime, reason: str, *, ran:
     cue_record_run(cue=cue, now=now, finished=ran, ran=ran, once_status=Cue.Status.FAILED, pause=pause)
     signals.execution_failed.send(sender=Execution, execution=Execution.objects.get(pk=execution_id), cue=cue,
                                   now=now, reason=reason)
+    _ended(cue, now)
 
 
 # --- outcomes -------------------------------------------------------------------------------
@@ -387,6 +417,8 @@ def outcome_recorded(*, execution: Execution, cue: Cue, outcome: dict, now: date
         cue_record_run(cue=cue, now=now, finished=True, once_status=Cue.Status.COMPLETED)
     if state in SUCCEEDED_OUTCOMES:
         succeeded(execution=execution, cue=cue, now=now)
+    if success:  # a failure ended it in _failed_for_good
+        _ended(cue, now)
     return state
 
 

@@ -21,10 +21,11 @@ from cueapi import metrics
 from cueapi.bulk import value_by_pk
 from cueapi.logs import log_event
 from cues.models import Cue
-from cues.schedule import ScheduleError, plan_catch_up
+from cues.schedule import ScheduleError, jitter_offset, plan_catch_up
 from cues.services import cue_park
 from executions import lifecycle
 from executions.models import DispatchOutbox, Execution
+from executions.selectors import running
 
 logger = logging.getLogger("cueapi.engine")
 
@@ -35,6 +36,8 @@ BATCH_SIZE = 100
 PLANNING_BUDGET_SECONDS = 0.25
 OUTBOX_RETENTION = timedelta(days=7)
 MISSED_MESSAGE = "Missed: the scheduler was not running at this time (catch-up policy: {policy})"
+OVERLAP_MESSAGE = ("Skipped by the overlap policy ({policy}): an execution of this cue was still running "
+                   "when this slot came due")
 PARKED_NOTE = ("Paused by the server: its next run can't be computed ({reason}). "
                "Fix the schedule with PATCH, then set status to active.")
 UNCLAIMED_AFTER = timedelta(seconds=900)
@@ -65,7 +68,7 @@ def fire_due_cues(*, now: datetime | None = None, batch: int = BATCH_SIZE) -> in
             .select_related("user")
             .order_by("next_run")[:batch]
         )
-        plans = []  # (cue, fire, skipped, next_run)
+        plans = []  # (cue, fire, skipped, next_slot, next_run)
         handled = 0
         for cue in cues:
             if handled and time.monotonic() - started > PLANNING_BUDGET_SECONDS:
@@ -88,16 +91,27 @@ class _CueChanged(Exception):
     pass
 
 
-def _plan(cue: Cue, now: datetime) -> tuple[list[datetime], list[datetime], datetime | None]:
-    """(slots to fire, slots missed, the next run after them): pure schedule math."""
-    due = cue.next_run
+def _plan(cue: Cue, now: datetime) -> tuple[list, list, datetime | None, datetime | None]:
+    """(slots to fire, slots missed, the next slot, its jittered run): pure schedule math.
+
+    With jitter, next_run is the due slot plus its delay: catch-up judges lateness from the
+    slot, as if there were no jitter. Slots after the cue's end_at are dropped; with no slot
+    left in its window, the next slot and run are None (the cue completes)."""
+    due = cue.due_slot()
     if cue.schedule_type != Cue.ScheduleType.RECURRING:
-        return [due], [], None
-    plan = plan_catch_up(expr=cue.schedule_cron, tz_name=cue.schedule_timezone, due=due, now=now,
-                         policy=cue.catch_up)
+        return [due], [], None, None
+    plan = plan_catch_up(expr=cue.schedule_cron, tz_name=cue.schedule_timezone, due=due,
+                         now=now - (cue.next_run - due), policy=cue.catch_up)
     if plan.missed_not_recorded:
         log_event(logger, "missed_slots_not_recorded", logging.WARNING, cue_id=cue.id)
-    return plan.fire, plan.missed, plan.next_run
+    end = cue.schedule_end_at
+    fire, missed = plan.fire, plan.missed
+    if end is not None:
+        fire, missed = [s for s in fire if s <= end], [s for s in missed if s <= end]
+    slot = plan.next_run if end is None or plan.next_run <= end else None
+    if slot is None:
+        return fire, missed, None, None
+    return fire, missed, slot, slot + jitter_offset(cue.pk, slot, cue.jitter_seconds)
 
 
 def _advance(plans: list, now: datetime) -> None:
@@ -106,25 +120,37 @@ def _advance(plans: list, now: datetime) -> None:
     if not plans:
         return
     guard = Q()
-    next_runs, fired = {}, {}
-    for cue, fire, _skipped, next_run in plans:
+    next_runs, next_slots, fired, statuses = {}, {}, {}, {}
+    for cue, fire, _skipped, next_slot, next_run in plans:
         guard |= Q(pk=cue.pk, next_run=cue.next_run)
-        next_runs[cue.pk], fired[cue.pk] = next_run, len(fire)
+        next_runs[cue.pk], next_slots[cue.pk], fired[cue.pk] = next_run, next_slot, len(fire)
+        statuses[cue.pk] = _status_after(cue, next_run)
+    field = Cue._meta.get_field
     advanced = Cue.objects.filter(guard, status=Cue.Status.ACTIVE).update(
-        next_run=value_by_pk(next_runs, Cue._meta.get_field("next_run")),
-        fired_count=F("fired_count") + value_by_pk(fired, Cue._meta.get_field("fired_count")), updated_at=now)
+        next_run=value_by_pk(next_runs, field("next_run")), next_slot=value_by_pk(next_slots, field("next_slot")),
+        status=value_by_pk(statuses, field("status")),
+        fired_count=F("fired_count") + value_by_pk(fired, field("fired_count")), updated_at=now)
     if advanced != len(plans):
         raise _CueChanged
+
+
+def _status_after(cue: Cue, next_run: datetime | None) -> str:
+    """A recurring cue whose window has no slot left is completed (a one-time cue completes
+    when its execution does)."""
+    if next_run is None and cue.schedule_type == Cue.ScheduleType.RECURRING:
+        return Cue.Status.COMPLETED
+    return Cue.Status.ACTIVE
 
 
 def _advance_one(plan, now: datetime) -> bool:
     """One cue's guarded advance (the fallback): False when another poller fired it, the cue
     changed meanwhile, or it can't be written (then it is parked)."""
-    cue, fire, _skipped, next_run = plan
+    cue, fire, _skipped, next_slot, next_run = plan
     try:
         with transaction.atomic():  # a savepoint: one cue's failure rolls back alone
             return bool(Cue.objects.filter(pk=cue.pk, status=Cue.Status.ACTIVE, next_run=cue.next_run).update(
-                next_run=next_run, fired_count=F("fired_count") + len(fire), updated_at=now))
+                next_run=next_run, next_slot=next_slot, status=_status_after(cue, next_run),
+                fired_count=F("fired_count") + len(fire), updated_at=now))
     except Exception as exc:  # noqa: BLE001 - it must not stop the others
         _park(cue, exc, now)
         return False
@@ -134,8 +160,9 @@ def _fire_planned(plans: list, now: datetime) -> None:
     """The executions of the advanced cues: to send, missed (catch-up policy), or refused
     (over the user's monthly limit: recorded, never sent, DESIGN.md §3.11)."""
     room = {}  # user id -> executions left this month
-    pending, missed, refused = [], [], []
-    for cue, fire, skipped, _next_run in plans:
+    pending, missed, refused, overlapped = [], [], [], []
+    busy = _running_cues([cue for cue, fire, *_ in plans if fire and cue.overlap != Cue.Overlap.ALLOW], now)
+    for cue, fire, skipped, _next_slot, _next_run in plans:
         if cue.user_id not in room:
             limit = cue.user.monthly_execution_limit
             used = 0 if limit == NO_LIMIT else user_executions_this_month(user=cue.user, moment=now)
@@ -143,6 +170,11 @@ def _fire_planned(plans: list, now: datetime) -> None:
         missed.extend(Execution(cue=cue, scheduled_for=slot, status=Execution.Status.MISSED,
                                 error_message=MISSED_MESSAGE.format(policy=cue.catch_up)) for slot in skipped)
         over_limit = monthly_execution_limit_message(cue.user.monthly_execution_limit)
+        if cue.overlap != Cue.Overlap.ALLOW:
+            fire, skipped_now = _apply_overlap(cue, fire, running=cue.pk in busy)
+            overlapped.extend(Execution(cue=cue, scheduled_for=slot, status=Execution.Status.MISSED,
+                                        error_message=OVERLAP_MESSAGE.format(policy=cue.overlap))
+                              for slot in skipped_now)
         for slot in fire:
             if room[cue.user_id] <= 0:
                 refused.append(Execution(cue=cue, scheduled_for=slot, status=Execution.Status.FAILED,
@@ -150,7 +182,40 @@ def _fire_planned(plans: list, now: datetime) -> None:
                 continue
             room[cue.user_id] -= 1
             pending.append(Execution(cue=cue, scheduled_for=slot, status=Execution.Status.PENDING))
-    lifecycle.slots_fired(pending=pending, missed=missed, refused=refused, now=timezone.now())
+    lifecycle.slots_fired(pending=pending, missed=missed, refused=refused, overlapped=overlapped, now=timezone.now())
+
+
+def _running_cues(cues: list, now: datetime) -> set:
+    """Which of these cues have an execution running (one query; none when the list is empty)."""
+    if not cues:
+        return set()
+    return set(Execution.objects.filter(running(now), cue__in=cues).values_list("cue_id", flat=True).distinct())
+
+
+def _apply_overlap(cue: Cue, slots: list, *, running: bool) -> tuple[list, list]:
+    """(slots to fire, slots skipped) under the cue's overlap policy, oldest first: a slot
+    fires only when nothing of the cue runs (and then it runs); under buffer_one the first
+    slot that can't fire waits on the cue (`overlap_buffered_slot`) unless one waits already."""
+    fire, skipped = [], []
+    for slot in slots:
+        if not running:
+            fire.append(slot)
+            running = True
+        elif (cue.overlap == Cue.Overlap.BUFFER_ONE and cue.overlap_buffered_slot is None
+              and Cue.objects.filter(pk=cue.pk, overlap_buffered_slot__isnull=True).update(overlap_buffered_slot=slot)):
+            cue.overlap_buffered_slot = slot
+        else:
+            skipped.append(slot)
+    return fire, skipped
+
+
+def release_buffered_slots(*, now: datetime, batch: int = BATCH_SIZE) -> int:
+    """The sweep behind `overlap: buffer_one`: a waiting slot whose cue has nothing running
+    fires (normally it fires when the running execution ends; this catches the rest)."""
+    with transaction.atomic():
+        cues = list(_locked(Cue.objects.filter(status=Cue.Status.ACTIVE, overlap_buffered_slot__isnull=False))
+                    .select_related("user")[:batch])
+        return sum(lifecycle.buffered_slot_released(cue=cue, now=now) is not None for cue in cues)
 
 
 def _park(cue: Cue, exc: Exception, now: datetime) -> None:

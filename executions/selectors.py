@@ -49,6 +49,16 @@ def verdict_expression() -> Case:
     )
 
 
+def running(now) -> Q:
+    """Executions that are running, for a cue's overlap policy: from creation (a future
+    send_at not yet) until delivered with no outcome expected, the outcome recorded, failed for
+    good, or the outcome deadline passed (status outcome_timeout)."""
+    status = Execution.Status
+    return (Q(status__in=[status.PENDING, status.DELIVERING, status.RETRYING, status.RETRY_READY],
+              scheduled_for__lte=now)
+            | Q(status=status.SUCCESS, outcome_recorded_at__isnull=True, outcome_deadline_at__isnull=False))
+
+
 def with_verdict(queryset: QuerySet) -> QuerySet:
     return queryset.annotate(verdict=verdict_expression())
 

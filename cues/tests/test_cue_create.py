@@ -25,14 +25,15 @@ class CueCreateTests(CueTestCase):
             {
                 "name": "nightly", "description": "d", "status": "active", "pause_note": None,
                 "transport": "webhook",
-                "schedule": {"type": "recurring", "timezone": "UTC", "cron": "0 9 * * *"},
+                "schedule": {"type": "recurring", "timezone": "UTC", "cron": "0 9 * * *",
+                             "start_at": None, "end_at": None, "jitter_seconds": 0},
                 "callback": {"url": HOOK_URL, "method": "POST", "headers": {}},
                 "payload": {"task": "report"},
                 "retry": {"max_attempts": 3, "backoff_minutes": [1, 5, 15]},
                 "next_run": "2026-11-25T09:00:00Z", "last_run": None, "run_count": 0,
                 "fired_count": 0, "on_failure": {"email": True, "webhook": None, "pause": False},
                 "verification": None, "catch_up": "latest", "delivery": {"timeout_seconds": 30, "outcome_deadline_seconds": 0},
-                "on_success_fire": None,
+                "on_success_fire": None, "overlap": "allow",
                 "warning": None,
                 "created_at": "2026-11-24T12:00:00Z", "updated_at": "2026-11-24T12:00:00Z",
             },
@@ -52,7 +53,7 @@ class CueCreateTests(CueTestCase):
 
     def test_one_time(self):
         body = self.create_cue(schedule={"type": "once", "at": "2026-12-01T10:00:00+02:00"})
-        self.assertEqual(body["schedule"], {"type": "once", "timezone": "UTC", "at": "2026-12-01T08:00:00+00:00"})
+        self.assertEqual(body["schedule"], {"type": "once", "timezone": "UTC", "at": "2026-12-01T08:00:00+00:00", "start_at": None, "end_at": None, "jitter_seconds": 0})
         self.assertEqual(body["next_run"], "2026-12-01T08:00:00Z")
 
     def test_naive_at_is_utc(self):

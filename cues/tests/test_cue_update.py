@@ -36,15 +36,15 @@ class CueUpdateTests(CueTestCase):
 
     def test_schedule_change_keeps_the_timezone(self):
         body = self.patch_ok({"schedule": {"type": "recurring", "cron": "0 10 * * *"}})
-        self.assertEqual(body["schedule"], {"type": "recurring", "timezone": "America/New_York", "cron": "0 10 * * *"})
+        self.assertEqual(body["schedule"], {"type": "recurring", "timezone": "America/New_York", "cron": "0 10 * * *", "start_at": None, "end_at": None, "jitter_seconds": 0})
         self.assertEqual(body["next_run"], "2026-11-24T15:00:00Z")
 
     def test_schedule_to_once_and_back(self):
         body = self.patch_ok({"schedule": {"type": "once", "at": "2026-12-01T00:00:00Z"}})
-        self.assertEqual(body["schedule"], {"type": "once", "timezone": "America/New_York", "at": "2026-12-01T00:00:00+00:00"})
+        self.assertEqual(body["schedule"], {"type": "once", "timezone": "America/New_York", "at": "2026-12-01T00:00:00+00:00", "start_at": None, "end_at": None, "jitter_seconds": 0})
         self.assertEqual(body["next_run"], "2026-12-01T00:00:00Z")
         body = self.patch_ok({"schedule": {"type": "recurring", "cron": "@hourly", "timezone": "UTC"}})
-        self.assertEqual(body["schedule"], {"type": "recurring", "timezone": "UTC", "cron": "@hourly"})
+        self.assertEqual(body["schedule"], {"type": "recurring", "timezone": "UTC", "cron": "@hourly", "start_at": None, "end_at": None, "jitter_seconds": 0})
         self.assertEqual(body["next_run"], "2026-11-24T13:00:00Z")
 
     def test_callback_change_keeps_method_and_headers(self):

@@ -26,7 +26,8 @@ class Command(EngineCommand):
             if done < poller.BATCH_SIZE:
                 break
         for unit in (poller.expire_worker_leases, poller.release_due_retries,
-                     poller.miss_unclaimed_worker_executions, poller.time_out_missing_outcomes):
+                     poller.miss_unclaimed_worker_executions, poller.time_out_missing_outcomes,
+                     poller.release_buffered_slots):
             while not self.stopping:
                 done = unit(now=timezone.now())
                 other += done
