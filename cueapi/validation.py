@@ -139,6 +139,7 @@ class List(serializers.ListField):
         "required": "Field required",
         "null": "Input should be a valid list",
         "not_a_list": "Input should be a valid list",
+        "max_length": "List should have at most {max_length} items",
     }
 
 

@@ -66,6 +66,13 @@ class VerificationIn(InputSerializer):
     mode = Choice(Cue.VerificationMode.values, required=False)
 
 
+class RequiredPayloadKeys(List):
+    """Top-level keys every fire's payload must have: at most 20 non-empty strings."""
+
+    def __init__(self):
+        super().__init__(child=Str(min_length=1, max_length=255), max_length=20, required=False, allow_null=True)
+
+
 def _drop_nulls(data):
     """A key sent as null is treated as not sent (the reference's PATCH rule)."""
     return {k: v for k, v in data.items() if v is not None}
@@ -83,6 +90,9 @@ class CueCreateIn(InputSerializer):
     verification = VerificationIn(required=False, allow_null=True)
     catch_up = Choice(Cue.CatchUp.values, required=False)
     delivery = DeliveryIn(required=False, allow_null=True)
+    # null is "not sent": false.
+    require_payload_override = Bool(required=False, allow_null=True)
+    required_payload_keys = RequiredPayloadKeys()
 
     def validate(self, attrs):
         callback = attrs.get("callback")
@@ -113,9 +123,15 @@ class CuePatchIn(InputSerializer):
     verification = VerificationIn(required=False, allow_null=True)
     catch_up = Choice(Cue.CatchUp.values, required=False, allow_null=True)
     delivery = DeliveryIn(required=False, allow_null=True)
+    require_payload_override = Bool(required=False, allow_null=True)
+    required_payload_keys = RequiredPayloadKeys()
 
     def validate(self, attrs):
+        # Unlike the other fields, required_payload_keys sent as null means "clear it".
+        keys = attrs.get("required_payload_keys", ...)
         attrs = _drop_nulls(attrs)
+        if keys is not ...:
+            attrs["required_payload_keys"] = keys
         if "status" in attrs and attrs["status"] not in (Cue.Status.ACTIVE, Cue.Status.PAUSED):
             raise value_error("status must be 'active' or 'paused'")
         if "callback" in attrs:

@@ -46,6 +46,8 @@ def cue_to_dict(cue, *, warning=None):
         "verification": {"mode": cue.verification_mode} if cue.verification_mode else None,
         "catch_up": cue.catch_up,
         "delivery": {"outcome_deadline_seconds": cue.outcome_deadline_seconds},
+        "require_payload_override": bool(cue.require_payload_override),
+        "required_payload_keys": cue.required_payload_keys,
         "warning": warning,
         "created_at": ts_z(cue.created_at),
         "updated_at": ts_z(cue.updated_at),

@@ -197,7 +197,14 @@ def _new_cue(*, user, data, now):
         verification_mode=None if verification is None else verification.get("mode", "none"),
         catch_up=data.get("catch_up") or Cue.CatchUp.LATEST,
         outcome_deadline_seconds=(data.get("delivery") or {}).get("outcome_deadline_seconds"),
+        require_payload_override=bool(data.get("require_payload_override")),
+        required_payload_keys=_unique(data.get("required_payload_keys")),
     )
+
+
+def _unique(keys: list[str] | None) -> list[str] | None:
+    """The required payload keys without repeats, in the order given."""
+    return None if keys is None else list(dict.fromkeys(keys))
 
 
 def cue_worker_warning(*, cue: Cue, now: datetime) -> str | None:
@@ -268,6 +275,12 @@ def cue_update(*, user, cue_id, data, now=None):
     if "delivery" in data and "outcome_deadline_seconds" in data["delivery"]:
         cue.outcome_deadline_seconds = data["delivery"]["outcome_deadline_seconds"]
         fields.add("outcome_deadline_seconds")
+    if "require_payload_override" in data:
+        cue.require_payload_override = data["require_payload_override"]
+        fields.add("require_payload_override")
+    if "required_payload_keys" in data:  # null clears it
+        cue.required_payload_keys = _unique(data["required_payload_keys"])
+        fields.add("required_payload_keys")
     if "schedule" in data:
         sched = data["schedule"]
         tz_name = sched.get("timezone", cue.schedule_timezone)

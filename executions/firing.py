@@ -9,6 +9,7 @@ from django.utils import timezone
 from accounts.models import User, limit_reached, monthly_execution_limit_message
 from accounts.selectors import user_executions_this_month
 from cueapi.errors import AppError
+from cues.models import Cue
 from cues.selectors import cue_get
 from cues.services import check_payload
 from executions import lifecycle
@@ -39,6 +40,21 @@ def fire_payload(cue_payload: dict | None, override: dict | None, strategy: str)
     return {**(cue_payload or {}), **override}
 
 
+def _check_required_payload(cue: Cue, override: dict | None, strategy: str) -> None:
+    """The cue's own rules for a fire by hand: 400 when it needs a payload_override and got
+    none, or when the payload it would deliver lacks one of its required keys."""
+    if cue.require_payload_override and override is None:
+        raise AppError("payload_override_required",
+                       "This cue requires payload_override on every fire", 400)
+    if cue.required_payload_keys:
+        payload = fire_payload(cue.payload, override, strategy)
+        payload = cue.payload if payload is None else payload
+        missing = [key for key in cue.required_payload_keys if key not in (payload or {})]
+        if missing:
+            raise AppError("missing_required_payload_keys",
+                           f"Payload is missing required keys: {', '.join(missing)}", 400)
+
+
 @transaction.atomic
 def cue_fire(*, user: User, cue_id: str, send_at: datetime | None = None, payload_override: dict | None = None,
              merge_strategy: str = "merge", now: datetime | None = None) -> tuple[Execution, datetime]:
@@ -50,6 +66,7 @@ def cue_fire(*, user: User, cue_id: str, send_at: datetime | None = None, payloa
     now = now or timezone.now()
     user = _lock_owner(user)
     cue = cue_get(user=user, cue_id=cue_id)
+    _check_required_payload(cue, payload_override, merge_strategy)
     _check_monthly_limit(user, now)
     payload = fire_payload(cue.payload, payload_override, merge_strategy)
     if payload is not None:

@@ -32,6 +32,7 @@ class CueCreateTests(CueTestCase):
                 "next_run": "2026-11-25T09:00:00Z", "last_run": None, "run_count": 0,
                 "fired_count": 0, "on_failure": {"email": True, "webhook": None, "pause": False},
                 "verification": None, "catch_up": "latest", "delivery": {"outcome_deadline_seconds": None},
+                "require_payload_override": False, "required_payload_keys": None,
                 "warning": None,
                 "created_at": "2026-11-24T12:00:00Z", "updated_at": "2026-11-24T12:00:00Z",
             },
