@@ -23,18 +23,23 @@ class FireIn(InputSerializer):
     send_at = AwareDateTime(required=False, allow_null=True)
     payload_override = Dict(required=False, allow_null=True)
     merge_strategy = Choice(["merge", "replace"], required=False, allow_null=True)
+    idempotency_key = Str(min_length=1, max_length=256, required=False, allow_null=True)
 
 
 class CueFireApi(APIView):
     @extend_schema(request=FireIn, responses=OpenApiTypes.OBJECT)
     def post(self, request, cue_id):
         data = validate_body(FireIn, request, required=False)
+        key = data.get("idempotency_key")
         execution, effective = firing.cue_fire(
             user=request.user,
             cue_id=cue_id,
             send_at=data.get("send_at"),
             payload_override=data.get("payload_override"),
             merge_strategy=data.get("merge_strategy") or "merge",
+            idempotency_key=key,
+            # The body as parsed, keys this server ignores included.
+            request_sha256=firing.body_sha256(request.data) if key is not None else "",
         )
         body = {
             "id": str(execution.id),
