@@ -107,6 +107,13 @@ class CatchUpField(Choice):
 CLEARABLE = ("on_success_fire",)
 
 
+class RequiredPayloadKeys(List):
+    """Top-level keys every fire's payload must have: at most 20 non-empty strings."""
+
+    def __init__(self):
+        super().__init__(child=Str(min_length=1, max_length=255), max_length=20, required=False, allow_null=True)
+
+
 def _drop_nulls(data):
     """A key sent as null is treated as not sent (the reference's PATCH rule), except the
     CLEARABLE ones."""
@@ -127,6 +134,9 @@ class CueCreateIn(InputSerializer):
     delivery = DeliveryIn(required=False, allow_null=True)
     on_success_fire = Str(required=False, allow_null=True, max_length=255)
     overlap = Choice(Cue.Overlap.values, required=False, allow_null=True)
+    # null is "not sent": false.
+    require_payload_override = Bool(required=False, allow_null=True)
+    required_payload_keys = RequiredPayloadKeys()
 
     def validate(self, attrs):
         callback = attrs.get("callback")
@@ -159,9 +169,15 @@ class CuePatchIn(InputSerializer):
     delivery = DeliveryIn(required=False, allow_null=True)
     on_success_fire = Str(required=False, allow_null=True, max_length=255)
     overlap = Choice(Cue.Overlap.values, required=False, allow_null=True)
+    require_payload_override = Bool(required=False, allow_null=True)
+    required_payload_keys = RequiredPayloadKeys()
 
     def validate(self, attrs):
+        # Unlike the other fields, required_payload_keys sent as null means "clear it".
+        keys = attrs.get("required_payload_keys", ...)
         attrs = _drop_nulls(attrs)
+        if keys is not ...:
+            attrs["required_payload_keys"] = keys
         if "status" in attrs and attrs["status"] not in (Cue.Status.ACTIVE, Cue.Status.PAUSED):
             raise value_error("status must be 'active' or 'paused'")
         if "callback" in attrs:

@@ -98,6 +98,11 @@ class Cue(models.Model):
     on_success_fire = models.CharField(max_length=20, null=True, blank=True)
     # Why the server paused this cue (its schedule could not be computed); cleared on resume.
     pause_note = models.CharField(max_length=500, null=True, blank=True)
+    # Checks on `POST /v1/cues/{id}/fire` only (the schedule fires with the cue's payload):
+    # every fire must bring a payload_override, and the payload it delivers must have these
+    # top-level keys (None: no such check).
+    require_payload_override = models.BooleanField(default=False)
+    required_payload_keys = models.JSONField(null=True, blank=True, default=None)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -52,6 +52,8 @@ def cue_to_dict(cue, *, warning=None):
                      "outcome_deadline_seconds": cue.outcome_deadline()},
         "on_success_fire": cue.on_success_fire,
         "overlap": cue.overlap,
+        "require_payload_override": bool(cue.require_payload_override),
+        "required_payload_keys": cue.required_payload_keys,
         "warning": warning,
         "created_at": ts_z(cue.created_at),
         "updated_at": ts_z(cue.updated_at),

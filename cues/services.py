@@ -262,10 +262,17 @@ def _new_cue(*, user, data, now):
         outcome_deadline_seconds=delivery.get("outcome_deadline_seconds"),
         webhook_timeout_seconds=delivery.get("timeout_seconds"),
         on_success_fire=data.get("on_success_fire"),
+        require_payload_override=bool(data.get("require_payload_override")),
+        required_payload_keys=_unique(data.get("required_payload_keys")),
     )
     _check_window(cue, now, sent=sched)
     _schedule_next(cue, now)
     return cue
+
+
+def _unique(keys: list[str] | None) -> list[str] | None:
+    """The required payload keys without repeats, in the order given."""
+    return None if keys is None else list(dict.fromkeys(keys))
 
 
 def cue_worker_warning(*, cue: Cue, now: datetime) -> str | None:
@@ -353,6 +360,12 @@ def cue_update(*, user, cue_id, data, now=None):
         if cue.overlap != Cue.Overlap.BUFFER_ONE:
             cue.overlap_buffered_slot = None  # nothing waits under the other policies
             fields.add("overlap_buffered_slot")
+    if "require_payload_override" in data:
+        cue.require_payload_override = data["require_payload_override"]
+        fields.add("require_payload_override")
+    if "required_payload_keys" in data:  # null clears it
+        cue.required_payload_keys = _unique(data["required_payload_keys"])
+        fields.add("required_payload_keys")
     if "schedule" in data:
         sched = data["schedule"]
         if TIMING_KEYS & set(sched):

@@ -24,6 +24,7 @@ class FireIn(InputSerializer):
     send_at = AwareDateTime(required=False, allow_null=True)
     payload_override = Dict(required=False, allow_null=True)
     merge_strategy = Choice(["merge", "replace"], required=False, allow_null=True)
+    idempotency_key = Str(min_length=1, max_length=256, required=False, allow_null=True)
     # Keys this execution's outcome must carry in `assertions`; [] opts out of the cue's.
     exit_criteria = AssertionKeys(required=False, allow_null=True)
 
@@ -40,6 +41,7 @@ class CueFireApi(APIView):
     @extend_schema(request=FireIn, responses=OpenApiTypes.OBJECT)
     def post(self, request, cue_id):
         data = validate_body(FireIn, request, required=False)
+        key = data.get("idempotency_key")
         execution, effective = firing.cue_fire(
             user=request.user,
             cue_id=cue_id,
@@ -47,6 +49,9 @@ class CueFireApi(APIView):
             payload_override=data.get("payload_override"),
             merge_strategy=data.get("merge_strategy") or "merge",
             exit_criteria=data.get("exit_criteria"),
+            idempotency_key=key,
+            # The body as parsed, keys this server ignores included.
+            request_sha256=firing.body_sha256(request.data) if key is not None else "",
         )
         # X-CueAPI-Verify-Echo is answered for every write by cueapi.middleware.VerifyEchoMiddleware.
         return Response({

@@ -1,6 +1,8 @@
 """Executions made by hand: a fire (`POST /v1/cues/{id}/fire`) and a replay. The scheduled
 ones are the poller's (executions/poller.py); all are born in lifecycle.fired/slots_fired."""
 
+import hashlib
+import json
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
@@ -9,11 +11,16 @@ from django.utils import timezone
 from accounts.models import User, limit_reached, monthly_execution_limit_message
 from accounts.selectors import user_executions_this_month
 from cueapi.errors import AppError
+from cues.models import Cue
 from cues.selectors import cue_get
 from cues.services import check_payload
 from executions import lifecycle
-from executions.models import Execution
+from executions.models import Execution, FireIdempotencyKey
 from executions.selectors import execution_get
+
+# How long a fire's idempotency_key answers with its execution; after that it may be reused.
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+PRUNE_BATCH = 500
 
 
 def _lock_owner(user: User) -> User:
@@ -39,22 +46,95 @@ def fire_payload(cue_payload: dict | None, override: dict | None, strategy: str)
     return {**(cue_payload or {}), **override}
 
 
+def body_sha256(data) -> str:
+    """The fingerprint of a parsed JSON body: key order and whitespace don't change it."""
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _check_required_payload(cue: Cue, override: dict | None, strategy: str) -> None:
+    """The cue's own rules for a fire by hand: 400 when it needs a payload_override and got
+    none, or when the payload it would deliver lacks one of its required keys."""
+    if cue.require_payload_override and override is None:
+        raise AppError("payload_override_required",
+                       "This cue requires payload_override on every fire", 400)
+    if cue.required_payload_keys:
+        payload = fire_payload(cue.payload, override, strategy)
+        payload = cue.payload if payload is None else payload
+        missing = [key for key in cue.required_payload_keys if key not in (payload or {})]
+        if missing:
+            raise AppError("missing_required_payload_keys",
+                           f"Payload is missing required keys: {', '.join(missing)}", 400)
+
+
+def _idempotent_answer(*, cue: Cue, key: str, sha256: str, now: datetime) -> Execution | None:
+    """The execution an earlier fire with this key made within the window, or None; 409 when
+    that fire had another body. An expired row is deleted so the key can be used again."""
+    row = FireIdempotencyKey.objects.filter(cue=cue, key=key).select_related("execution").first()
+    if row is None:
+        return None
+    if row.created_at <= now - IDEMPOTENCY_WINDOW:
+        row.delete()
+        return None
+    if row.body_sha256 != sha256:
+        raise AppError("idempotency_key_conflict",
+                       "This idempotency_key was already used with a different request body", 409)
+    return row.execution
+
+
+def _answer_time(execution: Execution, send_at: datetime | None) -> datetime:
+    """A repeated fire's `scheduled_for`, as the first answer gave it: the caller's send_at
+    (with its offset) when it was used, else the execution's time."""
+    if send_at is not None and send_at == execution.scheduled_for:
+        return send_at
+    return execution.scheduled_for
+
+
 @transaction.atomic
 def cue_fire(*, user: User, cue_id: str, send_at: datetime | None = None, payload_override: dict | None = None,
              merge_strategy: str = "merge", exit_criteria: list | None = None,
+             idempotency_key: str | None = None, request_sha256: str = "",
              now: datetime | None = None) -> tuple[Execution, datetime]:
     """Create a `pending` execution of the cue now, or at `send_at` if that is later.
 
     Works for a cue in any status. Counts toward the month's usage; over the limit -> 403.
+    With an `idempotency_key` already used on this cue within 24 h, returns that fire's
+    execution (creating and counting nothing), or 409 if its body (`request_sha256`) differed.
     Returns (execution, effective time as given: the caller's offset is kept).
     """
     now = now or timezone.now()
     user = _lock_owner(user)
     cue = cue_get(user=user, cue_id=cue_id)
+    if idempotency_key is not None:
+        earlier = _idempotent_answer(cue=cue, key=idempotency_key, sha256=request_sha256, now=now)
+        if earlier is not None:
+            return earlier, _answer_time(earlier, send_at)
+    _check_required_payload(cue, payload_override, merge_strategy)
     _check_monthly_limit(user, now)
     payload = fire_payload(cue.payload, payload_override, merge_strategy)
     if payload is not None:
         check_payload(payload)
+    if idempotency_key is None:
+        return _fire(cue=cue, send_at=send_at, payload=payload, exit_criteria=exit_criteria, now=now)
+    try:
+        # One savepoint for the execution and its key: a fire that loses the race for the
+        # key takes its execution (and usage count) back with it.
+        with transaction.atomic():
+            execution, effective = _fire(cue=cue, send_at=send_at, payload=payload, exit_criteria=exit_criteria,
+                                         now=now)
+            FireIdempotencyKey.objects.create(cue=cue, key=idempotency_key, body_sha256=request_sha256,
+                                              execution=execution, created_at=now)
+            return execution, effective
+    except IntegrityError:  # unique (cue, key): a concurrent fire with this key committed first
+        earlier = _idempotent_answer(cue=cue, key=idempotency_key, sha256=request_sha256, now=now)
+        if earlier is None:  # it was rolled back or pruned meanwhile: too rare to retry
+            raise AppError("idempotency_key_conflict",
+                           "This idempotency_key is being used by another request", 409) from None
+        return earlier, _answer_time(earlier, send_at)
+
+
+def _fire(*, cue: Cue, send_at: datetime | None, payload: dict | None, exit_criteria: list | None,
+          now: datetime) -> tuple[Execution, datetime]:
     scheduled = send_at is not None and send_at > now
     effective = send_at if scheduled else now
     # "Now" is a microsecond: two fires of one cue can land on the same one (seen with 8
@@ -70,6 +150,20 @@ def cue_fire(*, user: User, cue_id: str, send_at: datetime | None = None, payloa
             continue
     raise AppError("duplicate_execution",
                    f"An execution of this cue is already scheduled for {effective.isoformat()}", 409)
+
+
+def delete_expired_idempotency_keys(*, now: datetime, batch: int = PRUNE_BATCH) -> int:
+    """Drop keys older than the window, `batch` rows per DELETE so no statement holds many
+    row locks for long (the poller's hourly cleanup)."""
+    deleted = 0
+    expired = FireIdempotencyKey.objects.filter(created_at__lte=now - IDEMPOTENCY_WINDOW)
+    while True:
+        ids = list(expired.values_list("pk", flat=True)[:batch])
+        if not ids:
+            return deleted
+        deleted += FireIdempotencyKey.objects.filter(pk__in=ids).delete()[0]
+        if len(ids) < batch:
+            return deleted
 
 
 @transaction.atomic

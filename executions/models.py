@@ -234,3 +234,28 @@ class DeliveryAttempt(models.Model):
 
     def __str__(self):
         return f"attempt {self.attempt} of {self.execution_id}: {self.result}"
+
+
+class FireIdempotencyKey(models.Model):
+    """An `idempotency_key` a fire came with: the same key on the same cue within 24 h
+    answers with this execution instead of making another one. The unique (cue, key) is
+    what makes two fires racing with one key create one execution; the row is written in
+    the execution's transaction. Rows older than the window are pruned by the poller."""
+
+    id = models.BigAutoField(primary_key=True)
+    cue = models.ForeignKey(Cue, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=256)
+    # sha256 of the request body in canonical JSON: the same key with another body is a 409.
+    body_sha256 = models.CharField(max_length=64)
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "fire_idempotency_keys"
+        constraints = [
+            models.UniqueConstraint(fields=["cue", "key"], name="unique_fire_idempotency_key"),
+        ]
+        indexes = [models.Index(fields=["created_at"], name="ix_fire_idem_created")]
+
+    def __str__(self):
+        return f"{self.key} on {self.cue_id} -> {self.execution_id}"

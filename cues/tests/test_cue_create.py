@@ -34,6 +34,7 @@ class CueCreateTests(CueTestCase):
                 "fired_count": 0, "on_failure": {"email": True, "webhook": None, "pause": False},
                 "verification": None, "catch_up": "latest", "delivery": {"timeout_seconds": 30, "outcome_deadline_seconds": 0},
                 "on_success_fire": None, "overlap": "allow",
+                "require_payload_override": False, "required_payload_keys": None,
                 "warning": None,
                 "created_at": "2026-11-24T12:00:00Z", "updated_at": "2026-11-24T12:00:00Z",
             },

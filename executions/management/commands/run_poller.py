@@ -5,13 +5,15 @@ from cueapi.notify import CUES_CHANNEL
 from cueapi.ratelimit import delete_old_counters
 from executions import poller
 from executions.engine import EngineCommand
+from executions.firing import delete_expired_idempotency_keys
 
 CLEANUP_EVERY_SECONDS = 3600
 
 
 class Command(EngineCommand):
     help = ("Fire due cues, expire worker leases, release due retries, mark unclaimed worker "
-            "executions missed, time out missing outcomes, clean up old outbox rows, login codes and rate-limit counters.")
+            "executions missed, time out missing outcomes, clean up old outbox rows, login codes, "
+            "rate-limit counters and expired fire idempotency keys.")
     process_name = "poller"
     listen_channel = CUES_CHANNEL
 
@@ -38,6 +40,7 @@ class Command(EngineCommand):
             poller.delete_old_outbox_rows(now=now)
             delete_expired_device_codes(now=now)
             delete_old_counters(now=now)
+            delete_expired_idempotency_keys(now=now)
             self.last_cleanup = now.timestamp()
         return {"cues_processed": fired + other}
 
