@@ -146,6 +146,20 @@ class JitterTests(CueTestCase):
         r = self.patch(f"/v1/cues/{a['id']}", {"description": "unrelated"})
         self.assertEqual(r.json()["next_run"], a["next_run"])
 
+    def test_a_dst_day_with_jitter(self):
+        # 01:30 New York occurs twice on 2026-11-01: the fixed-time job runs at the first (05:30Z);
+        # jitter delays that slot's delivery, and the next slot is the next day's, not the repeat.
+        with time_machine.travel(datetime.datetime(2026, 10, 31, 12, 0, tzinfo=datetime.timezone.utc), tick=False):
+            cue = self.create_cue(schedule={"type": "recurring", "cron": "30 1 * * *", "timezone": "America/New_York",
+                                            "jitter_seconds": 3600})
+        slot = datetime.datetime(2026, 11, 1, 5, 30, tzinfo=datetime.timezone.utc)
+        run = slot + jitter_offset(cue["id"], slot, 3600)
+        self.assertEqual(cue["next_run"], z(run))
+        poller.fire_due_cues(now=run)
+        self.assertEqual(Execution.objects.get().scheduled_for, slot)
+        following = datetime.datetime(2026, 11, 2, 6, 30, tzinfo=datetime.timezone.utc)
+        self.assertEqual(Cue.objects.get(pk=cue["id"]).next_slot, following)
+
     def test_pause_and_resume_keep_the_rule(self):
         cue = self.create_cue(schedule={**HOURLY, "jitter_seconds": 120})
         self.patch(f"/v1/cues/{cue['id']}", {"status": "paused"})
