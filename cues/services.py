@@ -397,10 +397,10 @@ def cue_update(*, user, cue_id, data, now=None):
         cue.status = data["status"]
         if cue.status == Cue.Status.ACTIVE:
             _next_run_on_resume(cue, now)
-        else:
-            cue.next_run = cue.next_slot = None
+        else:  # a slot waiting for its turn (overlap: buffer_one) doesn't outlive a pause
+            cue.next_run = cue.next_slot = cue.overlap_buffered_slot = None
         cue.pause_note = None  # the server's reason for a pause ends with it
-        fields.update(["status", "next_run", "next_slot", "pause_note"])
+        fields.update(["status", "next_run", "next_slot", "overlap_buffered_slot", "pause_note"])
 
     try:
         with transaction.atomic():
