@@ -221,6 +221,13 @@ class OverlapTests(CueTestCase):
                           (NOW + timedelta(hours=3), "missed")])
         self.assertIsNone(Cue.objects.get(pk=cue["id"]).overlap_buffered_slot)
 
+    def test_a_pause_drops_the_waiting_slot(self):
+        cue = self.worker_cue("buffer_one")
+        self.tick(1), self.tick(2)
+        self.assertIsNotNone(Cue.objects.get(pk=cue["id"]).overlap_buffered_slot)
+        self.patch(f"/v1/cues/{cue['id']}", {"status": "paused"})
+        self.assertIsNone(Cue.objects.get(pk=cue["id"]).overlap_buffered_slot)
+
     def test_the_sweep_releases_a_slot_when_nothing_runs(self):
         cue = self.worker_cue("buffer_one")
         Cue.objects.filter(pk=cue["id"]).update(overlap_buffered_slot=NOW - timedelta(hours=1))
