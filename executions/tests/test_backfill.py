@@ -169,6 +169,13 @@ class BackfillErrorTests(CueTestCase):
         self.assertIn(f"POST /v1/cues/{cue['id']}/fire", error["message"])
         self.assertNothingCreated()
 
+    def test_a_schedule_that_cant_be_computed(self):
+        # A stored time zone the installed tzdata no longer has (the poller parks such a cue).
+        Cue.objects.filter(pk=self.cue["id"]).update(schedule_timezone="Gone/Away")
+        self.assertError(self.post(self.url, {"start": "2026-11-24T10:00:00Z", "end": "2026-11-24T11:00:00Z"}),
+                         400, "invalid_schedule", "The cue's schedule can't be computed: Unknown timezone: 'Gone/Away'")
+        self.assertNothingCreated()
+
     def test_it_hides_bobs_cue(self):
         body = {"start": "2026-11-24T10:00:00Z", "end": "2026-11-24T11:00:00Z"}
         self.assertError(self.post(self.url, body, key=self.bob_key), 404, "cue_not_found")
