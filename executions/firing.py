@@ -3,6 +3,7 @@ scheduled ones are the poller's (executions/poller.py); all are born in
 lifecycle.fired/slots_fired."""
 
 from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -91,6 +92,7 @@ BACKFILL_MAX_SLOTS = 100
 # a few croniter steps per slot).
 BACKFILL_COUNT_CAP = 1000
 _TICK = timedelta(microseconds=1)
+_EARLIEST = datetime.min.replace(tzinfo=dt_timezone.utc)
 
 
 @transaction.atomic
@@ -136,9 +138,11 @@ def _backfill_slots(cue: Cue, start: datetime, end: datetime, now: datetime) -> 
         raise RequestValidationError([(
             "body.end", f"end is in the future; backfill covers past slots only: use an end at or before now "
                         f"({now.isoformat()})")])
+    # fires_between takes (after, until]; a microsecond earlier on both ends makes it [start, end).
+    # Nothing is earlier than 0001-01-01T00:00Z: from there, that one instant is left out.
+    after = start - _TICK if start > _EARLIEST else start
     try:
-        # fires_between takes (after, until]; a microsecond earlier on both ends makes it [start, end).
-        slots, more = schedule_math.fires_between(cue.schedule_cron, cue.schedule_timezone, start - _TICK,
+        slots, more = schedule_math.fires_between(cue.schedule_cron, cue.schedule_timezone, after,
                                                   end - _TICK, BACKFILL_COUNT_CAP)
     except schedule_math.ScheduleError as exc:
         raise AppError("invalid_schedule", f"The cue's schedule can't be computed: {exc}", 400) from None

@@ -156,6 +156,18 @@ class BackfillErrorTests(CueTestCase):
                 self.assertEqual(error["details"][0]["field"], field)
                 self.assertNothingCreated()
 
+    def test_the_first_instant_there_is(self):
+        # 0001-01-01T00:00Z has no instant before it; the schedule math must not overflow there.
+        body = {"start": "0001-01-01T00:00:00Z", "end": "0001-01-01T00:00:00.000001Z"}
+        self.assertEqual(self.post(self.url, body).json(), {"created": 0, "skipped_existing": 0, "executions": []})
+        body = {"start": "0001-01-01T00:00:00Z", "end": "0001-01-01T00:10:00Z"}
+        created = self.post(self.url, body).json()["executions"]
+        self.assertEqual([Execution.objects.get(pk=i).scheduled_for for i in created],
+                         [datetime.datetime(1, 1, 1, 0, 5, tzinfo=UTC)])
+        error = self.assertError(self.post(self.url, {"start": "0001-01-01T00:00:00Z", "end": "2026-11-24T12:00:00Z"}),
+                                 422, "validation_error")
+        self.assertIn("The range holds more than 1000 slots", error["message"])
+
     def test_an_empty_body(self):
         self.assertError(self.post(self.url), 422, "validation_error", "body: Field required")
 
