@@ -84,6 +84,18 @@ class Bool(serializers.BooleanField):
     }
 
 
+class StrictBool(Bool):
+    """JSON `true` or `false` only: no "true", 1 or null. For a flag that switches what a
+    request does (`upsert`), where a lenient reading could change a cue by surprise."""
+
+    default_error_messages = {"invalid": "Input should be a valid boolean (true or false)"}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
+
+
 class Dict(serializers.DictField):
     default_error_messages = {
         "required": "Field required",

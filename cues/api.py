@@ -15,6 +15,7 @@ from cueapi.validation import (
     InputSerializer,
     Int,
     List,
+    StrictBool,
     Str,
     Url,
     require_destructive_confirmation,
@@ -137,6 +138,8 @@ class CueCreateIn(InputSerializer):
     # null is "not sent": false.
     require_payload_override = Bool(required=False, allow_null=True)
     required_payload_keys = RequiredPayloadKeys()
+    # true: a cue of this name is updated instead of refused as a duplicate (README "Upsert").
+    upsert = StrictBool(required=False)
 
     def validate(self, attrs):
         callback = attrs.get("callback")
@@ -152,6 +155,16 @@ class CueCreateIn(InputSerializer):
         if callback:
             callback.pop("transport", None)
         return attrs
+
+
+def upsert_changes(data: dict) -> dict:
+    """A validated create body as the changes of a PATCH: its keys, read by PATCH's null rule
+    (`_drop_nulls`). The name finds the cue and the transport can't change, so neither is a
+    change."""
+    changes = _drop_nulls({k: v for k, v in data.items() if k not in ("name", "transport", "upsert")})
+    if "callback" in changes:
+        changes["callback"] = _drop_nulls(changes["callback"])
+    return changes
 
 
 class CuePatchIn(InputSerializer):
@@ -234,6 +247,10 @@ class CueListCreateApi(APIView):
     @extend_schema(request=CueCreateIn, responses={201: OpenApiTypes.OBJECT})
     def post(self, request):
         data = validate_body(CueCreateIn, request)
+        if data.pop("upsert", False):
+            cue, warning, created = services.cue_upsert(user=request.user, data=data,
+                                                        changes=upsert_changes(data))
+            return Response(cue_to_dict(cue, warning=warning), status=201 if created else 200)
         cue, warning = services.cue_create(user=request.user, data=data)
         return Response(cue_to_dict(cue, warning=warning), status=201)
 

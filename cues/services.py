@@ -211,6 +211,55 @@ def cue_create(*, user, data, now=None):
     return cue, cue_worker_warning(cue=cue, now=now)
 
 
+# Rounds of "create, else update" an upsert may take: a cue deleted between finding it and
+# updating it sends the upsert back to create, and a create that loses to a concurrent one
+# back to update. Two rounds settle any single interleaving; the third is slack.
+UPSERT_ROUNDS = 3
+
+
+def cue_upsert(*, user, data, changes, now=None):
+    """Create the cue named `data["name"]` (validated create input), or, when the user has
+    one by that name, apply `changes` to it through cue_update (PATCH's rules, PATCH's
+    errors). Return (cue, warning, created).
+
+    No lock: the unique (user, name) constraint decides. A create that loses to a concurrent
+    upsert of the same name gets cue_create's 409 and goes on as an update, so concurrent
+    upserts of one name make one cue and every other one updates it.
+    """
+    now = now or timezone.now()
+    for _ in range(UPSERT_ROUNDS):
+        existing = Cue.objects.filter(user=user, name=data["name"]).only("pk", "callback_transport").first()
+        if existing is None:
+            try:
+                cue, warning = cue_create(user=user, data=data, now=now)
+                return cue, warning, True
+            except AppError as exc:
+                if exc.code != "duplicate_cue_name":
+                    raise
+                continue  # created meanwhile: update it
+        _check_same_transport(existing, data["transport"])
+        try:
+            cue, warning = cue_update(user=user, cue_id=existing.pk, data=changes, now=now)
+            return cue, warning, False
+        except AppError as exc:
+            if exc.code != "cue_not_found":
+                raise
+            # deleted meanwhile: create it
+    raise AppError("upsert_conflict", "The cue kept changing under this request; send it again", 409)
+
+
+def _check_same_transport(cue: Cue, transport: str) -> None:
+    """A cue's transport is fixed: its executions are either sent or claimed (PATCH can't
+    change it either)."""
+    if cue.callback_transport != transport:
+        raise RequestValidationError([(
+            "body.transport",
+            f"The transport of an existing cue can't change: '{cue.name}' is a {cue.callback_transport} cue "
+            f"and this body makes a {transport} cue (an absent transport means webhook). Send "
+            f'"transport": "{cue.callback_transport}", or delete the cue and create it again.',
+        )])
+
+
 def _new_cue(*, user, data, now):
     """The unsaved cue for validated input, after the content checks in the reference's order."""
     transport = data.get("transport") or Cue.Transport.WEBHOOK

@@ -11,7 +11,8 @@ from rest_framework.views import APIView
 from cueapi.errors import AppError
 from cueapi.timefmt import ts_iso, ts_z
 from cueapi.validation import (
-    AwareDateTime, Bool, Choice, Dict, InputSerializer, Int, List, Str, Url, validate_body, validate_query,
+    AwareDateTime, Bool, Choice, DateTime, Dict, InputSerializer, Int, List, Str, Url, validate_body,
+    validate_query,
 )
 from cues import api as cues_api
 from cues.api import AssertionKeys
@@ -62,6 +63,22 @@ class CueFireApi(APIView):
             "status": execution.status,
             "triggered_by": execution.triggered_by,
         })
+
+
+class BackfillIn(InputSerializer):
+    # As schedule.at: ISO 8601 or Unix time, a value without an offset is UTC.
+    start = DateTime()
+    end = DateTime()
+
+
+class CueBackfillApi(APIView):
+    @extend_schema(request=BackfillIn, responses=OpenApiTypes.OBJECT)
+    def post(self, request, cue_id):
+        data = validate_body(BackfillIn, request)
+        created, skipped = firing.cue_backfill(user=request.user, cue_id=cue_id, start=data["start"],
+                                               end=data["end"])
+        return Response({"created": len(created), "skipped_existing": skipped,
+                         "executions": [str(execution.id) for execution in created]})
 
 
 # --- /v1/executions ---------------------------------------------------------------------

@@ -1,16 +1,19 @@
-"""Executions made by hand: a fire (`POST /v1/cues/{id}/fire`) and a replay. The scheduled
-ones are the poller's (executions/poller.py); all are born in lifecycle.fired/slots_fired."""
+"""Executions made by hand: a fire (`POST /v1/cues/{id}/fire`), a replay and a backfill. The
+scheduled ones are the poller's (executions/poller.py); all are born in
+lifecycle.fired/slots_fired."""
 
 import hashlib
 import json
 from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.models import User, limit_reached, monthly_execution_limit_message
+from accounts.models import NO_LIMIT, User, limit_reached, monthly_execution_limit_message
 from accounts.selectors import user_executions_this_month
-from cueapi.errors import AppError
+from cueapi.errors import AppError, RequestValidationError
+from cues import schedule as schedule_math
 from cues.models import Cue
 from cues.selectors import cue_get
 from cues.services import check_payload
@@ -175,3 +178,86 @@ def execution_replay(*, user: User, execution_id: str, now: datetime | None = No
         raise AppError("execution_in_flight", "Cannot replay an execution that is still in progress", 409)
     _check_monthly_limit(_lock_owner(user), now)
     return lifecycle.replayed(execution=execution, now=now)
+
+
+BACKFILL_MAX_SLOTS = 100
+# Slots counted for the "too many" message; past this it says "more than" (counting costs
+# a few croniter steps per slot).
+BACKFILL_COUNT_CAP = 1000
+_TICK = timedelta(microseconds=1)
+_EARLIEST = datetime.min.replace(tzinfo=dt_timezone.utc)
+
+
+@transaction.atomic
+def cue_backfill(*, user: User, cue_id: str, start: datetime, end: datetime,
+                 now: datetime | None = None) -> tuple[list[Execution], int]:
+    """One `pending` execution (triggered_by "backfill") for each slot of the cue's schedule
+    in [start, end) that has none yet, oldest first, sent at once (their time has passed).
+    Return (the executions created, the number of slots that already had one).
+
+    The slots are the scheduler's (cues/schedule.py, same DST rules). The unique (cue,
+    scheduled_for) constraint decides which slots are taken, so concurrent backfills (or
+    the poller) create each slot once. Counts toward the month's usage; if the new ones
+    don't fit under the monthly limit, 403 and nothing is created. Any status, like a fire.
+    """
+    now = now or timezone.now()
+    cue = cue_get(user=user, cue_id=cue_id)
+    if cue.schedule_type != Cue.ScheduleType.RECURRING:
+        raise RequestValidationError([(
+            "path.cue_id",
+            f"Cue {cue.pk} is a one-time cue; backfill creates the past slots of a recurring schedule "
+            f"only. Run a one-time cue again with POST /v1/cues/{cue.pk}/fire",
+        )])
+    slots = _backfill_slots(cue, start, end, now)
+    if user.monthly_execution_limit != NO_LIMIT:
+        # Locked so two requests at the limit can't both pass the check (as a fire).
+        user = _lock_owner(user)
+    taken = set(Execution.objects.filter(cue=cue, scheduled_for__in=slots).values_list("scheduled_for", flat=True))
+    _check_room(user, len([slot for slot in slots if slot not in taken]), now)
+    created = lifecycle.slots_fired(
+        pending=[Execution(cue=cue, scheduled_for=slot, status=Execution.Status.PENDING, triggered_by="backfill")
+                 for slot in slots],
+        now=now,
+    )
+    return created, len(slots) - len(created)
+
+
+def _backfill_slots(cue: Cue, start: datetime, end: datetime, now: datetime) -> list[datetime]:
+    """The cue's slots in [start, end), oldest first; 422 on `body.end` for a range that is
+    empty, reaches into the future or holds more than BACKFILL_MAX_SLOTS."""
+    if end <= start:
+        raise RequestValidationError([("body.end", "end must be later than start: the range is [start, end)")])
+    if end > now:
+        raise RequestValidationError([(
+            "body.end", f"end is in the future; backfill covers past slots only: use an end at or before now "
+                        f"({now.isoformat()})")])
+    # fires_between takes (after, until]; a microsecond earlier on both ends makes it [start, end).
+    # Nothing is earlier than 0001-01-01T00:00Z: from there, that one instant is left out.
+    after = start - _TICK if start > _EARLIEST else start
+    try:
+        slots, more = schedule_math.fires_between(cue.schedule_cron, cue.schedule_timezone, after,
+                                                  end - _TICK, BACKFILL_COUNT_CAP)
+    except schedule_math.ScheduleError as exc:
+        raise AppError("invalid_schedule", f"The cue's schedule can't be computed: {exc}", 400) from None
+    if len(slots) > BACKFILL_MAX_SLOTS:
+        held = f"more than {BACKFILL_COUNT_CAP}" if more else str(len(slots))
+        raise RequestValidationError([(
+            "body.end", f"The range holds {held} slots; at most {BACKFILL_MAX_SLOTS} per request: narrow it "
+                        f"(send several requests for a longer range)")])
+    return slots
+
+
+def _check_room(user: User, count: int, now: datetime) -> None:
+    """403 `execution_limit_exceeded` when `count` more executions don't fit in the month."""
+    limit = user.monthly_execution_limit
+    if limit == NO_LIMIT or count == 0:
+        return
+    used = user_executions_this_month(user=user, moment=now)
+    if used >= limit:
+        raise AppError("execution_limit_exceeded", monthly_execution_limit_message(limit), 403)
+    if used + count > limit:
+        raise AppError(
+            "execution_limit_exceeded",
+            f"This backfill creates {count} executions and {limit - used} remain under the monthly execution "
+            f"limit of {limit} for this UTC month. Narrow the range, or raise the user's "
+            "monthly_execution_limit in the admin (0 = no limit).", 403)

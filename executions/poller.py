@@ -250,12 +250,15 @@ def expire_worker_leases(*, now: datetime, batch: int = BATCH_SIZE) -> int:
 
 
 def miss_unclaimed_worker_executions(*, now: datetime, batch: int = BATCH_SIZE) -> int:
-    """Worker executions nobody claimed within 15 minutes of their time become `missed`."""
+    """Worker executions nobody claimed within 15 minutes of their time become `missed`. A
+    backfilled one is born long after its time: its 15 minutes start when it is created."""
+    cutoff = now - UNCLAIMED_AFTER
     with transaction.atomic():
         executions = list(
             _locked(Execution.objects.filter(status=Execution.Status.PENDING,
                                              cue__callback_transport=Cue.Transport.WORKER,
-                                             scheduled_for__lt=now - UNCLAIMED_AFTER))
+                                             scheduled_for__lt=cutoff)
+                    .exclude(triggered_by="backfill", created_at__gte=cutoff))
             .select_related("cue__user")[:batch]
         )
         return sum(lifecycle.unclaimed(execution=e, now=now) for e in executions)

@@ -5,6 +5,7 @@ from executions import api
 urlpatterns = [
     path("v1/cues/<str:cue_id>", api.CueDetailApi.as_view()),
     path("v1/cues/<str:cue_id>/fire", api.CueFireApi.as_view()),
+    path("v1/cues/<str:cue_id>/backfill", api.CueBackfillApi.as_view()),
     path("v1/executions", api.ExecutionListApi.as_view()),
     # Literal paths before the <execution_id> ones.
     path("v1/executions/claimable", api.ClaimableApi.as_view()),
