@@ -172,8 +172,10 @@ def cue_resume_due(*, cue: Cue, now: datetime) -> bool:
     try:
         # Slots come strictly after the instant given: a microsecond earlier keeps one at `until`.
         _next_run_on_resume(cue, until - timedelta(microseconds=1))
-    except AppError as exc:  # the schedule broke while paused: stay paused, say why, stop the timer
-        return bool(guard.update(paused_until=None, pause_note=RESUME_FAILED_NOTE.format(reason=exc.message)[:500],
+    except Exception as exc:  # noqa: BLE001 - the schedule broke while paused: stay paused, say why,
+        # stop the timer (else the sweep would meet it again every cycle)
+        reason = exc.message if isinstance(exc, AppError) else f"internal error: {type(exc).__name__}"
+        return bool(guard.update(paused_until=None, pause_note=RESUME_FAILED_NOTE.format(reason=reason)[:500],
                                  updated_at=now))
     return bool(guard.update(status=cue.status, next_run=cue.next_run, next_slot=cue.next_slot,
                              paused_until=None, pause_note=None, updated_at=now))

@@ -3,6 +3,7 @@ errors (nothing persisted), and the poller's automatic resume at paused_until.""
 
 import datetime
 from datetime import timedelta
+from unittest import mock
 
 import time_machine
 from django.core.management import call_command
@@ -271,6 +272,18 @@ class AutoResumeTests(CueTestCase):
         self.assertEqual((stored.status, stored.paused_until), ("paused", None))
         self.assertIn("Mars/Olympus_Mons", stored.pause_note)
         self.assertEqual(poller.resume_timed_pauses(now=NOW + timedelta(hours=3)), 0)  # not again
+
+    def test_an_unexpected_error_parks_that_cue_and_resumes_the_others(self):
+        with time_machine.travel(NOW, tick=False):
+            other = self.create_cue(name="other", schedule={"type": "once", "at": z(NOW + timedelta(hours=5))})
+            self.pause(self.cue, NOW + timedelta(hours=2))
+            self.pause(other, NOW + timedelta(hours=2))
+        with mock.patch.object(Cue, "upcoming", side_effect=RuntimeError("boom")):  # recurring cues only
+            self.assertEqual(poller.resume_timed_pauses(now=NOW + timedelta(hours=2)), 2)
+        broken, fine = Cue.objects.get(pk=self.cue["id"]), Cue.objects.get(pk=other["id"])
+        self.assertEqual((broken.status, broken.paused_until), ("paused", None))
+        self.assertIn("internal error: RuntimeError", broken.pause_note)
+        self.assertEqual((fine.status, fine.next_run), ("active", NOW + timedelta(hours=5)))
 
     def test_the_poller_wakes_at_the_earliest_paused_until(self):
         with time_machine.travel(NOW, tick=False):

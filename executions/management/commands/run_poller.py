@@ -11,9 +11,9 @@ CLEANUP_EVERY_SECONDS = 3600
 
 
 class Command(EngineCommand):
-    help = ("Resume cues whose timed pause ended, fire due cues, expire worker leases, release due retries, mark unclaimed worker "
-            "executions missed, time out missing outcomes, clean up old outbox rows, login codes, "
-            "rate-limit counters and expired fire idempotency keys.")
+    help = ("Resume cues whose timed pause ended, fire due cues, expire worker leases, release due "
+            "retries, mark unclaimed worker executions missed, time out missing outcomes, clean up "
+            "old outbox rows, login codes, rate-limit counters and expired fire idempotency keys.")
     process_name = "poller"
     listen_channel = CUES_CHANNEL
 
