@@ -4,7 +4,9 @@ install them with `install()`; on SQLite there is nothing to install (the loops 
 
 * a row inserted into a queue table (`dispatch_outbox`, `notifications`) wakes the dispatchers;
 * a cue that becomes due sooner (created with a next_run, resumed, rescheduled earlier) wakes
-  the pollers. The poller's own advance moves next_run later and wakes nobody.
+  the pollers. The poller's own advance moves next_run later and wakes nobody;
+* a timed pause that ends sooner (a paused_until set or moved earlier) wakes the pollers, which
+  resume the cue at that instant.
 NOTIFY is sent at commit, and identical ones within a transaction are sent once.
 """
 
@@ -44,6 +46,22 @@ CREATE TRIGGER cues_wake_pollers_sooner AFTER UPDATE OF next_run ON cues
 """
     remove = ("DROP TRIGGER IF EXISTS cues_wake_pollers_insert ON cues; "
               "DROP TRIGGER IF EXISTS cues_wake_pollers_sooner ON cues;")
+    return install, remove
+
+
+def timed_pause_trigger():
+    """(install SQL, remove SQL): a paused_until set or moved earlier wakes the pollers, so
+    one sleeping until a later next_run wakes in time to resume the cue."""
+    install = notify_function(CUES_CHANNEL) + f"""
+CREATE TRIGGER cues_wake_pollers_pause_insert AFTER INSERT ON cues
+    FOR EACH ROW WHEN (NEW.paused_until IS NOT NULL) EXECUTE FUNCTION notify_{CUES_CHANNEL}();
+CREATE TRIGGER cues_wake_pollers_pause_sooner AFTER UPDATE OF paused_until ON cues
+    FOR EACH ROW WHEN (NEW.paused_until IS NOT NULL
+                       AND (OLD.paused_until IS NULL OR NEW.paused_until < OLD.paused_until))
+    EXECUTE FUNCTION notify_{CUES_CHANNEL}();
+"""
+    remove = ("DROP TRIGGER IF EXISTS cues_wake_pollers_pause_insert ON cues; "
+              "DROP TRIGGER IF EXISTS cues_wake_pollers_pause_sooner ON cues;")
     return install, remove
 
 

@@ -121,6 +121,13 @@ def _drop_nulls(data):
     return {k: v for k, v in data.items() if v is not None or k in CLEARABLE}
 
 
+class PauseNote(Str):
+    """Why a cue is paused, shown in its responses and the admin until it is resumed."""
+
+    def __init__(self):
+        super().__init__(max_length=500, required=False, allow_null=True)
+
+
 class CueCreateIn(InputSerializer):
     name = Str(max_length=255)
     description = Str(required=False, allow_null=True)
@@ -138,6 +145,9 @@ class CueCreateIn(InputSerializer):
     # null is "not sent": false.
     require_payload_override = Bool(required=False, allow_null=True)
     required_payload_keys = RequiredPayloadKeys()
+    # A cue created paused until then (README "Timed pause"); pause_note only with it.
+    paused_until = DateTime(required=False, allow_null=True)
+    pause_note = PauseNote()
     # true: a cue of this name is updated instead of refused as a duplicate (README "Upsert").
     upsert = StrictBool(required=False)
 
@@ -184,13 +194,14 @@ class CuePatchIn(InputSerializer):
     overlap = Choice(Cue.Overlap.values, required=False, allow_null=True)
     require_payload_override = Bool(required=False, allow_null=True)
     required_payload_keys = RequiredPayloadKeys()
+    # A timed pause (README "Timed pause"): with "status": "paused", or alone on a paused cue.
+    paused_until = DateTime(required=False, allow_null=True)
+    pause_note = PauseNote()
 
     def validate(self, attrs):
-        # Unlike the other fields, required_payload_keys sent as null means "clear it".
-        keys = attrs.get("required_payload_keys", ...)
-        attrs = _drop_nulls(attrs)
-        if keys is not ...:
-            attrs["required_payload_keys"] = keys
+        # Unlike the other fields, these sent as null mean "clear it".
+        cleared = {k: attrs[k] for k in ("required_payload_keys", "paused_until", "pause_note") if k in attrs}
+        attrs = {**_drop_nulls(attrs), **cleared}
         if "status" in attrs and attrs["status"] not in (Cue.Status.ACTIVE, Cue.Status.PAUSED):
             raise value_error("status must be 'active' or 'paused'")
         if "callback" in attrs:

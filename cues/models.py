@@ -96,8 +96,11 @@ class Cue(models.Model):
     # A plain id, not a foreign key: when the target is deleted, the source keeps the id and its
     # next success says why nothing fired.
     on_success_fire = models.CharField(max_length=20, null=True, blank=True)
-    # Why the server paused this cue (its schedule could not be computed); cleared on resume.
+    # Why this cue is paused: the server's reason (its schedule could not be computed) or the
+    # note of a pause sent through the API or the admin; cleared on resume.
     pause_note = models.CharField(max_length=500, null=True, blank=True)
+    # A timed pause: the poller resumes the cue at this instant (executions/poller.py).
+    paused_until = models.DateTimeField(null=True, blank=True)
     # Checks on `POST /v1/cues/{id}/fire` only (the schedule fires with the cue's payload):
     # every fire must bring a payload_override, and the payload it delivers must have these
     # top-level keys (None: no such check).
@@ -118,6 +121,9 @@ class Cue(models.Model):
             # The poller's sweep of buffered slots (overlap: buffer_one) reads only these rows.
             models.Index(fields=["overlap_buffered_slot"], name="ix_cues_buffered_slot",
                          condition=models.Q(overlap_buffered_slot__isnull=False)),
+            # The poller's sweep of timed pauses (and its next wake-up) reads only these rows.
+            models.Index(fields=["paused_until"], name="ix_cues_paused_until",
+                         condition=models.Q(paused_until__isnull=False)),
         ]
 
     def __str__(self):

@@ -28,6 +28,7 @@ def cue_to_dict(cue, *, warning=None):
         "description": cue.description,
         "status": cue.status,
         "pause_note": cue.pause_note,
+        "paused_until": ts_z(cue.paused_until),
         "transport": cue.callback_transport,
         "schedule": schedule,
         "callback": {

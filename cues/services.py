@@ -133,6 +133,54 @@ def _next_run_on_resume(cue, now):
         cue.next_run, cue.next_slot = cue.schedule_at, None
 
 
+def _check_pause(*, key: str, value, paused: bool, why_not: str, now: datetime) -> None:
+    """A timed pause's fields (paused_until, pause_note) belong to a pause: 422 on `key` when
+    the cue won't be paused (`why_not` says why), or when paused_until has already passed."""
+    if value is None:
+        return
+    if not paused:
+        raise RequestValidationError([(f"body.{key}", f"{key} belongs to a pause: {why_not}")])
+    if key == "paused_until" and value <= now:
+        raise RequestValidationError([("body.paused_until", "paused_until is in the past; give a later time, "
+                                       "or leave it out to pause until the cue is resumed")])
+
+
+def _check_pause_update(cue, data, now) -> None:
+    """PATCH: paused_until and pause_note go with "status": "paused", or alone on a paused cue."""
+    target = data.get("status", cue.status)
+    if "status" in data:
+        why_not = f'send it with "status": "paused", not "{target}"'
+    else:
+        why_not = f'this cue is {cue.status}; send "status": "paused" with it'
+    for key in ("paused_until", "pause_note"):
+        _check_pause(key=key, value=data.get(key), paused=target == Cue.Status.PAUSED, why_not=why_not, now=now)
+
+
+RESUME_FAILED_NOTE = ("Still paused: its timed pause ended, but its next run can't be computed ({reason}). "
+                      "Fix the schedule with PATCH, then set status to active.")
+
+
+def cue_resume_due(*, cue: Cue, now: datetime) -> bool:
+    """End a timed pause that has come (the poller's sweep): the cue resumes as PATCH
+    {"status": "active"} resumes it (`_next_run_on_resume`), from paused_until rather than from
+    now, so a slot exactly at paused_until runs and slots a late poller finds already passed
+    go by the cue's catch-up policy. Guarded on the paused_until read: a pause changed
+    meanwhile, or another poller that got there first, makes it a no-op (False)."""
+    until = cue.paused_until
+    guard = Cue.objects.filter(pk=cue.pk, status=Cue.Status.PAUSED, paused_until=until)
+    cue.status = Cue.Status.ACTIVE
+    try:
+        # Slots come strictly after the instant given: a microsecond earlier keeps one at `until`.
+        _next_run_on_resume(cue, until - timedelta(microseconds=1))
+    except Exception as exc:  # noqa: BLE001 - the schedule broke while paused: stay paused, say why,
+        # stop the timer (else the sweep would meet it again every cycle)
+        reason = exc.message if isinstance(exc, AppError) else f"internal error: {type(exc).__name__}"
+        return bool(guard.update(paused_until=None, pause_note=RESUME_FAILED_NOTE.format(reason=reason)[:500],
+                                 updated_at=now))
+    return bool(guard.update(status=cue.status, next_run=cue.next_run, next_slot=cue.next_slot,
+                             paused_until=None, pause_note=None, updated_at=now))
+
+
 # The schedule keys that change when a cue fires; the window's keys and their columns.
 TIMING_KEYS = {"type", "cron", "at", "timezone"}
 WINDOW_FIELDS = {"start_at": "schedule_start_at", "end_at": "schedule_end_at", "jitter_seconds": "jitter_seconds"}
@@ -283,6 +331,11 @@ def _new_cue(*, user, data, now):
     verification = data.get("verification")
     delivery = data.get("delivery") or {}
     _check_on_success_target(user=user, target_id=data.get("on_success_fire"))
+    # Create has no status: a paused_until makes the new cue paused until then.
+    paused_until = data.get("paused_until")
+    _check_pause(key="paused_until", value=paused_until, paused=True, why_not="", now=now)
+    _check_pause(key="pause_note", value=data.get("pause_note"), paused=paused_until is not None, now=now,
+                 why_not="a new cue is paused only with a paused_until; send one, or pause the cue with PATCH")
 
     cue = Cue(
         user=user,
@@ -316,6 +369,9 @@ def _new_cue(*, user, data, now):
     )
     _check_window(cue, now, sent=sched)
     _schedule_next(cue, now)
+    if paused_until is not None:
+        cue.status, cue.next_run, cue.next_slot = Cue.Status.PAUSED, None, None
+        cue.paused_until, cue.pause_note = paused_until, data.get("pause_note")
     return cue
 
 
@@ -438,6 +494,7 @@ def cue_update(*, user, cue_id, data, now=None):
             _schedule_next(cue, now)
         fields.update(["schedule_type", "schedule_cron", "schedule_at", "schedule_timezone", "next_run", "next_slot",
                        "status", *WINDOW_FIELDS.values()])
+    _check_pause_update(cue, data, now)
     if "status" in data and data["status"] != cue.status:
         if cue.status not in (Cue.Status.ACTIVE, Cue.Status.PAUSED):
             # A completed/failed cue coming back counts against the limit again.
@@ -448,8 +505,19 @@ def cue_update(*, user, cue_id, data, now=None):
             _next_run_on_resume(cue, now)
         else:  # a slot waiting for its turn (overlap: buffer_one) doesn't outlive a pause
             cue.next_run = cue.next_slot = cue.overlap_buffered_slot = None
-        cue.pause_note = None  # the server's reason for a pause ends with it
-        fields.update(["status", "next_run", "next_slot", "overlap_buffered_slot", "pause_note"])
+        # The pause's own fields, or none: a resume and a plain pause clear them (and with
+        # them the server's reason for an earlier pause).
+        cue.paused_until, cue.pause_note = data.get("paused_until"), data.get("pause_note")
+        fields.update(["status", "next_run", "next_slot", "overlap_buffered_slot", "paused_until", "pause_note"])
+    elif cue.status == Cue.Status.PAUSED:
+        # Already paused. "status": "paused" again without paused_until makes the pause
+        # indefinite; the note stays until the cue is resumed, unless a new one is sent.
+        if "paused_until" in data or "status" in data:
+            cue.paused_until = data.get("paused_until")
+            fields.add("paused_until")
+        if "pause_note" in data:
+            cue.pause_note = data["pause_note"]
+            fields.add("pause_note")
 
     try:
         with transaction.atomic():

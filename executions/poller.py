@@ -22,7 +22,7 @@ from cueapi.bulk import value_by_pk
 from cueapi.logs import log_event
 from cues.models import Cue
 from cues.schedule import ScheduleError, jitter_offset, plan_catch_up
-from cues.services import cue_park
+from cues.services import cue_park, cue_resume_due
 from executions import lifecycle
 from executions.models import DispatchOutbox, Execution
 from executions.selectors import running
@@ -228,6 +228,19 @@ def _park(cue: Cue, exc: Exception, now: datetime) -> None:
                   **({} if isinstance(exc, ScheduleError) else {"exception": repr(exc)[:500]}))
 
 
+def resume_timed_pauses(*, now: datetime, batch: int = BATCH_SIZE) -> int:
+    """Paused cues whose paused_until has come resume (cues.services.cue_resume_due, guarded,
+    so two pollers never resume one twice). Returns how many were handled. Runs before
+    fire_due_cues, so a resumed cue that is already due fires in the same cycle."""
+    with transaction.atomic():
+        cues = list(_locked(Cue.objects.filter(status=Cue.Status.PAUSED, paused_until__lte=now))
+                    .order_by("paused_until")[:batch])
+        resumed = [cue for cue in cues if cue_resume_due(cue=cue, now=now)]
+    for cue in resumed:
+        log_event(logger, "cue_resumed", logging.INFO, cue_id=cue.pk, reason="timed_pause", status=cue.status)
+    return len(cues)
+
+
 def release_due_retries(*, now: datetime, batch: int = BATCH_SIZE) -> int:
     """Executions whose retry time has come go back to be sent or claimed. Returns how many."""
     with transaction.atomic():
@@ -281,9 +294,11 @@ def delete_old_outbox_rows(*, now: datetime) -> int:
 
 
 def next_due(*, now: datetime) -> datetime | None:
-    """The earliest instant the poller has work: a cue's next_run, a retry's time, a lease's end."""
+    """The earliest instant the poller has work: a cue's next_run, the end of a timed pause, a
+    retry's time, a lease's end."""
     candidates = [
         Cue.objects.filter(status=Cue.Status.ACTIVE).aggregate(t=Min("next_run"))["t"],
+        Cue.objects.filter(status=Cue.Status.PAUSED, paused_until__isnull=False).aggregate(t=Min("paused_until"))["t"],
         Execution.objects.filter(status=Execution.Status.RETRYING).aggregate(t=Min("next_retry"))["t"],
         Execution.objects.filter(status=Execution.Status.DELIVERING).aggregate(t=Min("lease_expires_at"))["t"],
         Execution.objects.filter(status=Execution.Status.SUCCESS, outcome_recorded_at__isnull=True)

@@ -23,7 +23,7 @@ class CueCreateTests(CueTestCase):
         self.assertEqual(
             {k: v for k, v in body.items() if k != "id"},
             {
-                "name": "nightly", "description": "d", "status": "active", "pause_note": None,
+                "name": "nightly", "description": "d", "status": "active", "pause_note": None, "paused_until": None,
                 "transport": "webhook",
                 "schedule": {"type": "recurring", "timezone": "UTC", "cron": "0 9 * * *",
                              "start_at": None, "end_at": None, "jitter_seconds": 0},

@@ -11,14 +11,20 @@ CLEANUP_EVERY_SECONDS = 3600
 
 
 class Command(EngineCommand):
-    help = ("Fire due cues, expire worker leases, release due retries, mark unclaimed worker "
-            "executions missed, time out missing outcomes, clean up old outbox rows, login codes, "
-            "rate-limit counters and expired fire idempotency keys.")
+    help = ("Resume cues whose timed pause ended, fire due cues, expire worker leases, release due "
+            "retries, mark unclaimed worker executions missed, time out missing outcomes, clean up "
+            "old outbox rows, login codes, rate-limit counters and expired fire idempotency keys.")
     process_name = "poller"
     listen_channel = CUES_CHANNEL
 
     def cycle(self):
         fired = other = 0
+        # First, so a cue whose timed pause ended and that is due at once fires this cycle.
+        while not self.stopping:
+            done = poller.resume_timed_pauses(now=timezone.now())
+            other += done
+            if done < poller.BATCH_SIZE:
+                break
         # Drain: a full batch means there may be more right behind it. Each batch reads the
         # clock afresh (a long drain must not judge lateness by the cycle's start), and a
         # stop request is honoured between batches, which are short.
