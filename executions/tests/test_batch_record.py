@@ -165,7 +165,8 @@ class RecordDeliveriesTests(CueTestCase):
 
 class PollerBatchTests(CueTestCase):
     def test_a_batch_advances_each_cue_to_its_own_next_run(self):
-        now = timezone.now()
+        # At :12 the three crons' next slots differ (from :55 on, */5 and hourly would share one).
+        now = timezone.now().replace(minute=12, second=0, microsecond=0)
         crons = ["*/5 * * * *", "0 * * * *", "30 2 * * *"]
         for index, cron in enumerate(crons):
             self.create_cue(name=f"c{index}", schedule={"type": "recurring", "cron": cron, "timezone": "UTC"})
