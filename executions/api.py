@@ -122,6 +122,19 @@ class ExecutionDetailApi(APIView):
         return Response(execution_detail_to_dict(selectors.execution_get(user=request.user, execution_id=execution_id)))
 
 
+class AttemptListApi(APIView):
+    """The execution's delivery attempts, oldest first: webhook requests and worker runs."""
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request, execution_id):
+        attempts = selectors.execution_attempts(user=request.user, execution_id=execution_id)
+        return Response({"attempts": [{
+            "attempt": a.attempt, "transport": a.transport, "result": a.result, "http_status": a.http_status,
+            "error": a.error, "duration_ms": a.duration_ms, "started_at": ts_z(a.started_at),
+            "finished_at": ts_z(a.finished_at), "worker_id": a.worker_id, "retry_after": ts_z(a.retry_after),
+        } for a in attempts]})
+
+
 class OutcomeIn(InputSerializer):
     success = Bool()
     # cueapi-worker sends up to 4096 characters of output (DESIGN.md §3.8).
