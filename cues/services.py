@@ -533,3 +533,12 @@ def cue_park(*, cue_id: str, due: datetime, reason: str, now: datetime) -> bool:
     the `next_run` the poller read. The owner fixes the schedule and resumes it."""
     return bool(Cue.objects.filter(pk=cue_id, status=Cue.Status.ACTIVE, next_run=due).update(
         status=Cue.Status.PAUSED, next_run=None, pause_note=reason[:500], updated_at=now))
+
+
+def cue_pause_with_note(*, cue_id: str, note: str, now: datetime) -> bool:
+    """Pause an active cue for a reason of the server's (its endpoint answered 410 Gone), with
+    a note saying why, until its owner resumes it (which clears the note). Only an active cue
+    pauses; returns whether this call paused it."""
+    return bool(Cue.objects.filter(pk=cue_id, status=Cue.Status.ACTIVE).update(
+        status=Cue.Status.PAUSED, next_run=None, next_slot=None, overlap_buffered_slot=None,
+        pause_note=note[:500], updated_at=now))

@@ -8,6 +8,8 @@ RESPONSE_READ_LIMIT bytes of the answer are read, and the whole exchange has one
 """
 
 import base64
+import datetime
+import email.utils
 import hashlib
 import heapq
 import hmac
@@ -255,6 +257,29 @@ class DeliveryResult:
     response_text: str | None = None
     reported_outcome: dict | None = None  # the handler's {"success": bool, ...}, if it sent one
     duration_ms: int = 0
+    # Seconds a 429/503 answer asked us to wait (its `Retry-After`), if it did.
+    retry_after: float | None = None
+
+
+# Answers whose `Retry-After` says when to try again (RFC 9110 §10.2.3).
+RETRY_AFTER_STATUSES = (429, 503)
+
+
+def retry_after_seconds(value, now: float) -> float | None:
+    """A `Retry-After` value as seconds from `now` (a Unix time): delay-seconds or an
+    HTTP date; None when absent or unreadable. A date in the past is 0."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(int(value))
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    return max(0.0, when.timestamp() - now)
 
 
 def failure_message(status):
@@ -262,6 +287,8 @@ def failure_message(status):
         return "Webhook endpoint not found (404)"
     if status == 408:
         return "Webhook endpoint timed out"
+    if status == 410:
+        return "Webhook endpoint is gone (410)"
     if status == 500:
         return "Webhook endpoint returned server error (500)"
     if 400 <= status < 500:
@@ -368,8 +395,11 @@ def _send(*, url: str, method: str, headers: Mapping[str, str], body: bytes, tim
     if 200 <= response.status_code < 300:
         return DeliveryResult(delivered=True, http_status=response.status_code, response_text=text,
                               reported_outcome=_reported_outcome(raw))
+    retry_after = None
+    if response.status_code in RETRY_AFTER_STATUSES:
+        retry_after = retry_after_seconds(response.headers.get("Retry-After"), time.time())
     return DeliveryResult(delivered=False, http_status=response.status_code, response_text=text,
-                          error=failure_message(response.status_code))
+                          error=failure_message(response.status_code), retry_after=retry_after)
 
 
 def _request_error(exc):
