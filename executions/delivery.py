@@ -73,8 +73,20 @@ def standard_webhooks_signature(secret, message_id, timestamp, body):
     return "v1," + base64.b64encode(mac.digest()).decode()
 
 
+def standard_webhooks_signatures(secret, previous_secret, message_id, timestamp, body):
+    """The `webhook-signature` value: `v1,<base64>` with the current secret, then, space-
+    separated, with a replaced one still in its grace period (None: none)."""
+    signatures = [standard_webhooks_signature(secret, message_id, timestamp, body)]
+    if previous_secret:
+        signatures.append(standard_webhooks_signature(previous_secret, message_id, timestamp, body))
+    return " ".join(signatures)
+
+
 def signed_headers(*, secret, body, execution_id, cue_id, scheduled_for, attempt,
-                   custom_headers=None, timestamp=None):
+                   custom_headers=None, timestamp=None, previous_secret=None):
+    """Our headers, the cue's custom ones under them. `X-CueAPI-Signature` is signed with
+    `secret` only (what cueapi-sdk's verify_webhook checks); `webhook-signature` also with
+    `previous_secret` (a replaced secret in its grace period), as Standard Webhooks rotates."""
     timestamp = str(int(time.time() if timestamp is None else timestamp))
     custom_headers = custom_headers if isinstance(custom_headers, Mapping) else {}
     headers = {
@@ -93,7 +105,8 @@ def signed_headers(*, secret, body, execution_id, cue_id, scheduled_for, attempt
         "X-CueAPI-Attempt": str(attempt),
         "webhook-id": str(execution_id),
         "webhook-timestamp": timestamp,
-        "webhook-signature": standard_webhooks_signature(secret, str(execution_id), timestamp, body),
+        "webhook-signature": standard_webhooks_signatures(secret, previous_secret, str(execution_id), timestamp,
+                                                          body),
     })
     return headers
 

@@ -119,7 +119,8 @@ DELIVERY_FIELDS = [
     "execution__cue__webhook_timeout_seconds", "execution__cue__required_assertions",
     "execution__cue__on_success_fire", "execution__cue__overlap", "execution__required_assertions",
     "execution__replayed_from",
-    "execution__cue__user__webhook_secret",
+    "execution__cue__user__webhook_secret", "execution__cue__user__previous_webhook_secret",
+    "execution__cue__user__previous_webhook_secret_expires_at",
 ]
 
 
@@ -200,6 +201,7 @@ def _send(execution: Execution, cue: Cue, attempt: int) -> DeliveryResult:
         body = webhook_body(execution_id=execution.id, cue_id=cue.id, name=cue.name,
                             scheduled_for=execution.scheduled_for, attempt=attempt, payload=payload)
         headers = signed_headers(secret=cue.user.webhook_secret or "", body=body,
+                                 previous_secret=cue.user.previous_webhook_secret_at(timezone.now()),
                                  execution_id=execution.id, cue_id=cue.id,
                                  scheduled_for=execution.scheduled_for, attempt=attempt,
                                  custom_headers=cue.callback_headers)
