@@ -10,6 +10,7 @@ urlpatterns = [
     # Literal paths before the <execution_id> ones.
     path("v1/executions/claimable", api.ClaimableApi.as_view()),
     path("v1/executions/claim", api.ClaimNextApi.as_view()),
+    path("v1/executions/replay", api.BulkReplayApi.as_view()),
     path("v1/executions/<str:execution_id>", api.ExecutionDetailApi.as_view()),
     path("v1/executions/<str:execution_id>/outcome", api.OutcomeApi.as_view()),
     path("v1/executions/<str:execution_id>/claim", api.ClaimApi.as_view()),
