@@ -98,6 +98,9 @@ class Cue(models.Model):
     on_success_fire = models.CharField(max_length=20, null=True, blank=True)
     # Why the server paused this cue (its schedule could not be computed); cleared on resume.
     pause_note = models.CharField(max_length=500, null=True, blank=True)
+    # At most this many of its webhooks in flight at once, across all dispatchers (the rest wait
+    # in the outbox); None = no cap of its own (`delivery.max_in_flight`).
+    max_in_flight = models.PositiveSmallIntegerField(null=True, blank=True)
     # Checks on `POST /v1/cues/{id}/fire` only (the schedule fires with the cue's payload):
     # every fire must bring a payload_override, and the payload it delivers must have these
     # top-level keys (None: no such check).
@@ -118,6 +121,9 @@ class Cue(models.Model):
             # The poller's sweep of buffered slots (overlap: buffer_one) reads only these rows.
             models.Index(fields=["overlap_buffered_slot"], name="ix_cues_buffered_slot",
                          condition=models.Q(overlap_buffered_slot__isnull=False)),
+            # The dispatcher asks "is any cue capped?" on every claim: a probe of this index.
+            models.Index(fields=["max_in_flight"], name="ix_cues_max_in_flight",
+                         condition=models.Q(max_in_flight__isnull=False)),
         ]
 
     def __str__(self):

@@ -310,6 +310,7 @@ def _new_cue(*, user, data, now):
         catch_up=data.get("catch_up") or Cue.CatchUp.LATEST,
         outcome_deadline_seconds=delivery.get("outcome_deadline_seconds"),
         webhook_timeout_seconds=delivery.get("timeout_seconds"),
+        max_in_flight=delivery.get("max_in_flight"),
         on_success_fire=data.get("on_success_fire"),
         require_payload_override=bool(data.get("require_payload_override")),
         required_payload_keys=_unique(data.get("required_payload_keys")),
@@ -399,6 +400,9 @@ def cue_update(*, user, cue_id, data, now=None):
     if "timeout_seconds" in delivery:
         cue.webhook_timeout_seconds = delivery["timeout_seconds"]
         fields.add("webhook_timeout_seconds")
+    if "max_in_flight" in delivery:
+        cue.max_in_flight = delivery["max_in_flight"]
+        fields.add("max_in_flight")
     if "on_success_fire" in data:
         _check_on_success_target(user=cue.user_id, target_id=data["on_success_fire"], cue_id=cue.pk)
         cue.on_success_fire = data["on_success_fire"]
