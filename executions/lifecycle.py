@@ -391,8 +391,9 @@ def _failed_for_good(execution_id, cue: Cue, now: datetime, reason: str, *, ran:
     # A run that never happened (nobody claimed it, its outcome never came) is not counted.
     cue_record_run(cue=cue, now=now, finished=ran, ran=ran, once_status=Cue.Status.FAILED, pause=pause)
     # Only the failure that paused it says so: the cue's other executions already on their way
-    # to the same endpoint fail quietly.
-    paused_gone = gone and cue_pause_with_note(cue_id=cue.pk, note=ENDPOINT_GONE, now=now)
+    # to the same endpoint fail quietly. (A one-time cue is `failed` above: nothing to pause.)
+    paused_gone = gone and (cue.schedule_type == Cue.ScheduleType.ONCE
+                            or cue_pause_with_note(cue_id=cue.pk, note=ENDPOINT_GONE, now=now))
     signals.execution_failed.send(sender=Execution, execution=Execution.objects.get(pk=execution_id), cue=cue,
                                   now=now, reason=reason, endpoint_gone=paused_gone)
     _ended(cue, now)

@@ -127,6 +127,15 @@ class GoneTests(CueTestCase):
         self.assertEqual(Cue.objects.get(pk=self.cue["id"]).pause_note, ENDPOINT_GONE)
         self.assertEqual(Alert.objects.count(), 1)
 
+    def test_a_one_time_cue_fails_and_raises_the_alert(self):
+        cue = self.create_cue(name="once", callback={"url": self.receiver.url},
+                              schedule={"type": "once", "at": (timezone.now() + timedelta(hours=1)).isoformat()})
+        self.post(f"/v1/cues/{cue['id']}/fire")
+        deliver_all()
+        self.assertEqual((Cue.objects.get(pk=cue["id"]).status, Cue.objects.get(pk=cue["id"]).pause_note),
+                         ("failed", None))
+        self.assertEqual(Alert.objects.get().metadata["reason"], "endpoint_gone")
+
     def test_resuming_clears_the_note(self):
         self.fire()
         deliver_all()
