@@ -242,7 +242,7 @@ class BulkReplayIn(InputSerializer):
 class BulkReplayApi(APIView):
     """POST /v1/executions/replay: replay many finished executions at once, oldest first."""
 
-    @extend_schema(request=BulkReplayIn, responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="v1_executions_replay_bulk", request=BulkReplayIn, responses=OpenApiTypes.OBJECT)
     def post(self, request):
         require_destructive_confirmation(request)
         data = validate_body(BulkReplayIn, request, required=False)
