@@ -18,9 +18,9 @@ from cueapi.errors import AppError
 from cueapi.ids import API_KEY_PREFIX
 from cueapi.middleware import rate_limit_bucket
 from cueapi.sessions import decrypt_api_key, issue_session_token
-from cueapi.timefmt import ts_iso
+from cueapi.timefmt import ts_iso, ts_z
 from cueapi.validation import (
-    InputSerializer, Str, require_destructive_confirmation, validate_body, validate_query,
+    InputSerializer, Int, Str, require_destructive_confirmation, validate_body, validate_query,
 )
 
 
@@ -107,12 +107,28 @@ class WebhookSecretApi(APIView):
         return Response({"webhook_secret": request.user.webhook_secret})
 
 
+class SecretRegenerateIn(InputSerializer):
+    # How long the replaced secret keeps signing beside the new one; 0: it dies at once.
+    grace_seconds = Int(min_value=0, max_value=services.SECRET_GRACE_MAX_SECONDS, required=False, default=0)
+
+
+def _regenerated(name, secret, expires):
+    """The answer of a regenerate: today's two fields, plus when the old secret stops being
+    honoured when it got a grace period."""
+    body = {name: secret, "previous_secret_revoked": expires is None}
+    if expires is not None:
+        body["previous_secret_expires_at"] = ts_z(expires)
+    return Response(body)
+
+
 class WebhookSecretRegenerateApi(APIView):
-    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=SecretRegenerateIn, responses=OpenApiTypes.OBJECT)
     def post(self, request):
         require_destructive_confirmation(request)
-        secret = services.user_regenerate_webhook_secret(user=request.user)
-        return Response({"webhook_secret": secret, "previous_secret_revoked": True})
+        data = validate_body(SecretRegenerateIn, request, required=False)
+        secret, expires = services.user_regenerate_webhook_secret(user=request.user,
+                                                                  grace_seconds=data["grace_seconds"])
+        return _regenerated("webhook_secret", secret, expires)
 
 
 class AlertWebhookSecretApi(APIView):
@@ -123,11 +139,13 @@ class AlertWebhookSecretApi(APIView):
 
 
 class AlertWebhookSecretRegenerateApi(APIView):
-    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=SecretRegenerateIn, responses=OpenApiTypes.OBJECT)
     def post(self, request):
         require_destructive_confirmation(request)
-        secret = services.user_regenerate_alert_webhook_secret(user=request.user)
-        return Response({"alert_webhook_secret": secret, "previous_secret_revoked": True})
+        data = validate_body(SecretRegenerateIn, request, required=False)
+        secret, expires = services.user_regenerate_alert_webhook_secret(user=request.user,
+                                                                        grace_seconds=data["grace_seconds"])
+        return _regenerated("alert_webhook_secret", secret, expires)
 
 
 class SessionRefreshApi(APIView):

@@ -81,6 +81,12 @@ class User(AbstractBaseUser, PermissionsMixin):
     webhook_secret = models.CharField(max_length=80, default=new_webhook_secret, editable=False)
     alert_webhook_url = models.CharField(max_length=2048, null=True, blank=True)
     alert_webhook_secret = models.CharField(max_length=64, null=True, blank=True, editable=False)
+    # A secret replaced by a regenerate with `grace_seconds`: kept (stored as the current one)
+    # to sign alongside the new one until the time given, never shown again.
+    previous_webhook_secret = models.CharField(max_length=80, null=True, blank=True, editable=False)
+    previous_webhook_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    previous_alert_webhook_secret = models.CharField(max_length=64, null=True, blank=True, editable=False)
+    previous_alert_webhook_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -98,11 +104,23 @@ class User(AbstractBaseUser, PermissionsMixin):
     def __str__(self):
         return self.email
 
+    def previous_webhook_secret_at(self, now) -> str | None:
+        """The replaced webhook secret while its grace period runs at `now`, else None."""
+        return _in_grace(self.previous_webhook_secret, self.previous_webhook_secret_expires_at, now)
+
+    def previous_alert_webhook_secret_at(self, now) -> str | None:
+        """The replaced alert-webhook secret while its grace period runs at `now`, else None."""
+        return _in_grace(self.previous_alert_webhook_secret, self.previous_alert_webhook_secret_expires_at, now)
+
     def save(self, *args, **kwargs):
         super().save(*args, **kwargs)
         # The auth cache holds a copy of this row: drop it so limits edited in the admin
         # (or anywhere) apply to the very next request.
         forget_api_key(self.api_key_hash)
+
+
+def _in_grace(secret, expires_at, now):
+    return secret if secret and expires_at is not None and now < expires_at else None
 
 
 class UsageMonthly(models.Model):

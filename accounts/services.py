@@ -72,10 +72,30 @@ def user_regenerate_api_key(*, user: User) -> str:
     return api_key
 
 
-def user_regenerate_webhook_secret(*, user: User) -> str:
-    user.webhook_secret = new_webhook_secret()
-    user.save(update_fields=["webhook_secret", "updated_at"])
-    return user.webhook_secret
+# The longest grace period a regenerated secret may give the one it replaces (7 days).
+SECRET_GRACE_MAX_SECONDS = 604_800
+
+
+@transaction.atomic
+def user_regenerate_webhook_secret(*, user: User, grace_seconds: int = 0,
+                                   now: datetime.datetime | None = None) -> tuple[str, datetime.datetime | None]:
+    """A new webhook secret. With `grace_seconds`, the replaced one still signs deliveries
+    (beside the new one) until then; without, it dies at once (and so does any secret still
+    in a grace period). Returns (new secret, when the replaced one stops signing or None)."""
+    return _rotate(user, "webhook_secret", new_webhook_secret(), grace_seconds, now)
+
+
+def _rotate(user: User, field: str, secret: str, grace_seconds: int, now) -> tuple[str, datetime.datetime | None]:
+    now = now or timezone.now()
+    # The row as it is now (the request's user may be a cached copy), locked against a
+    # concurrent rotation keeping a secret the other one replaced.
+    current = User.objects.select_for_update().values_list(field, flat=True).get(pk=user.pk)
+    expires = now + datetime.timedelta(seconds=grace_seconds) if grace_seconds and current else None
+    setattr(user, field, secret)
+    setattr(user, f"previous_{field}", current if expires else None)
+    setattr(user, f"previous_{field}_expires_at", expires)
+    user.save(update_fields=[field, f"previous_{field}", f"previous_{field}_expires_at", "updated_at"])
+    return secret, expires
 
 
 def user_get_alert_webhook_secret(*, user: User) -> str:
@@ -93,10 +113,11 @@ def user_get_alert_webhook_secret(*, user: User) -> str:
     return user.alert_webhook_secret
 
 
-def user_regenerate_alert_webhook_secret(*, user: User) -> str:
-    user.alert_webhook_secret = new_alert_webhook_secret()
-    user.save(update_fields=["alert_webhook_secret", "updated_at"])
-    return user.alert_webhook_secret
+@transaction.atomic
+def user_regenerate_alert_webhook_secret(*, user: User, grace_seconds: int = 0,
+                                         now: datetime.datetime | None = None) -> tuple[str, datetime.datetime | None]:
+    """user_regenerate_webhook_secret for the alert-webhook secret."""
+    return _rotate(user, "alert_webhook_secret", new_alert_webhook_secret(), grace_seconds, now)
 
 
 def user_update(*, user: User, email: str | None = None, alert_webhook_url: str | None = None) -> User:

@@ -17,7 +17,7 @@ from alerts.models import Notification
 from cueapi.claims import claim_due
 from cueapi.logs import log_event
 from cues.models import default_backoff_minutes
-from executions.delivery import USER_AGENT, cueapi_signature, send_webhook
+from executions.delivery import USER_AGENT, cueapi_signature, send_webhook, standard_webhooks_signatures
 
 logger = logging.getLogger("cueapi.alerts")
 
@@ -35,12 +35,22 @@ def claim_notifications(*, now, limit):
 
 
 def _headers(notification, body):
-    timestamp = str(int(timezone.now().timestamp()))
+    """`X-CueAPI-Signature` with the current secret (alert webhooks: the alert-webhook secret;
+    on_failure webhooks: the webhook secret), and the Standard Webhooks headers, whose
+    `webhook-signature` also carries a replaced secret's signature during its grace period."""
+    now = timezone.now()
+    timestamp = str(int(now.timestamp()))
     user = notification.user
-    secret = user.alert_webhook_secret if notification.kind == Notification.Kind.ALERT_WEBHOOK else user.webhook_secret
+    if notification.kind == Notification.Kind.ALERT_WEBHOOK:
+        secret, previous = user.alert_webhook_secret, user.previous_alert_webhook_secret_at(now)
+    else:
+        secret, previous = user.webhook_secret, user.previous_webhook_secret_at(now)
+    # Stable across retries, as Standard Webhooks asks: the receiver's idempotency key.
+    message_id = str(notification.alert_id) if notification.alert_id else f"notification_{notification.pk}"
     headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
                "X-CueAPI-Signature": cueapi_signature(secret or "", timestamp, body),
-               "X-CueAPI-Timestamp": timestamp}
+               "X-CueAPI-Timestamp": timestamp, "webhook-id": message_id, "webhook-timestamp": timestamp,
+               "webhook-signature": standard_webhooks_signatures(secret or "", previous, message_id, timestamp, body)}
     if notification.alert_id:
         headers.update({"X-CueAPI-Alert-Id": str(notification.alert_id),
                         "X-CueAPI-Alert-Type": notification.alert.alert_type})

@@ -86,8 +86,10 @@ def _queue_email(*, user: User, subject: str, text: str, now: datetime, alert: A
            body=text, now=now)
 
 
-def on_execution_failed(*, execution: Execution, cue: Cue, now: datetime, reason: str | None, **_) -> None:
-    """The cue's on_failure actions, then the consecutive-failures rule."""
+def on_execution_failed(*, execution: Execution, cue: Cue, now: datetime, reason: str | None,
+                        endpoint_gone: bool = False, **_) -> None:
+    """The cue's on_failure actions, then the consecutive-failures rule (or, when the failure
+    paused the cue because its endpoint answered 410 Gone, one alert saying so instead)."""
     user = cue.user
     on_failure = cue.on_failure or {}
     last_error = (execution.error_message or execution.outcome_error or reason or "")[:500]
@@ -106,6 +108,14 @@ def on_execution_failed(*, execution: Execution, cue: Cue, now: datetime, reason
                   f"Last HTTP status: {execution.http_status if execution.http_status is not None else '-'}\n"
                   f"Last error: {last_error or '-'}\nFailed at: {ts_iso(now)}\n"),
         )
+    if endpoint_gone:  # raised once: only the failure that paused the cue says so
+        alert_raise(user=user, alert_type=Alert.Type.CONSECUTIVE_FAILURES, cue_id=cue.id,
+                    execution_id=execution.id, now=now,
+                    message=(f"Cue '{cue.name}' ({cue.id}) was paused: its callback URL answered 410 Gone. "
+                             f"Fix the callback and resume the cue. Last error: {last_error or '-'}"),
+                    metadata={"reason": "endpoint_gone", "http_status": 410,
+                              "consecutive_failures": failure_streak(cue_id=cue.id, limit=100)})
+        return
     streak = failure_streak(cue_id=cue.id, limit=CONSECUTIVE_FAILURES_THRESHOLD + 1)
     if streak == CONSECUTIVE_FAILURES_THRESHOLD:  # once per streak: the 4th failure is quiet
         alert_raise(user=user, alert_type=Alert.Type.CONSECUTIVE_FAILURES, cue_id=cue.id,

@@ -101,6 +101,9 @@ class Cue(models.Model):
     pause_note = models.CharField(max_length=500, null=True, blank=True)
     # A timed pause: the poller resumes the cue at this instant (executions/poller.py).
     paused_until = models.DateTimeField(null=True, blank=True)
+    # At most this many of its webhooks in flight at once, across all dispatchers (the rest wait
+    # in the outbox); None = no cap of its own (`delivery.max_in_flight`).
+    max_in_flight = models.PositiveSmallIntegerField(null=True, blank=True)
     # Checks on `POST /v1/cues/{id}/fire` only (the schedule fires with the cue's payload):
     # every fire must bring a payload_override, and the payload it delivers must have these
     # top-level keys (None: no such check).
@@ -124,6 +127,9 @@ class Cue(models.Model):
             # The poller's sweep of timed pauses (and its next wake-up) reads only these rows.
             models.Index(fields=["paused_until"], name="ix_cues_paused_until",
                          condition=models.Q(paused_until__isnull=False)),
+            # The dispatcher asks "is any cue capped?" on every claim: a probe of this index.
+            models.Index(fields=["max_in_flight"], name="ix_cues_max_in_flight",
+                         condition=models.Q(max_in_flight__isnull=False)),
         ]
 
     def __str__(self):

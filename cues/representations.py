@@ -50,7 +50,7 @@ def cue_to_dict(cue, *, warning=None):
         "catch_up": cue.catch_up,
         # Both always integers (0: no outcome deadline): the SDK's model declares them `int`.
         "delivery": {"timeout_seconds": max(1, round(cue.webhook_timeout())),
-                     "outcome_deadline_seconds": cue.outcome_deadline()},
+                     "outcome_deadline_seconds": cue.outcome_deadline(), "max_in_flight": cue.max_in_flight},
         "on_success_fire": cue.on_success_fire,
         "overlap": cue.overlap,
         "require_payload_override": bool(cue.require_payload_override),

@@ -363,6 +363,7 @@ def _new_cue(*, user, data, now):
         catch_up=data.get("catch_up") or Cue.CatchUp.LATEST,
         outcome_deadline_seconds=delivery.get("outcome_deadline_seconds"),
         webhook_timeout_seconds=delivery.get("timeout_seconds"),
+        max_in_flight=delivery.get("max_in_flight"),
         on_success_fire=data.get("on_success_fire"),
         require_payload_override=bool(data.get("require_payload_override")),
         required_payload_keys=_unique(data.get("required_payload_keys")),
@@ -455,6 +456,9 @@ def cue_update(*, user, cue_id, data, now=None):
     if "timeout_seconds" in delivery:
         cue.webhook_timeout_seconds = delivery["timeout_seconds"]
         fields.add("webhook_timeout_seconds")
+    if "max_in_flight" in delivery:
+        cue.max_in_flight = delivery["max_in_flight"]
+        fields.add("max_in_flight")
     if "on_success_fire" in data:
         _check_on_success_target(user=cue.user_id, target_id=data["on_success_fire"], cue_id=cue.pk)
         cue.on_success_fire = data["on_success_fire"]
@@ -601,3 +605,12 @@ def cue_park(*, cue_id: str, due: datetime, reason: str, now: datetime) -> bool:
     the `next_run` the poller read. The owner fixes the schedule and resumes it."""
     return bool(Cue.objects.filter(pk=cue_id, status=Cue.Status.ACTIVE, next_run=due).update(
         status=Cue.Status.PAUSED, next_run=None, pause_note=reason[:500], updated_at=now))
+
+
+def cue_pause_with_note(*, cue_id: str, note: str, now: datetime) -> bool:
+    """Pause an active cue for a reason of the server's (its endpoint answered 410 Gone), with
+    a note saying why, until its owner resumes it (which clears the note). Only an active cue
+    pauses; returns whether this call paused it."""
+    return bool(Cue.objects.filter(pk=cue_id, status=Cue.Status.ACTIVE).update(
+        status=Cue.Status.PAUSED, next_run=None, next_slot=None, overlap_buffered_slot=None,
+        pause_note=note[:500], updated_at=now))

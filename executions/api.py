@@ -8,11 +8,11 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from cueapi.errors import AppError
+from cueapi.errors import AppError, RequestValidationError
 from cueapi.timefmt import ts_iso, ts_z
 from cueapi.validation import (
-    AwareDateTime, Bool, Choice, DateTime, Dict, InputSerializer, Int, List, Str, Url, validate_body,
-    validate_query,
+    AwareDateTime, Bool, Choice, DateTime, Dict, InputSerializer, Int, List, Str, Url,
+    require_destructive_confirmation, validate_body, validate_query,
 )
 from cues import api as cues_api
 from cues.api import AssertionKeys
@@ -122,6 +122,19 @@ class ExecutionDetailApi(APIView):
         return Response(execution_detail_to_dict(selectors.execution_get(user=request.user, execution_id=execution_id)))
 
 
+class AttemptListApi(APIView):
+    """The execution's delivery attempts, oldest first: webhook requests and worker runs."""
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request, execution_id):
+        attempts = selectors.execution_attempts(user=request.user, execution_id=execution_id)
+        return Response({"attempts": [{
+            "attempt": a.attempt, "transport": a.transport, "result": a.result, "http_status": a.http_status,
+            "error": a.error, "duration_ms": a.duration_ms, "started_at": ts_z(a.started_at),
+            "finished_at": ts_z(a.finished_at), "worker_id": a.worker_id, "retry_after": ts_z(a.retry_after),
+        } for a in attempts]})
+
+
 class OutcomeIn(InputSerializer):
     success = Bool()
     # cueapi-worker sends up to 4096 characters of output (DESIGN.md §3.8).
@@ -215,6 +228,33 @@ class ReplayApi(APIView):
         return Response({"id": str(replay.id), "cue_id": replay.cue_id,
                          "scheduled_for": ts_iso(replay.scheduled_for), "status": replay.status,
                          "triggered_by": replay.triggered_by, "replayed_from": execution_id})
+
+
+class BulkReplayIn(InputSerializer):
+    cue_id = Str(required=False, allow_null=True)
+    status = Choice(list(firing.BULK_REPLAY_STATUSES), required=False, default="failed")
+    # On scheduled_for, as backfill's range: [since, until); ISO 8601 or Unix time, UTC without an offset.
+    since = DateTime(required=False, allow_null=True)
+    until = DateTime(required=False, allow_null=True)
+    limit = Int(min_value=1, max_value=firing.BULK_REPLAY_MAX, required=False, default=firing.BULK_REPLAY_MAX)
+
+
+class BulkReplayApi(APIView):
+    """POST /v1/executions/replay: replay many finished executions at once, oldest first."""
+
+    @extend_schema(operation_id="v1_executions_replay_bulk", request=BulkReplayIn, responses=OpenApiTypes.OBJECT)
+    def post(self, request):
+        require_destructive_confirmation(request)
+        data = validate_body(BulkReplayIn, request, required=False)
+        since, until = data.get("since"), data.get("until")
+        if since is not None and until is not None and until <= since:
+            raise RequestValidationError([("body.until", "until must be later than since: the range is [since, until)")])
+        pairs, limit_reached = firing.executions_replay(
+            user=request.user, status=data["status"], cue_id=data.get("cue_id"), since=since, until=until,
+            limit=data["limit"])
+        return Response({"replayed": [{"from": str(original), "execution_id": str(replay.id)}
+                                      for original, replay in pairs],
+                         "count": len(pairs), "limit_reached": limit_reached})
 
 
 class VerifyIn(InputSerializer):

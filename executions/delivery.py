@@ -8,6 +8,8 @@ RESPONSE_READ_LIMIT bytes of the answer are read, and the whole exchange has one
 """
 
 import base64
+import datetime
+import email.utils
 import hashlib
 import heapq
 import hmac
@@ -71,8 +73,20 @@ def standard_webhooks_signature(secret, message_id, timestamp, body):
     return "v1," + base64.b64encode(mac.digest()).decode()
 
 
+def standard_webhooks_signatures(secret, previous_secret, message_id, timestamp, body):
+    """The `webhook-signature` value: `v1,<base64>` with the current secret, then, space-
+    separated, with a replaced one still in its grace period (None: none)."""
+    signatures = [standard_webhooks_signature(secret, message_id, timestamp, body)]
+    if previous_secret:
+        signatures.append(standard_webhooks_signature(previous_secret, message_id, timestamp, body))
+    return " ".join(signatures)
+
+
 def signed_headers(*, secret, body, execution_id, cue_id, scheduled_for, attempt,
-                   custom_headers=None, timestamp=None):
+                   custom_headers=None, timestamp=None, previous_secret=None):
+    """Our headers, the cue's custom ones under them. `X-CueAPI-Signature` is signed with
+    `secret` only (what cueapi-sdk's verify_webhook checks); `webhook-signature` also with
+    `previous_secret` (a replaced secret in its grace period), as Standard Webhooks rotates."""
     timestamp = str(int(time.time() if timestamp is None else timestamp))
     custom_headers = custom_headers if isinstance(custom_headers, Mapping) else {}
     headers = {
@@ -91,7 +105,8 @@ def signed_headers(*, secret, body, execution_id, cue_id, scheduled_for, attempt
         "X-CueAPI-Attempt": str(attempt),
         "webhook-id": str(execution_id),
         "webhook-timestamp": timestamp,
-        "webhook-signature": standard_webhooks_signature(secret, str(execution_id), timestamp, body),
+        "webhook-signature": standard_webhooks_signatures(secret, previous_secret, str(execution_id), timestamp,
+                                                          body),
     })
     return headers
 
@@ -255,6 +270,29 @@ class DeliveryResult:
     response_text: str | None = None
     reported_outcome: dict | None = None  # the handler's {"success": bool, ...}, if it sent one
     duration_ms: int = 0
+    # Seconds a 429/503 answer asked us to wait (its `Retry-After`), if it did.
+    retry_after: float | None = None
+
+
+# Answers whose `Retry-After` says when to try again (RFC 9110 §10.2.3).
+RETRY_AFTER_STATUSES = (429, 503)
+
+
+def retry_after_seconds(value, now: float) -> float | None:
+    """A `Retry-After` value as seconds from `now` (a Unix time): delay-seconds or an
+    HTTP date; None when absent or unreadable. A date in the past is 0."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(int(value))
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    return max(0.0, when.timestamp() - now)
 
 
 def failure_message(status):
@@ -262,6 +300,8 @@ def failure_message(status):
         return "Webhook endpoint not found (404)"
     if status == 408:
         return "Webhook endpoint timed out"
+    if status == 410:
+        return "Webhook endpoint is gone (410)"
     if status == 500:
         return "Webhook endpoint returned server error (500)"
     if 400 <= status < 500:
@@ -368,8 +408,11 @@ def _send(*, url: str, method: str, headers: Mapping[str, str], body: bytes, tim
     if 200 <= response.status_code < 300:
         return DeliveryResult(delivered=True, http_status=response.status_code, response_text=text,
                               reported_outcome=_reported_outcome(raw))
+    retry_after = None
+    if response.status_code in RETRY_AFTER_STATUSES:
+        retry_after = retry_after_seconds(response.headers.get("Retry-After"), time.time())
     return DeliveryResult(delivered=False, http_status=response.status_code, response_text=text,
-                          error=failure_message(response.status_code))
+                          error=failure_message(response.status_code), retry_after=retry_after)
 
 
 def _request_error(exc):

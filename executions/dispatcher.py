@@ -50,29 +50,110 @@ def _claimable_rows(now: datetime) -> QuerySet:
             .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now)))
 
 
-def _fair_pick(*, now: datetime, limit: int) -> list[int]:
+def _fair_pick(*, now: datetime, limit: int) -> tuple[list[int], dict[int, str]]:
     """Up to `limit` due rows, taken round-robin between users (each user's oldest first), and
     never more than CUEAPI_DISPATCH_PER_USER_IN_FLIGHT of one user's in flight: a user's backlog
-    or slow handler can't keep everyone else waiting."""
+    or slow handler can't keep everyone else waiting. A cue with `max_in_flight` gets no more
+    rows than its cap leaves room for (see _capped_candidates). Returns (row ids, {row id: cue
+    id} for the rows of capped cues)."""
     cap = settings.CUEAPI_DISPATCH_PER_USER_IN_FLIGHT
     owner = F("execution__cue__user_id")
     in_flight = {row["execution__cue__user_id"]: row["n"] for row in
                  DispatchOutbox.objects.filter(dispatched_at__isnull=True, locked_until__gte=now)
                  .values("execution__cue__user_id").annotate(n=Count("id"))}
-    ranked = (_claimable_rows(now)
+    rows = _claimable_rows(now)
+    # The common case, no cue capped anywhere: one index probe, and the query as it always was.
+    capped = _capped_cues_exist()
+    if capped:
+        rows = rows.filter(execution__cue__max_in_flight__isnull=True)
+    ranked = (rows
               .annotate(owner=owner, rank=Window(RowNumber(), partition_by=[owner],
                                                  order_by=[F("available_at").asc(), F("id").asc()]))
               .filter(rank__lte=cap)
               .order_by("rank", "available_at", "id")
-              .values_list("id", "owner"))
+              .values_list("id", "owner", "available_at"))
+    candidates = list(ranked[: limit + sum(in_flight.values())])
+    capped_rows = {}
+    if capped:
+        extra = _capped_candidates(now=now, limit=limit)
+        capped_rows = {row_id: cue_id for row_id, _, _, cue_id in extra}
+        candidates = _ranked_by_owner(candidates + [row[:3] for row in extra])
     picked, taken = [], dict(in_flight)
-    for row_id, user_id in ranked[: limit + sum(in_flight.values())]:
+    for row_id, user_id, _ in candidates:
         if taken.get(user_id, 0) < cap:
             picked.append(row_id)
             taken[user_id] = taken.get(user_id, 0) + 1
             if len(picked) == limit:
                 break
-    return picked
+    return picked, capped_rows
+
+
+def _capped_cues_exist() -> bool:
+    return Cue.objects.filter(max_in_flight__isnull=False).exists()
+
+
+def _cue_in_flight(*, now: datetime, cue_ids=None) -> dict[str, int]:
+    """{cue id: webhooks in flight} for capped cues (or those of `cue_ids`): rows claimed under
+    a live lease and not recorded yet. A dead dispatcher's rows stop counting when its lease
+    lapses (they are due again)."""
+    rows = DispatchOutbox.objects.filter(dispatched_at__isnull=True, locked_until__gte=now)
+    rows = (rows.filter(execution__cue_id__in=cue_ids) if cue_ids is not None
+            else rows.filter(execution__cue__max_in_flight__isnull=False))
+    return dict(rows.order_by().values_list("execution__cue_id").annotate(n=Count("id")))
+
+
+def _capped_candidates(*, now: datetime, limit: int) -> list[tuple[int, object, datetime, str]]:
+    """Due rows of cues with `max_in_flight`, each cue's oldest first and no more than its cap
+    leaves room for now: (row id, owner, available_at, cue id). A cue at its cap offers none,
+    so its backlog waits in the outbox without holding up its owner's other cues."""
+    cue = F("execution__cue_id")
+    ranked = (_claimable_rows(now).filter(execution__cue__max_in_flight__isnull=False)
+              .annotate(cue_rank=Window(RowNumber(), partition_by=[cue],
+                                        order_by=[F("available_at").asc(), F("id").asc()]),
+                        cue_cap=F("execution__cue__max_in_flight"))
+              .filter(cue_rank__lte=F("cue_cap"))
+              .values_list("id", "execution__cue__user_id", "available_at", "execution__cue_id", "cue_cap",
+                           "cue_rank"))
+    busy = _cue_in_flight(now=now)
+    return [row[:4] for row in ranked if row[5] <= row[4] - busy.get(row[3], 0)][: 10 * limit]
+
+
+def _ranked_by_owner(rows: list[tuple]) -> list[tuple]:
+    """(id, owner, available_at) rows in round-robin order: each owner's oldest first."""
+    rank, ranked = {}, []
+    for row in sorted(rows, key=lambda row: (row[2], row[0])):
+        rank[row[1]] = rank.get(row[1], 0) + 1
+        ranked.append((rank[row[1]], row))
+    return [row for _, row in sorted(ranked, key=lambda item: (item[0], item[1][2], item[1][0]))]
+
+
+def _within_cue_caps(ids: list[int], capped_rows: dict[int, str], now: datetime) -> list[int]:
+    """The guarded step for capped cues: lock their cue rows (one claim at a time per capped
+    cue, across dispatchers), count what is in flight now (a claim committed meanwhile
+    included: each statement sees what was committed before it) and drop the rows over the
+    cap. A cue another transaction holds is skipped, never waited for (no lock waits in the
+    claim, so no deadlock): its rows stay due for the next pass. Rows of uncapped cues pass
+    untouched, with no query."""
+    cue_ids = sorted({capped_rows[row_id] for row_id in ids if row_id in capped_rows})
+    if not cue_ids:
+        return ids
+    locked = Cue.objects.filter(pk__in=cue_ids).order_by("pk")
+    if connection.vendor == "postgresql":  # SQLite: the claim's IMMEDIATE transaction serialises it
+        locked = locked.select_for_update(skip_locked=True, no_key=True)
+    caps = dict(locked.values_list("pk", "max_in_flight"))
+    busy = _cue_in_flight(now=now, cue_ids=cue_ids)
+    kept = []
+    for row_id in sorted(ids):
+        cue_id = capped_rows.get(row_id)
+        if cue_id is not None:
+            if cue_id not in caps:  # held by another claim right now
+                continue
+            if caps[cue_id] is not None:
+                if busy.get(cue_id, 0) >= caps[cue_id]:
+                    continue
+                busy[cue_id] = busy.get(cue_id, 0) + 1
+        kept.append(row_id)
+    return kept
 
 
 def claim_outbox_rows(*, now: datetime, limit: int) -> tuple[list[int], uuid.UUID]:
@@ -81,11 +162,13 @@ def claim_outbox_rows(*, now: datetime, limit: int) -> tuple[list[int], uuid.UUI
     lapsed) is due again, which is how a crashed dispatcher's work is recovered."""
     token = uuid.uuid4()
     with transaction.atomic():
-        ids = _fair_pick(now=now, limit=limit)
+        ids, capped_rows = _fair_pick(now=now, limit=limit)
         if ids and connection.vendor == "postgresql":
             # Another dispatcher may have taken some since we looked: lock what is still free.
             ids = list(_claimable_rows(now).filter(id__in=ids).select_for_update(skip_locked=True)
                        .values_list("id", flat=True))
+        if ids and capped_rows:
+            ids = _within_cue_caps(ids, capped_rows, now)
         if ids:
             DispatchOutbox.objects.filter(id__in=ids).update(
                 locked_until=now + timedelta(seconds=lease_seconds()), lock_token=token,
@@ -98,9 +181,15 @@ def claim_outbox_rows(*, now: datetime, limit: int) -> tuple[list[int], uuid.UUI
 def next_available(*, now: datetime) -> datetime | None:
     """The earliest instant a row becomes claimable: due and unlocked, or its lock lapsing."""
     pending = DispatchOutbox.objects.filter(dispatched_at__isnull=True)
+    free = pending.filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
+    if _capped_cues_exist():
+        # A cue at its max_in_flight has nothing due until one of its deliveries is recorded
+        # (which wakes the loop): its waiting rows must not keep the loop spinning.
+        caps = dict(Cue.objects.filter(max_in_flight__isnull=False).values_list("pk", "max_in_flight"))
+        full = [cue_id for cue_id, n in _cue_in_flight(now=now).items() if n >= caps.get(cue_id, n + 1)]
+        free = free.exclude(execution__cue_id__in=full)
     times = [
-        pending.filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
-        .aggregate(t=Min("available_at"))["t"],
+        free.aggregate(t=Min("available_at"))["t"],
         pending.filter(locked_until__gte=now).aggregate(t=Min("locked_until"))["t"],
     ]
     times = [t for t in times if t is not None]
@@ -119,7 +208,8 @@ DELIVERY_FIELDS = [
     "execution__cue__webhook_timeout_seconds", "execution__cue__required_assertions",
     "execution__cue__on_success_fire", "execution__cue__overlap", "execution__required_assertions",
     "execution__replayed_from",
-    "execution__cue__user__webhook_secret",
+    "execution__cue__user__webhook_secret", "execution__cue__user__previous_webhook_secret",
+    "execution__cue__user__previous_webhook_secret_expires_at",
 ]
 
 
@@ -200,6 +290,7 @@ def _send(execution: Execution, cue: Cue, attempt: int) -> DeliveryResult:
         body = webhook_body(execution_id=execution.id, cue_id=cue.id, name=cue.name,
                             scheduled_for=execution.scheduled_for, attempt=attempt, payload=payload)
         headers = signed_headers(secret=cue.user.webhook_secret or "", body=body,
+                                 previous_secret=cue.user.previous_webhook_secret_at(timezone.now()),
                                  execution_id=execution.id, cue_id=cue.id,
                                  scheduled_for=execution.scheduled_for, attempt=attempt,
                                  custom_headers=cue.callback_headers)
@@ -272,4 +363,5 @@ def record_attempt(*, row_id: int, token: uuid.UUID, execution: Execution, cue: 
     return lifecycle.attempt_failed(
         execution=execution, cue=cue, attempt=attempt, error=result.error, now=now, transport=Cue.Transport.WEBHOOK,
         give_up=give_up, http_status=result.http_status, response_text=result.response_text,
-        duration_ms=result.duration_ms, started_at=now - timedelta(milliseconds=result.duration_ms))
+        duration_ms=result.duration_ms, started_at=now - timedelta(milliseconds=result.duration_ms),
+        retry_after=result.retry_after)

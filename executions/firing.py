@@ -180,6 +180,48 @@ def execution_replay(*, user: User, execution_id: str, now: datetime | None = No
     return lifecycle.replayed(execution=execution, now=now)
 
 
+# What a bulk replay may select: finished executions that did not work.
+BULK_REPLAY_STATUSES = (Execution.Status.FAILED, Execution.Status.MISSED, Execution.Status.OUTCOME_TIMEOUT)
+BULK_REPLAY_MAX = 100
+
+
+def executions_replay(*, user: User, status: str = Execution.Status.FAILED, cue_id: str | None = None,
+                      since: datetime | None = None, until: datetime | None = None,
+                      limit: int = BULK_REPLAY_MAX) -> tuple[list[tuple[Execution, Execution]], bool]:
+    """Replay the caller's executions in `status` (of one cue; scheduled in [since, until)),
+    oldest first, at most `limit`: each one exactly as `execution_replay` does, in its own
+    transaction. Stops at the monthly execution limit. Returns ([(original, replay)], whether
+    it stopped at the limit); 403 when the limit left room for none, 404 for another's cue.
+
+    Not idempotent: the originals stay as they are, so a second call replays them again."""
+    if status not in BULK_REPLAY_STATUSES:
+        raise ValueError(status)
+    originals = Execution.objects.filter(cue__user=user, status=status)
+    if cue_id is not None:
+        originals = originals.filter(cue=cue_get(user=user, cue_id=cue_id))
+    if since is not None:
+        originals = originals.filter(scheduled_for__gte=since)
+    if until is not None:
+        originals = originals.filter(scheduled_for__lt=until)
+    ids = list(originals.order_by("scheduled_for", "id").values_list("pk", flat=True)[:limit])
+    replayed, last = [], None
+    for pk in ids:
+        # Two replays of one cue get distinct times: (cue, scheduled_for) is unique.
+        now = timezone.now()
+        now = max(now, last + timedelta(microseconds=1)) if last else now
+        try:
+            replay = execution_replay(user=user, execution_id=str(pk), now=now)
+        except AppError as exc:
+            if exc.code in ("execution_in_flight", "execution_not_found"):
+                continue  # moved on, or deleted with its cue, since it was listed
+            if exc.code != "execution_limit_exceeded" or not replayed:
+                raise
+            return replayed, True
+        replayed.append((replay.replayed_from, replay))
+        last = now
+    return replayed, False
+
+
 BACKFILL_MAX_SLOTS = 100
 # Slots counted for the "too many" message; past this it says "more than" (counting costs
 # a few croniter steps per slot).

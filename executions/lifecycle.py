@@ -34,7 +34,7 @@ from cueapi import metrics
 from cueapi.bulk import value_by_pk
 from cueapi.logs import log_event
 from cues.models import Cue
-from cues.services import cue_record_run, cue_runs_recorded
+from cues.services import cue_pause_with_note, cue_record_run, cue_runs_recorded
 from executions import signals
 from executions.delivery import DeliveryResult
 from executions.models import DeliveryAttempt, DispatchOutbox, Execution
@@ -49,6 +49,10 @@ Transport = Cue.Transport
 HANDLER_REPORTED_FAILURE = "The handler reported a failure"
 UNCLAIMED = "No worker claimed this execution within timeout window"
 LEASE_EXPIRED = "Worker lease expired: worker {worker} sent no outcome or heartbeat in time"
+ENDPOINT_GONE = ("Paused: the callback URL answered 410 Gone (the endpoint is gone). Fix the callback "
+                 "and resume the cue")
+# The longest wait a receiver's Retry-After can ask for; a longer one waits this long.
+RETRY_AFTER_MAX_SECONDS = 3600
 
 
 def sends_webhook(cue: Cue) -> bool:
@@ -205,14 +209,14 @@ def retry_released(*, execution: Execution, now: datetime) -> bool:
 def _attempt_row(execution: Execution, attempt: int, transport: str, result: str, now: datetime, *,
                  started_at: datetime | None = None, duration_ms: int | None = None,
                  http_status: int | None = None, error: str | None = None,
-                 worker_id: str | None = None) -> None:
+                 worker_id: str | None = None, retry_after: datetime | None = None) -> None:
     started_at = started_at or now
     if duration_ms is None:
         duration_ms = max(0, int((now - started_at).total_seconds() * 1000))
     DeliveryAttempt.objects.create(
         execution_id=execution.pk, attempt=attempt, transport=transport, result=result,
         started_at=started_at, finished_at=now, duration_ms=duration_ms, http_status=http_status,
-        error=error, worker_id=worker_id)
+        error=error, worker_id=worker_id, retry_after=retry_after)
 
 
 def webhook_delivered(*, execution: Execution, cue: Cue, attempt: int, result: DeliveryResult,
@@ -303,16 +307,27 @@ def attempt_failed(*, execution: Execution, cue: Cue, attempt: int, error: str, 
                    transport: str, give_up: bool = False, result: str = DeliveryAttempt.Result.FAILED,
                    guard: dict | None = None, http_status: int | None = None,
                    response_text: str | None = None, duration_ms: int | None = None,
-                   started_at: datetime | None = None, worker_id: str | None = None) -> str | None:
+                   started_at: datetime | None = None, worker_id: str | None = None,
+                   retry_after: float | None = None) -> str | None:
     """A delivery attempt failed (webhook error or status, worker lease lapsed): retry with
     backoff while attempts are left, else fail for good. Guarded on `delivering` (plus
-    `guard`). Returns "retrying" or "failed", or None when the execution had moved on."""
-    retry = not give_up and attempt < cue.retry_max_attempts
+    `guard`). Returns "retrying" or "failed", or None when the execution had moved on.
+
+    The receiver has a say: a webhook answered 410 Gone is not retried, and its cue is paused
+    (`ENDPOINT_GONE`); a 429/503 `Retry-After` (`retry_after`, seconds) puts the retry at the
+    later of the backoff and that time, the wait capped at RETRY_AFTER_MAX_SECONDS."""
+    gone = transport == Transport.WEBHOOK and http_status == 410
+    retry = not give_up and not gone and attempt < cue.retry_max_attempts
+    asked_until = None
+    if retry_after is not None:
+        asked_until = now + timedelta(seconds=min(retry_after, RETRY_AFTER_MAX_SECONDS))
     fields = dict(error_message=error, updated_at=now, lease_expires_at=None)
     if transport == Transport.WEBHOOK:
         fields.update(http_status=http_status, response_body=response_text, last_attempt_at=now, attempts=attempt)
     if retry:
         next_retry = now + timedelta(seconds=backoff_seconds(cue.retry_backoff_minutes, attempt))
+        if asked_until is not None:
+            next_retry = max(next_retry, asked_until)
         fields.update(status=Status.RETRYING, next_retry=next_retry)
     else:
         fields.update(status=Status.FAILED, next_retry=None)
@@ -320,19 +335,19 @@ def attempt_failed(*, execution: Execution, cue: Cue, attempt: int, error: str, 
     if not moved:
         return None
     _attempt_row(execution, attempt, transport, result, now, started_at=started_at, duration_ms=duration_ms,
-                 http_status=http_status, error=error, worker_id=worker_id)
+                 http_status=http_status, error=error, worker_id=worker_id, retry_after=asked_until)
     verdict = "retrying" if retry else "failed"
     if transport == Transport.WEBHOOK:
         metrics.count("cueapi_webhook_deliveries", result=verdict)
     log_event(logger, verdict if transport == Transport.WEBHOOK else "lease_expired", execution_id=execution.id,
               cue_id=cue.id, attempt=attempt, http_status=http_status, duration_ms=duration_ms, error=error,
-              worker_id=worker_id, retried=retry)
+              worker_id=worker_id, retried=retry, retry_after=asked_until)
     if retry:
         cue_record_run(cue=cue, now=now, finished=False)
         metrics.count("cueapi_retries_scheduled", transport=transport)
     else:
         _count_result("failed", transport)
-        _failed_for_good(execution.pk, cue, now, error, pause=True)
+        _failed_for_good(execution.pk, cue, now, error, pause=True, gone=gone)
     return verdict
 
 
@@ -364,16 +379,23 @@ def unclaimed(*, execution: Execution, now: datetime) -> bool:
 
 
 def _failed_for_good(execution_id, cue: Cue, now: datetime, reason: str, *, ran: bool = True,
-                     pause: bool = False) -> None:
+                     pause: bool = False, gone: bool = False) -> None:
     """What happens when an execution fails for good, however it failed (delivery, lease,
     nobody claimed it, the handler's own report, no outcome in time): the cue records the
     run (a one-time cue is `failed`; a recurring one pauses when its `on_failure.pause` says
-    so and the delivery failed), and `execution_failed` goes out (alerts, on_failure actions)."""
-    pause = pause and cue.schedule_type != Cue.ScheduleType.ONCE and bool((cue.on_failure or {}).get("pause"))
+    so and the delivery failed, or with a `pause_note` when its endpoint is `gone`: answered
+    410), and `execution_failed` goes out (alerts, on_failure actions; `endpoint_gone` when
+    this failure paused the cue for a 410)."""
+    pause = (pause and not gone and cue.schedule_type != Cue.ScheduleType.ONCE
+             and bool((cue.on_failure or {}).get("pause")))
     # A run that never happened (nobody claimed it, its outcome never came) is not counted.
     cue_record_run(cue=cue, now=now, finished=ran, ran=ran, once_status=Cue.Status.FAILED, pause=pause)
+    # Only the failure that paused it says so: the cue's other executions already on their way
+    # to the same endpoint fail quietly. (A one-time cue is `failed` above: nothing to pause.)
+    paused_gone = gone and (cue.schedule_type == Cue.ScheduleType.ONCE
+                            or cue_pause_with_note(cue_id=cue.pk, note=ENDPOINT_GONE, now=now))
     signals.execution_failed.send(sender=Execution, execution=Execution.objects.get(pk=execution_id), cue=cue,
-                                  now=now, reason=reason)
+                                  now=now, reason=reason, endpoint_gone=paused_gone)
     _ended(cue, now)
 
 

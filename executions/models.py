@@ -226,6 +226,8 @@ class DeliveryAttempt(models.Model):
     http_status = models.IntegerField(null=True, blank=True)
     error = models.TextField(null=True, blank=True)
     worker_id = models.CharField(max_length=255, null=True, blank=True)
+    # The time the receiver asked us not to retry before (its 429/503 `Retry-After`), if it did.
+    retry_after = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         db_table = "delivery_attempts"

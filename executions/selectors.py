@@ -6,7 +6,7 @@ from django.db.models import Case, CharField, Count, Max, Min, Q, QuerySet, Text
 from cueapi.errors import AppError
 from cueapi.timefmt import ts_z
 from cues.models import Cue
-from executions.models import Execution
+from executions.models import DeliveryAttempt, Execution
 
 CLAIMABLE_LIMIT = 50
 
@@ -119,6 +119,12 @@ def execution_get(*, user, execution_id, for_update=False):
     if execution is None:
         raise AppError("execution_not_found", "Execution not found", 404)
     return execution
+
+
+def execution_attempts(*, user, execution_id):
+    """The caller's execution's delivery attempts, oldest first (404 for another's)."""
+    execution = execution_get(user=user, execution_id=execution_id)
+    return list(DeliveryAttempt.objects.filter(execution=execution).order_by("attempt", "id"))
 
 
 def execution_list(*, user, filters, limit, offset):

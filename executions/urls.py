@@ -10,10 +10,12 @@ urlpatterns = [
     # Literal paths before the <execution_id> ones.
     path("v1/executions/claimable", api.ClaimableApi.as_view()),
     path("v1/executions/claim", api.ClaimNextApi.as_view()),
+    path("v1/executions/replay", api.BulkReplayApi.as_view()),
     path("v1/executions/<str:execution_id>", api.ExecutionDetailApi.as_view()),
     path("v1/executions/<str:execution_id>/outcome", api.OutcomeApi.as_view()),
     path("v1/executions/<str:execution_id>/claim", api.ClaimApi.as_view()),
     path("v1/executions/<str:execution_id>/heartbeat", api.HeartbeatApi.as_view()),
+    path("v1/executions/<str:execution_id>/attempts", api.AttemptListApi.as_view()),
     path("v1/executions/<str:execution_id>/replay", api.ReplayApi.as_view()),
     path("v1/executions/<str:execution_id>/verify", api.VerifyApi.as_view()),
     path("v1/executions/<str:execution_id>/verification-pending", api.VerificationPendingApi.as_view()),

@@ -12,7 +12,8 @@ import time
 class Receiver:
     """A real HTTP server on 127.0.0.1 that records requests and answers from a script.
 
-    `responses` is a list of (status, body[, delay seconds]) used in order; the last one repeats.
+    `responses` is a list of (status, body[, delay seconds][, {header: value}]) used in order;
+    the last one repeats.
     """
 
     def __init__(self, responses=((200, b"ok"),), *, host="127.0.0.1"):
@@ -33,7 +34,9 @@ class Receiver:
                         "body": body, "received_at": time.time(),
                     })
                     index = min(len(receiver.requests), len(receiver.responses)) - 1
-                    status, reply, *delay = receiver.responses[index]
+                    status, reply, *rest = receiver.responses[index]
+                delay = [item for item in rest if isinstance(item, (int, float))]
+                extra_headers = next((item for item in rest if isinstance(item, dict)), {})
                 if delay:
                     time.sleep(delay[0])
                 reply = reply if isinstance(reply, bytes) else json.dumps(reply).encode()
@@ -41,6 +44,8 @@ class Receiver:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(reply)))
+                    for name, value in extra_headers.items():
+                        self.send_header(name, value)
                     self.end_headers()
                     self.wfile.write(reply)
                 except (BrokenPipeError, ConnectionResetError):

@@ -43,7 +43,8 @@ def test_a_cues_timeout_and_its_chain_through_a_real_reply():
                            delivery={"timeout_seconds": 1}, retry={"max_attempts": 1})
         patient = create(server, auth, name="patient", callback={"url": slow.url}, delivery={"timeout_seconds": 10})
         assert (impatient["delivery"], patient["delivery"]) == (
-            {"timeout_seconds": 1, "outcome_deadline_seconds": 0}, {"timeout_seconds": 10, "outcome_deadline_seconds": 0})
+            {"timeout_seconds": 1, "outcome_deadline_seconds": 0, "max_in_flight": None},
+            {"timeout_seconds": 10, "outcome_deadline_seconds": 0, "max_in_flight": None})
         target = create(server, auth, name="target", callback={"url": target_receiver.url}, payload={"step": 2})
         source = create(server, auth, name="source", callback={"url": reporting.url}, on_success_fire=target["id"])
         for cue in (impatient, patient, source):

@@ -32,7 +32,7 @@ class CueCreateTests(CueTestCase):
                 "retry": {"max_attempts": 3, "backoff_minutes": [1, 5, 15]},
                 "next_run": "2026-11-25T09:00:00Z", "last_run": None, "run_count": 0,
                 "fired_count": 0, "on_failure": {"email": True, "webhook": None, "pause": False},
-                "verification": None, "catch_up": "latest", "delivery": {"timeout_seconds": 30, "outcome_deadline_seconds": 0},
+                "verification": None, "catch_up": "latest", "delivery": {"timeout_seconds": 30, "outcome_deadline_seconds": 0, "max_in_flight": None},
                 "on_success_fire": None, "overlap": "allow",
                 "require_payload_override": False, "required_payload_keys": None,
                 "warning": None,

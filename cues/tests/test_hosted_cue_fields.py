@@ -33,7 +33,7 @@ class DeliveryTests(CueTestCase):
     def test_both_are_integers_by_default(self):
         with override_settings(CUEAPI_WEBHOOK_TIMEOUT_SECONDS=30.0):
             body = self.create_cue()
-        self.assertEqual(body["delivery"], {"timeout_seconds": 30, "outcome_deadline_seconds": 0})
+        self.assertEqual(body["delivery"], {"timeout_seconds": 30, "outcome_deadline_seconds": 0, "max_in_flight": None})
         self.assertIs(type(body["delivery"]["timeout_seconds"]), int)
 
     def test_verification_cues_show_the_server_default_deadline(self):
@@ -46,18 +46,18 @@ class DeliveryTests(CueTestCase):
         listed = self.get("/v1/cues").json()["cues"][0]["delivery"]
         detail = self.get(f"/v1/cues/{cue['id']}").json()["delivery"]
         for delivery in (cue["delivery"], listed, detail):
-            self.assertEqual(delivery, {"timeout_seconds": 60, "outcome_deadline_seconds": 0})
+            self.assertEqual(delivery, {"timeout_seconds": 60, "outcome_deadline_seconds": 0, "max_in_flight": None})
 
     def test_patch_of_one_keeps_the_other(self):
         cue = self.create_cue(delivery={"timeout_seconds": 45, "outcome_deadline_seconds": 600})
         r = self.patch(f"/v1/cues/{cue['id']}", {"delivery": {"timeout_seconds": 10}})
-        self.assertEqual(r.json()["delivery"], {"timeout_seconds": 10, "outcome_deadline_seconds": 600})
+        self.assertEqual(r.json()["delivery"], {"timeout_seconds": 10, "outcome_deadline_seconds": 600, "max_in_flight": None})
         r = self.patch(f"/v1/cues/{cue['id']}", {"delivery": {"outcome_deadline_seconds": 0}})
-        self.assertEqual(r.json()["delivery"], {"timeout_seconds": 10, "outcome_deadline_seconds": 0})
+        self.assertEqual(r.json()["delivery"], {"timeout_seconds": 10, "outcome_deadline_seconds": 0, "max_in_flight": None})
         self.assertEqual(Cue.objects.get(pk=cue["id"]).webhook_timeout_seconds, 10)
         with override_settings(CUEAPI_WEBHOOK_TIMEOUT_SECONDS=30.0):
             r = self.patch(f"/v1/cues/{cue['id']}", {"delivery": {"timeout_seconds": None}})
-        self.assertEqual(r.json()["delivery"], {"timeout_seconds": 30, "outcome_deadline_seconds": 0})
+        self.assertEqual(r.json()["delivery"], {"timeout_seconds": 30, "outcome_deadline_seconds": 0, "max_in_flight": None})
 
     def test_out_of_range_is_422_and_changes_nothing(self):
         cue = self.create_cue(delivery={"timeout_seconds": 45})
