@@ -23,7 +23,8 @@ def alert_to_dict(alert):
         "id": str(alert.id), "cue_id": alert.cue_id,
         "execution_id": str(alert.execution_id) if alert.execution_id else None,
         "alert_type": alert.alert_type, "severity": alert.severity, "message": alert.message,
-        "metadata": alert.metadata, "acknowledged": alert.acknowledged, "created_at": ts_z(alert.created_at),
+        "metadata": alert.metadata, "acknowledged": alert.acknowledged, "muted": alert.muted,
+        "created_at": ts_z(alert.created_at),
     }
 
 
@@ -34,8 +35,8 @@ class AlertListApi(APIView):
         alerts = Alert.objects.filter(user=request.user)
         if "alert_type" in query:
             if query["alert_type"] not in Alert.Type.values:
-                raise AppError("invalid_filter", "alert_type must be one of: consecutive_failures, "
-                                                 "outcome_timeout, verification_failed", 400)
+                raise AppError("invalid_filter", "alert_type must be one of: "
+                                                 + ", ".join(sorted(Alert.Type.values)), 400)
             alerts = alerts.filter(alert_type=query["alert_type"])
         if "since" in query:
             alerts = alerts.filter(created_at__gte=query["since"])
