@@ -2,7 +2,6 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
 
-from accounts.admin import UserAdmin
 from alerts import channels
 from alerts.models import Alert, AlertChannel, AlertStreak, Notification
 from cueapi.admin_helpers import ReadOnlyPagesMixin, short_id
@@ -99,6 +98,9 @@ class NotificationAdmin(ReadOnlyPagesMixin, admin.ModelAdmin):
 
 @admin.register(AlertChannel)
 class AlertChannelAdmin(admin.ModelAdmin):
+    """Every user's channels; `?user__id__exact=<id>` or a search by email shows one user's.
+    (Not an inline on the user's page: its form would then need the inline's formset.)"""
+
     list_display = ["name", "id", "kind", "user", "url", "email", "created_at"]
     list_filter = ["kind"]
     search_fields = ["id", "name", "user__email", "email"]
@@ -125,19 +127,6 @@ class AlertChannelAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{channel.name}: not delivered ({result['error']}).", messages.ERROR)
 
 
-class AlertChannelInline(admin.TabularInline):
-    """A user's alert channels, on the user's page."""
-
-    model = AlertChannel
-    fields = readonly_fields = ["id", "name", "kind", "url", "email", "created_at"]
-    extra = 0
-    can_delete = False
-    show_change_link = True
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-
 class AlertStreakInline(admin.StackedInline):
     """The cue's current failure streak (its alert settings are the cue's own alert_* fields)."""
 
@@ -152,5 +141,4 @@ class AlertStreakInline(admin.StackedInline):
         return False
 
 
-UserAdmin.inlines = [*UserAdmin.inlines, AlertChannelInline]
 CueAdmin.inlines = [*CueAdmin.inlines, AlertStreakInline]

@@ -39,12 +39,27 @@ def alert_raise(*, user: User, alert_type: str, message: str, cue_id: str | None
         recent = recent.filter(execution_id=execution_id) if execution_id else recent.filter(cue_id=cue_id)
         if recent.exists():
             return None
+    if cue is not None:
+        cue = with_alert_settings(cue)
     muted = cue is not None and cue.alert_muted_until is not None and now < cue.alert_muted_until
     alert = Alert.objects.create(user=user, alert_type=alert_type, message=message, cue_id=cue_id,
                                  execution_id=execution_id, metadata=metadata, severity=severity, muted=muted)
     if not muted:
         _queue_alert(alert, user=user, cue=cue, now=now)
     return alert
+
+
+ALERT_SETTINGS = ["alert_failure_threshold", "alert_recovery_threshold", "alert_repeat_minutes",
+                  "alert_notify_recovery", "alert_muted_until", "alert_channels"]
+
+
+def with_alert_settings(cue: Cue) -> Cue:
+    """The cue with its alert settings as stored now: the engine's copy may predate a PATCH
+    (a mute set a minute ago must hold)."""
+    stored = Cue.objects.filter(pk=cue.pk).values(*ALERT_SETTINGS).first()
+    for field, value in (stored or {}).items():
+        setattr(cue, field, value)
+    return cue
 
 
 def _queue_alert(alert: Alert, *, user: User, cue: Cue | None, now: datetime) -> None:

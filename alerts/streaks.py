@@ -17,19 +17,8 @@ from alerts.models import Alert, AlertStreak
 from cueapi.timefmt import ts_iso
 from cues.models import Cue
 
-SETTINGS = ["alert_failure_threshold", "alert_recovery_threshold", "alert_repeat_minutes", "alert_notify_recovery",
-            "alert_muted_until", "alert_channels"]
 CLEARED = dict(failures=0, successes=0, since=None, alerted_at=None, last_alert_at=None, repeats=0,
                last_execution_id=None, last_error=None)
-
-
-def _fresh(cue: Cue) -> Cue:
-    """The cue with its alert settings as stored now (the engine's copy may predate a PATCH)."""
-    stored = Cue.objects.filter(pk=cue.pk).values(*SETTINGS).first()
-    if stored:
-        for field, value in stored.items():
-            setattr(cue, field, value)
-    return cue
 
 
 def _locked(cue_id: str, *, create: bool) -> AlertStreak | None:
@@ -46,7 +35,7 @@ def streak_failed(*, cue: Cue, execution_id, error: str | None, now: datetime) -
     """A failed outcome of `cue`. The failure that reaches the cue's failure_threshold raises
     `consecutive_failures`, once per streak."""
     with transaction.atomic():
-        cue = _fresh(cue)
+        cue = services.with_alert_settings(cue)
         streak = _locked(cue.pk, create=True)
         streak.failures += 1
         streak.successes = 0

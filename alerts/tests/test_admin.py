@@ -33,7 +33,10 @@ class AlertChannelAdminTests(CueTestCase):
                     f"/admin/alerts/alertchannel/{channel.pk}/change/", "/admin/alerts/alert/?muted__exact=1"):
             with self.subTest(url):
                 self.assertEqual(self.client.get(url).status_code, 200)
-        self.assertContains(self.client.get(f"/admin/accounts/user/{self.alice.pk}/change/"), "team slack")
+        by_user = self.client.get(f"/admin/alerts/alertchannel/?user__id__exact={self.alice.pk}")
+        self.assertContains(by_user, "team slack")
+        self.assertNotContains(self.client.get(f"/admin/alerts/alertchannel/?user__id__exact={self.bob.pk}"),
+                               "team slack")
         self.assertContains(self.client.get("/admin/alerts/alert/"), "1 pending")
         page = self.client.get(f"/admin/alerts/alert/{alert.pk}/change/")
         self.assertContains(page, "team slack")
