@@ -104,30 +104,33 @@ def _duration(seconds: int) -> str:
 
 def send_due_repeats(*, now: datetime) -> int:
     """The poller's sweep: an alerted streak of an active cue with `repeat_every_minutes`
-    repeats its alert when that long has passed since the last one (metadata: `repeat` k, the
-    streak's length, since when it fails). A guarded UPDATE on `last_alert_at` decides, so two
-    pollers never send one repeat twice. Returns how many were raised."""
+    repeats its alert when that long has passed since the last one. Returns how many were
+    raised."""
     open_streaks = (AlertStreak.objects.filter(alerted_at__isnull=False, cue__alert_repeat_minutes__isnull=False,
                                                cue__status=Cue.Status.ACTIVE)
                     .select_related("cue__user").order_by("last_alert_at"))
-    raised = 0
-    for streak in open_streaks:
-        cue = streak.cue
-        if streak.last_alert_at + timedelta(minutes=cue.alert_repeat_minutes) > now:
-            continue
-        with transaction.atomic():
-            won = AlertStreak.objects.filter(pk=cue.pk, alerted_at=streak.alerted_at,
-                                             last_alert_at=streak.last_alert_at).update(
-                last_alert_at=now, repeats=F("repeats") + 1, updated_at=now)
-            if not won:
-                continue
-            repeat = streak.repeats + 1
-            services.alert_raise(
-                user=cue.user, alert_type=Alert.Type.CONSECUTIVE_FAILURES, cue=cue,
-                execution_id=streak.last_execution_id, now=now, dedup=False,
-                message=f"{failing_message(cue, streak.failures, streak.last_error)} Failing since "
-                        f"{ts_iso(streak.since)} (reminder {repeat}).",
-                metadata={"consecutive_failures": streak.failures, "repeat": repeat,
-                          "failing_since": ts_iso(streak.since)})
-            raised += 1
-    return raised
+    return sum(repeat_if_due(streak=streak, now=now) for streak in open_streaks)
+
+
+def repeat_if_due(*, streak: AlertStreak, now: datetime) -> bool:
+    """Repeat the streak's alert (metadata: `repeat` k, the streak's length, since when it
+    fails) if it is due, judged on the row as read. A guarded UPDATE on `last_alert_at` decides,
+    so of two pollers that read the same row, one sends the repeat."""
+    cue = streak.cue
+    if streak.last_alert_at + timedelta(minutes=cue.alert_repeat_minutes) > now:
+        return False
+    with transaction.atomic():
+        won = AlertStreak.objects.filter(pk=cue.pk, alerted_at=streak.alerted_at,
+                                         last_alert_at=streak.last_alert_at).update(
+            last_alert_at=now, repeats=F("repeats") + 1, updated_at=now)
+        if not won:
+            return False
+        repeat = streak.repeats + 1
+        services.alert_raise(
+            user=cue.user, alert_type=Alert.Type.CONSECUTIVE_FAILURES, cue=cue,
+            execution_id=streak.last_execution_id, now=now, dedup=False,
+            message=f"{failing_message(cue, streak.failures, streak.last_error)} Failing since "
+                    f"{ts_iso(streak.since)} (reminder {repeat}).",
+            metadata={"consecutive_failures": streak.failures, "repeat": repeat,
+                      "failing_since": ts_iso(streak.since)})
+    return True

@@ -104,6 +104,16 @@ class RepeatTests(StreakTestCase):
         self.assertEqual(streaks.send_due_repeats(now=NOW + timedelta(hours=8)), 0)  # over: no more
         self.assertEqual(self.types(), ["consecutive_failures"] * 3 + ["recovered"])
 
+    def test_two_pollers_that_read_the_same_row_send_one_repeat(self):
+        self.make_cue(failure_threshold=1, repeat_every_minutes=5)
+        self.failed()
+        first, second = AlertStreak.objects.select_related("cue__user").get(), AlertStreak.objects.get()
+        due = NOW + timedelta(minutes=5)
+        self.assertTrue(streaks.repeat_if_due(streak=first, now=due))
+        self.assertFalse(streaks.repeat_if_due(streak=second, now=due))  # read before the first sent: lost
+        self.assertEqual(Alert.objects.filter(metadata__repeat=1).count(), 1)
+        self.assertEqual(AlertStreak.objects.get().repeats, 1)
+
     def test_no_repeats_unless_asked(self):
         self.make_cue(failure_threshold=1)
         self.failed()
