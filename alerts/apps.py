@@ -15,6 +15,7 @@ class AlertsConfig(AppConfig):
         signals.outcome_recorded.connect(services.on_outcome_recorded, dispatch_uid="alerts-outcome")
         signals.outcome_timed_out.connect(services.on_outcome_timed_out, dispatch_uid="alerts-timeout")
         signals.executions_succeeded.connect(services.on_executions_succeeded, dispatch_uid="alerts-succeeded")
+        signals.verification_rejected.connect(services.on_verification_rejected, dispatch_uid="alerts-rejected")
         signals.slots_missed.connect(services.on_slots_missed, dispatch_uid="alerts-missed")
         dispatcher.register_unit(delivery.claim_notifications)
         poller.register_unit(streaks.send_due_repeats)

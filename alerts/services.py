@@ -158,6 +158,13 @@ def on_outcome_timed_out(*, execution: Execution, cue: Cue, now: datetime, **_) 
                 metadata={"outcome_deadline_seconds": seconds, "transport": cue.callback_transport})
 
 
+def on_verification_rejected(*, execution_id: uuid.UUID, cue: Cue, reason: str | None, now: datetime, **_) -> None:
+    """The owner failed the evidence: a failed outcome for the streak (no alert of its own, as
+    before)."""
+    streaks.streak_failed(cue=cue, execution_id=execution_id, now=now,
+                          error=f"verification rejected: {reason}" if reason else "verification rejected")
+
+
 def on_executions_succeeded(*, succeeded: list, now: datetime, **_) -> None:
     streaks.streaks_succeeded(succeeded=succeeded, now=now)
 

@@ -516,6 +516,9 @@ def outcome_verified(*, execution: Execution, valid: bool, reason: str | None, n
     _count_result("succeeded" if valid else "failed", execution.cue.callback_transport)
     if valid:
         succeeded(execution=execution, cue=execution.cue, now=now)
+    else:
+        signals.verification_rejected.send(sender=Execution, execution_id=execution.pk, cue=execution.cue,
+                                           reason=reason, now=now)
     return state
 
 

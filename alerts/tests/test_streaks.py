@@ -74,6 +74,22 @@ class ThresholdTests(StreakTestCase):
         self.assertEqual(self.types(), ["consecutive_failures"])
 
 
+class VerdictTests(StreakTestCase):
+    def test_an_owners_rejection_is_a_failure_and_a_verified_success_a_success(self):
+        self.make_cue(failure_threshold=2)
+        self.patch(f"/v1/cues/{self.cue['id']}", {"verification": {"mode": "manual"}})
+        first = self.outcome(True)  # manual: waits for the owner's verdict
+        self.post(f"/v1/executions/{first}/verify", {"valid": False, "reason": "wrong file"})
+        self.assertEqual(AlertStreak.objects.get().last_error, "verification rejected: wrong file")
+        second = self.outcome(True)
+        self.post(f"/v1/executions/{second}/verify", {"valid": False})
+        self.assertEqual(self.types(), ["consecutive_failures"])
+        self.later(minutes=1)
+        third = self.outcome(True)
+        self.post(f"/v1/executions/{third}/verify", {"valid": True})
+        self.assertEqual(self.types(), ["consecutive_failures", "recovered"])
+
+
 class RepeatTests(StreakTestCase):
     def test_repeats_while_failing_and_stop_on_recovery(self):
         self.make_cue(failure_threshold=2, repeat_every_minutes=60)
