@@ -141,6 +141,9 @@ class ChannelMessageTests(CueTestCase):
             cue, execution_id, _ = self.raise_alert(self.channel("discord", receiver.url))
             send_notifications()
         (request,) = receiver.requests
+        secrets = (self.alice_key, self.alice.webhook_secret, User.objects.get(pk=self.alice.pk).alert_webhook_secret)
+        for secret in filter(None, secrets):
+            self.assertNotIn(secret.encode(), request["body"])
         self.assertEqual(json.loads(request["body"]), {
             "content": "CueAPI: cue 'nightly' failing",
             "embeds": [{
