@@ -90,8 +90,11 @@ class AlertStreak(models.Model):
     alerted_at = models.DateTimeField(null=True, blank=True)
     last_alert_at = models.DateTimeField(null=True, blank=True)  # the alert or its latest repeat
     repeats = models.PositiveIntegerField(default=0)
-    last_execution_id = models.UUIDField(null=True, blank=True)
+    last_execution_id = models.UUIDField(null=True, blank=True)  # the latest failure
     last_error = models.TextField(null=True, blank=True)
+    # The latest success counted: an execution delivered (2xx, no outcome expected) that later
+    # reports a successful outcome too is one success, not two.
+    last_success_id = models.UUIDField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

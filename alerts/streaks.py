@@ -18,7 +18,7 @@ from cueapi.timefmt import ts_iso
 from cues.models import Cue
 
 CLEARED = dict(failures=0, successes=0, since=None, alerted_at=None, last_alert_at=None, repeats=0,
-               last_execution_id=None, last_error=None)
+               last_execution_id=None, last_error=None, last_success_id=None)
 
 
 def _locked(cue_id: str, *, create: bool) -> AlertStreak | None:
@@ -59,22 +59,25 @@ def streaks_succeeded(*, succeeded: list, now: datetime) -> list[Alert]:
     (unless notify_recovery is off). Cues with no failures cost one query for the batch."""
     by_cue = {}
     for cue_id, execution_id in succeeded:
-        count, _ = by_cue.get(cue_id, (0, None))
-        by_cue[cue_id] = (count + 1, execution_id)
+        by_cue.setdefault(cue_id, {})[execution_id] = None  # distinct, in order
     failing = AlertStreak.objects.filter(cue_id__in=by_cue, failures__gt=0).order_by("cue_id")
     raised = []
     for cue_id in failing.values_list("cue_id", flat=True):
-        count, execution_id = by_cue[cue_id]
         with transaction.atomic():
             streak = _locked(cue_id, create=False)
             if streak is None or not streak.failures:
                 continue
+            executions = [e for e in by_cue[cue_id] if e != streak.last_success_id]
+            if not executions:  # this success was counted already
+                continue
+            count, execution_id = len(executions), executions[-1]
             if streak.alerted_at is None:  # not alerted yet: the failures weren't in a row
                 AlertStreak.objects.filter(pk=cue_id).update(**CLEARED, updated_at=now)
                 continue
             cue = Cue.objects.select_related("user").get(pk=cue_id)
             if streak.successes + count < cue.alert_recovery_threshold:
-                AlertStreak.objects.filter(pk=cue_id).update(successes=F("successes") + count, updated_at=now)
+                AlertStreak.objects.filter(pk=cue_id).update(successes=F("successes") + count,
+                                                             last_success_id=execution_id, updated_at=now)
                 continue
             AlertStreak.objects.filter(pk=cue_id).update(**CLEARED, updated_at=now)
             if cue.alert_notify_recovery:

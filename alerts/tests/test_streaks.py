@@ -203,3 +203,23 @@ class MutingTests(StreakTestCase):
         self.assertEqual(list(Notification.objects.values_list("alert_id", flat=True)), [sent.id])
         self.assertEqual(Alert.objects.filter(muted=True).count(), 2)
         self.assertEqual([a["muted"] for a in self.get("/v1/alerts").json()["alerts"]], [False, True, True])
+
+
+class SuccessCountedOnceTests(StreakTestCase):
+    def test_a_delivery_then_its_reported_success_is_one_success(self):
+        from executions.tests.test_delivery import deliver_all
+        from tests.receiver import Receiver
+
+        with Receiver([(500, b"down")]) as receiver:
+            self.cue = self.create_cue(callback={"url": receiver.url}, retry={"max_attempts": 1},
+                                       on_failure={"email": False},
+                                       alerts={"failure_threshold": 1, "recovery_threshold": 2})
+            self.post(f"/v1/cues/{self.cue['id']}/fire")
+            deliver_all()
+            receiver.responses = [(200, b"ok")]
+            self.later(seconds=1)
+            execution_id = self.post(f"/v1/cues/{self.cue['id']}/fire").json()["id"]
+            deliver_all()  # 2xx, no outcome expected: a success
+        self.post(f"/v1/executions/{execution_id}/outcome", {"success": True})  # the same success, again
+        self.assertEqual(AlertStreak.objects.get().successes, 1)
+        self.assertEqual(self.types(), ["consecutive_failures"])
