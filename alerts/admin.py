@@ -1,23 +1,59 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
 
-from alerts.models import Alert, Notification
+from alerts import channels
+from alerts.models import Alert, AlertChannel, AlertStreak, Notification
 from cueapi.admin_helpers import ReadOnlyPagesMixin, short_id
+from cues.admin import CueAdmin
 from executions.admin import TIMELINE_SOURCES
+
+DELIVERY_FIELDS = ["kind", "channel", "url", "recipient", "attempts", "sent_at", "failed_at", "last_error"]
+
+
+class NotificationInline(admin.TabularInline):
+    """An alert's deliveries, one row per channel: where, how many attempts, and the result."""
+
+    model = Notification
+    fields = readonly_fields = DELIVERY_FIELDS
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Alert)
 class AlertAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "alert_type", "user", "cue_id", "execution_link", "message"]
-    list_filter = ["alert_type", "severity", "acknowledged"]
+    list_display = ["created_at", "alert_type", "user", "cue_id", "execution_link", "muted", "delivery", "message"]
+    list_filter = ["alert_type", "severity", "muted", "acknowledged"]
     search_fields = ["cue_id", "execution_id", "user__email", "message"]
     list_select_related = ["user"]
     date_hierarchy = "created_at"
     ordering = ["-created_at"]
     readonly_fields = ["id", "user", "cue_id", "execution_link", "alert_type", "severity", "message",
-                       "metadata", "created_at"]
+                       "metadata", "muted", "created_at"]
     fields = readonly_fields + ["acknowledged"]
+    inlines = [NotificationInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("notifications")
+
+    @admin.display(description="delivery")
+    def delivery(self, alert):
+        """sent / retrying / failed counts of its notifications ("muted" when none were made)."""
+        rows = list(alert.notifications.all())
+        if not rows:
+            return "muted" if alert.muted else "-"
+        sent = sum(1 for n in rows if n.sent_at)
+        failed = sum(1 for n in rows if n.failed_at)
+        pending = len(rows) - sent - failed
+        parts = [f"{sent} sent"] + ([f"{pending} pending"] if pending else []) + ([f"{failed} failed"] if failed else [])
+        return ", ".join(parts)
 
     @admin.display(description="execution")
     def execution_link(self, alert):
@@ -45,10 +81,11 @@ TIMELINE_SOURCES.append(alert_timeline_events)
 
 @admin.register(Notification)
 class NotificationAdmin(ReadOnlyPagesMixin, admin.ModelAdmin):
-    list_display = ["created_at", "kind", "user", "url", "recipient", "attempts", "sent_at", "failed_at", "last_error"]
+    list_display = ["created_at", "kind", "user", "channel", "url", "recipient", "attempts", "sent_at", "failed_at",
+                    "last_error"]
     list_filter = ["kind", ("sent_at", admin.EmptyFieldListFilter), ("failed_at", admin.EmptyFieldListFilter)]
     search_fields = ["user__email", "url", "recipient"]
-    list_select_related = ["user"]
+    list_select_related = ["user", "channel"]
     date_hierarchy = "created_at"
     ordering = ["-created_at"]
 
@@ -57,3 +94,51 @@ class NotificationAdmin(ReadOnlyPagesMixin, admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+@admin.register(AlertChannel)
+class AlertChannelAdmin(admin.ModelAdmin):
+    """Every user's channels; `?user__id__exact=<id>` or a search by email shows one user's.
+    (Not an inline on the user's page: its form would then need the inline's formset.)"""
+
+    list_display = ["name", "id", "kind", "user", "url", "email", "created_at"]
+    list_filter = ["kind"]
+    search_fields = ["id", "name", "user__email", "email"]
+    list_select_related = ["user"]
+    raw_id_fields = ["user"]
+    ordering = ["-created_at"]
+    actions = ["send_test"]
+    # Users change channels through the API, which checks their URLs; here they are read.
+    readonly_fields = ["id", "user", "name", "kind", "url", "email", "created_at", "updated_at"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and super().has_change_permission(request)
+
+    @admin.action(description="Send a test alert to the selected channels", permissions=["change"])
+    def send_test(self, request, queryset):
+        for channel in queryset.select_related("user"):
+            result = channels.channel_test(user=channel.user, channel_id=channel.id)
+            if result["delivered"]:
+                self.message_user(request, f"{channel.name}: test alert delivered.")
+            else:
+                self.message_user(request, f"{channel.name}: not delivered ({result['error']}).", messages.ERROR)
+
+
+class AlertStreakInline(admin.StackedInline):
+    """The cue's current failure streak (its alert settings are the cue's own alert_* fields)."""
+
+    model = AlertStreak
+    fields = readonly_fields = ["failures", "successes", "since", "alerted_at", "last_alert_at", "repeats",
+                                "last_execution_id", "last_error", "updated_at"]
+    verbose_name = verbose_name_plural = "current failure streak"
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+CueAdmin.inlines = [*CueAdmin.inlines, AlertStreakInline]

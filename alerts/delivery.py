@@ -35,9 +35,12 @@ def claim_notifications(*, now, limit):
 
 
 def _headers(notification, body):
-    """`X-CueAPI-Signature` with the current secret (alert webhooks: the alert-webhook secret;
-    on_failure webhooks: the webhook secret), and the Standard Webhooks headers, whose
-    `webhook-signature` also carries a replaced secret's signature during its grace period."""
+    """Slack and Discord: their own JSON, unsigned. Webhooks: `X-CueAPI-Signature` with the current
+    secret (alert webhooks: the alert-webhook secret; on_failure webhooks: the webhook secret),
+    and the Standard Webhooks headers, whose `webhook-signature` also carries a replaced secret's
+    signature during its grace period."""
+    if notification.kind in (Notification.Kind.SLACK, Notification.Kind.DISCORD):
+        return {"Content-Type": "application/json", "User-Agent": USER_AGENT}
     now = timezone.now()
     timestamp = str(int(now.timestamp()))
     user = notification.user
@@ -57,10 +60,12 @@ def _headers(notification, body):
     return headers
 
 
-def send_notification(pk, token):
+def send_notification(pk, token, *, retry=True):
+    """Send one claimed notification and record the attempt; on failure it is retried with
+    backoff (`retry=False`: failed at once, as a channel's test). Returns the error or None."""
     notification = Notification.objects.select_related("user", "alert").filter(pk=pk, lock_token=token).first()
     if notification is None:
-        return
+        return None
     error = None
     if notification.kind == Notification.Kind.EMAIL:
         try:
@@ -72,10 +77,11 @@ def send_notification(pk, token):
         result = send_webhook(url=notification.url, method="POST", headers=_headers(notification, body), body=body,
                               timeout=WEBHOOK_TIMEOUT_SECONDS)
         error = None if result.delivered else result.error
-    _record(notification, token, error)
+    _record(notification, token, error, retry=retry)
+    return error
 
 
-def _record(notification, token, error):
+def _record(notification, token, error, *, retry=True):
     now = timezone.now()
     mine = Notification.objects.filter(pk=notification.pk, lock_token=token, sent_at__isnull=True)
     if error is None:
@@ -83,7 +89,7 @@ def _record(notification, token, error):
         log_event(logger, "notification_sent", notification_id=notification.pk, kind=notification.kind)
         return
     attempts = notification.attempts + 1
-    if attempts >= MAX_ATTEMPTS:
+    if attempts >= MAX_ATTEMPTS or not retry:
         mine.update(failed_at=now, locked_until=None, attempts=attempts, last_error=error)
         log_event(logger, "notification_failed", logging.WARNING, notification_id=notification.pk,
                   kind=notification.kind, attempt=attempts, error=error)

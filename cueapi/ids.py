@@ -24,6 +24,10 @@ def new_cue_id():
     return "cue_" + "".join(secrets.choice(_CUE_ID_ALPHABET) for _ in range(12))
 
 
+def new_alert_channel_id():
+    return "ach_" + "".join(secrets.choice(_CUE_ID_ALPHABET) for _ in range(12))
+
+
 def new_webhook_secret():
     return "whsec_" + secrets.token_hex(32)
 

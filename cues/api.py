@@ -85,6 +85,17 @@ class AssertionKeys(List):
         super().__init__(child=Str(min_length=1, max_length=255), max_length=20, **kwargs)
 
 
+class AlertsIn(InputSerializer):
+    """A cue's alert settings (README "Getting alerted"); on PATCH only the keys sent change."""
+    forbid_extra = True
+    failure_threshold = Int(min_value=1, max_value=100, required=False)
+    recovery_threshold = Int(min_value=1, max_value=100, required=False)
+    repeat_every_minutes = Int(min_value=5, max_value=7 * 24 * 60, required=False, allow_null=True)
+    notify_recovery = StrictBool(required=False)
+    muted_until = DateTime(required=False, allow_null=True)
+    channels = List(child=Str(min_length=1, max_length=20), max_length=50, required=False, allow_null=True)
+
+
 class VerificationIn(InputSerializer):
     mode = Choice(Cue.VerificationMode.values, required=False)
     required_assertions = AssertionKeys(required=False, allow_null=True)
@@ -150,6 +161,7 @@ class CueCreateIn(InputSerializer):
     # A cue created paused until then (README "Timed pause"); pause_note only with it.
     paused_until = DateTime(required=False, allow_null=True)
     pause_note = PauseNote()
+    alerts = AlertsIn(required=False, allow_null=True)
     # true: a cue of this name is updated instead of refused as a duplicate (README "Upsert").
     upsert = StrictBool(required=False)
 
@@ -199,6 +211,7 @@ class CuePatchIn(InputSerializer):
     # A timed pause (README "Timed pause"): with "status": "paused", or alone on a paused cue.
     paused_until = DateTime(required=False, allow_null=True)
     pause_note = PauseNote()
+    alerts = AlertsIn(required=False, allow_null=True)
 
     def validate(self, attrs):
         # Unlike the other fields, these sent as null mean "clear it".

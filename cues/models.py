@@ -109,6 +109,16 @@ class Cue(models.Model):
     # top-level keys (None: no such check).
     require_payload_override = models.BooleanField(default=False)
     required_payload_keys = models.JSONField(null=True, blank=True, default=None)
+    # When and where this cue's alerts go (the `alerts` object; README "Getting alerted"). The
+    # defaults are the server's rule before they existed: an alert after 3 failures in a row.
+    alert_failure_threshold = models.PositiveSmallIntegerField(default=3)
+    alert_recovery_threshold = models.PositiveSmallIntegerField(default=1)
+    alert_repeat_minutes = models.PositiveIntegerField(null=True, blank=True)
+    alert_notify_recovery = models.BooleanField(default=True)
+    # Until then alerts are recorded (muted) but not sent.
+    alert_muted_until = models.DateTimeField(null=True, blank=True)
+    # Alert channel ids (plain ids: channels belong to the alerts app); None = all of the user's.
+    alert_channels = models.JSONField(null=True, blank=True, default=None)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

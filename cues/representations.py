@@ -55,9 +55,22 @@ def cue_to_dict(cue, *, warning=None):
         "overlap": cue.overlap,
         "require_payload_override": bool(cue.require_payload_override),
         "required_payload_keys": cue.required_payload_keys,
+        "alerts": alert_settings(cue),
         "warning": warning,
         "created_at": ts_z(cue.created_at),
         "updated_at": ts_z(cue.updated_at),
+    }
+
+
+def alert_settings(cue):
+    """The cue's `alerts` object (always present; the defaults are the server's old rule)."""
+    return {
+        "failure_threshold": cue.alert_failure_threshold,
+        "recovery_threshold": cue.alert_recovery_threshold,
+        "repeat_every_minutes": cue.alert_repeat_minutes,
+        "notify_recovery": cue.alert_notify_recovery,
+        "muted_until": ts_z(cue.alert_muted_until),
+        "channels": cue.alert_channels,
     }
 
 

@@ -123,6 +123,33 @@ def _check_on_success_target(*, user, target_id: str | None, cue_id: str | None 
     raise RequestValidationError([("body.on_success_fire", problem)])
 
 
+# Who knows a user's alert channels: the alerts app, above this one, registers a function
+# (user, ids) -> the ids that are not that user's channels (alerts/apps.py).
+ALERT_CHANNEL_LOOKUPS = []
+
+ALERT_FIELDS = {"failure_threshold": "alert_failure_threshold", "recovery_threshold": "alert_recovery_threshold",
+                "repeat_every_minutes": "alert_repeat_minutes", "notify_recovery": "alert_notify_recovery",
+                "muted_until": "alert_muted_until", "channels": "alert_channels"}
+
+
+def _apply_alert_settings(cue, alerts, *, user) -> set:
+    """Set the sent keys of an `alerts` object on the cue; return the fields changed. Channel
+    ids must name the user's alert channels (422 on body.alerts.channels)."""
+    if "channels" in alerts and alerts["channels"] is not None:
+        ids = list(dict.fromkeys(alerts["channels"]))
+        unknown = [i for lookup in ALERT_CHANNEL_LOOKUPS for i in lookup(user, ids)]
+        if unknown:
+            raise RequestValidationError([("body.alerts.channels", f"No alert channel {unknown[0]} of yours exists; "
+                                           "list the ids of your alert channels (GET /v1/alert-channels)")])
+        alerts = {**alerts, "channels": ids}
+    fields = set()
+    for key, field in ALERT_FIELDS.items():
+        if key in alerts:
+            setattr(cue, field, alerts[key])
+            fields.add(field)
+    return fields
+
+
 def _next_run_on_resume(cue, now):
     """A resumed cue's next_run (and next_slot): a recurring one's next slot from now (it
     completes if its window is over), a one-time one's time, which if passed fires on the
@@ -368,6 +395,7 @@ def _new_cue(*, user, data, now):
         require_payload_override=bool(data.get("require_payload_override")),
         required_payload_keys=_unique(data.get("required_payload_keys")),
     )
+    _apply_alert_settings(cue, data.get("alerts") or {}, user=user.pk)
     _check_window(cue, now, sent=sched)
     _schedule_next(cue, now)
     if paused_until is not None:
@@ -475,6 +503,8 @@ def cue_update(*, user, cue_id, data, now=None):
     if "required_payload_keys" in data:  # null clears it
         cue.required_payload_keys = _unique(data["required_payload_keys"])
         fields.add("required_payload_keys")
+    if "alerts" in data:
+        fields |= _apply_alert_settings(cue, data["alerts"], user=cue.user_id)
     if "schedule" in data:
         sched = data["schedule"]
         if TIMING_KEYS & set(sched):

@@ -123,6 +123,11 @@ def slots_fired(*, pending: list[Execution], missed: Iterable[Execution] = (),
             metrics.count("cueapi_executions_missed", len(missed_now), reason=reason)
         for transport, n in Counter(e.cue.callback_transport for e in missed_now).items():
             _count_result("missed", transport, n)
+        by_cue = {}
+        for execution in missed_now:
+            by_cue.setdefault(execution.cue_id, (execution.cue, []))[1].append(execution.scheduled_for)
+        for cue, slots in by_cue.values():  # never silent: the alerts app raises `missed`
+            signals.slots_missed.send(sender=Execution, cue=cue, slots=sorted(slots), reason=reason, now=now)
     # Over the monthly limit: recorded as failed, never sent.
     refused_now = Execution.objects.filter(id__in=[e.id for e in refused]).values_list("cue__callback_transport")
     for (transport,), n in Counter(refused_now).items():
@@ -240,6 +245,7 @@ def webhook_delivered(*, execution: Execution, cue: Cue, attempt: int, result: D
     metrics.count("cueapi_webhook_deliveries", result="delivered")
     if result.reported_outcome is None and not deadline:  # no outcome expected: this is its verdict
         _count_result("delivered", Transport.WEBHOOK)
+        signals.executions_succeeded.send(sender=Execution, succeeded=[(cue.pk, execution.pk)], now=now)
     metrics.observe("cueapi_delivery_latency_seconds", (now - execution.scheduled_for).total_seconds())
     # One log line for the delivery, its outcome (if the reply carried one) included.
     log_event(logger, "delivered", execution_id=execution.id, cue_id=cue.id, attempt=attempt,
@@ -291,6 +297,9 @@ def webhooks_delivered(*, items: list[Delivered], now: datetime) -> None:
     cue_runs_recorded(cue_ids=[i.cue.pk for i in items], now=now, once_status=Cue.Status.COMPLETED)
     metrics.count("cueapi_webhook_deliveries", len(items), result="delivered")
     _count_result("delivered", Transport.WEBHOOK, sum(1 for seconds in deadlines.values() if not seconds))
+    good = [(i.cue.pk, i.execution.pk) for i in items if not deadlines[i.execution.pk]]
+    if good:  # no outcome expected: delivered is their verdict
+        signals.executions_succeeded.send(sender=Execution, succeeded=good, now=now)
     for item in items:
         metrics.observe("cueapi_delivery_latency_seconds", (now - item.execution.scheduled_for).total_seconds())
         log_event(logger, "delivered", execution_id=item.execution.id, cue_id=item.cue.id, attempt=item.attempt,
@@ -449,7 +458,9 @@ def succeeded(*, execution: Execution, cue: Cue, now: datetime) -> None:
     report or by the owner's verdict): its cue's `on_success_fire` target fires, once per
     execution. A replay counts as the execution it replays, so re-reports, verdicts, verify
     races and replays never fire a chain twice: `chained_from` is unique and decides. What
-    happened is recorded on the execution (`on_success_fire`), a skip with its reason."""
+    happened is recorded on the execution (`on_success_fire`), a skip with its reason. The
+    alerts app hears of the success (`executions_succeeded`: streaks, recovery)."""
+    signals.executions_succeeded.send(sender=Execution, succeeded=[(cue.pk, execution.pk)], now=now)
     target_id = cue.on_success_fire
     if not target_id:
         return
@@ -527,6 +538,9 @@ def outcome_verified(*, execution: Execution, valid: bool, reason: str | None, n
     _count_result("succeeded" if valid else "failed", execution.cue.callback_transport)
     if valid:
         succeeded(execution=execution, cue=execution.cue, now=now)
+    else:
+        signals.verification_rejected.send(sender=Execution, execution_id=execution.pk, cue=execution.cue,
+                                           reason=reason, now=now)
     return state
 
 

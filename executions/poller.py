@@ -43,6 +43,16 @@ PARKED_NOTE = ("Paused by the server: its next run can't be computed ({reason}).
 UNCLAIMED_AFTER = timedelta(seconds=900)
 
 
+# Other apps' sweeps (alerts' repeats), each `unit(now=) -> int`, run by run_poller after its
+# own units every cycle. See alerts/apps.py.
+EXTRA_UNITS = []
+
+
+def register_unit(unit) -> None:
+    if unit not in EXTRA_UNITS:
+        EXTRA_UNITS.append(unit)
+
+
 def _locked(queryset: QuerySet) -> QuerySet:
     """Rows no other poller holds: SKIP LOCKED on PostgreSQL; SQLite serialises writers. FOR
     NO KEY UPDATE, so inserting rows that reference them (an API fire's execution) never waits."""

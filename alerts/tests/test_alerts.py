@@ -48,7 +48,9 @@ class ConsecutiveFailuresTests(CueTestCase):
             receiver.responses = [(500, b"down")]
             for _ in range(3):
                 self.fire_and_deliver(cue["id"])
-        self.assertEqual(Alert.objects.count(), 2)
+        # Two streaks, two alerts; the success between them also said `recovered` (its default).
+        self.assertEqual(Alert.objects.filter(alert_type="consecutive_failures").count(), 2)
+        self.assertEqual(Alert.objects.filter(alert_type="recovered").count(), 1)
 
     def test_reported_failures_count_whatever_the_transport(self):
         cue = self.create_cue(transport="worker", callback=None, on_failure={"email": False})
@@ -215,14 +217,15 @@ class AlertListTests(CueTestCase):
         self.assertEqual([x["id"] for x in body["alerts"]], [str(b.id), str(a.id)])
         self.assertEqual((body["total"], body["limit"], body["offset"]), (2, 20, 0))
         self.assertEqual(set(body["alerts"][0]), {"id", "cue_id", "execution_id", "alert_type", "severity",
-                                                  "message", "metadata", "acknowledged", "created_at"})
+                                                  "message", "metadata", "acknowledged", "muted", "created_at"})
         self.assertEqual(self.get("/v1/alerts?alert_type=outcome_timeout").json()["total"], 1)
         since = (now - datetime.timedelta(days=1)).isoformat().replace("+00:00", "Z")
         self.assertEqual(self.get(f"/v1/alerts?since={since}").json()["total"], 1)
 
     def test_bad_filters(self):
         self.assertError(self.get("/v1/alerts?alert_type=nope"), 400, "invalid_filter",
-                         "alert_type must be one of: consecutive_failures, outcome_timeout, verification_failed")
+                         "alert_type must be one of: consecutive_failures, missed, outcome_timeout, recovered, "
+                         "verification_failed")
         self.assertError(self.get("/v1/alerts?since=yesterday"), 422, "validation_error")
         self.assertError(self.get("/v1/alerts?limit=0"), 422, "validation_error")
 

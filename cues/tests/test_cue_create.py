@@ -35,6 +35,8 @@ class CueCreateTests(CueTestCase):
                 "verification": None, "catch_up": "latest", "delivery": {"timeout_seconds": 30, "outcome_deadline_seconds": 0, "max_in_flight": None},
                 "on_success_fire": None, "overlap": "allow",
                 "require_payload_override": False, "required_payload_keys": None,
+                "alerts": {"failure_threshold": 3, "recovery_threshold": 1, "repeat_every_minutes": None,
+                           "notify_recovery": True, "muted_until": None, "channels": None},
                 "warning": None,
                 "created_at": "2026-11-24T12:00:00Z", "updated_at": "2026-11-24T12:00:00Z",
             },

@@ -35,7 +35,7 @@ class Command(EngineCommand):
                 break
         for unit in (poller.expire_worker_leases, poller.release_due_retries,
                      poller.miss_unclaimed_worker_executions, poller.time_out_missing_outcomes,
-                     poller.release_buffered_slots):
+                     poller.release_buffered_slots, *poller.EXTRA_UNITS):
             while not self.stopping:
                 done = unit(now=timezone.now())
                 other += done
