@@ -20,6 +20,10 @@ def api_key_prefix(api_key):
     return api_key[:12]
 
 
+def new_key_id():
+    return "key_" + "".join(secrets.choice(_CUE_ID_ALPHABET) for _ in range(16))
+
+
 def new_cue_id():
     return "cue_" + "".join(secrets.choice(_CUE_ID_ALPHABET) for _ in range(12))
 

@@ -1,5 +1,6 @@
 from django.contrib import admin, messages
 
+from accounts.audit import Actor
 from cueapi.admin_helpers import ReadOnlyPagesMixin
 from cueapi.errors import AppError
 from cues.models import Cue
@@ -50,7 +51,7 @@ class CueAdmin(ReadOnlyPagesMixin, admin.ModelAdmin):
         changed = 0
         for cue in queryset.select_related("user"):
             try:
-                cue_update(user=cue.user, cue_id=cue.id, data={"status": status})
+                cue_update(user=cue.user, cue_id=cue.id, data={"status": status}, actor=Actor.admin(request.user))
                 changed += 1
             except AppError as exc:
                 self.message_user(request, f"{cue.name}: {exc.message}", messages.ERROR)

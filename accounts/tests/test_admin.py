@@ -21,7 +21,7 @@ class UserAdminTests(BaseTestCase):
         url = f"/admin/accounts/user/{self.alice.pk}/change/"
         page = self.client.get(url).content.decode()
         self.assertNotIn(self.alice.webhook_secret, page)
-        self.assertNotIn(self.alice.api_key_hash, page)
+        self.assertNotIn(self.alice.api_keys.get(primary=True).key_hash, page)
         r = self.client.post(url, {
             "email": "alice@example.org", "plan": "pro", "active_cue_limit": 50,
             "monthly_execution_limit": 10000, "rate_limit_per_minute": 600, "is_active": "on",
@@ -38,15 +38,15 @@ class UserAdminTests(BaseTestCase):
         self.assertContains(confirm, "stops working as soon as you confirm")
         self.assertContains(confirm, self.alice.api_key_prefix)
         self.alice.refresh_from_db()
-        self.assertEqual(self.alice.api_key_hash, api_key_hash(self.alice_key))  # nothing changed yet
+        self.assertEqual(self.alice.api_keys.get(primary=True).key_hash, api_key_hash(self.alice_key))  # nothing changed yet
         self.assertEqual(self.get("/v1/auth/me").status_code, 200)
 
         done = self.client.post("/admin/accounts/user/", {**action, "post": "yes"}, follow=True)
         self.alice.refresh_from_db()
-        self.assertNotEqual(self.alice.api_key_hash, api_key_hash(self.alice_key))
+        self.assertNotEqual(self.alice.api_keys.get(primary=True).key_hash, api_key_hash(self.alice_key))
         self.assertError(self.get("/v1/auth/me"), 401, "key_rotated")
         new_key = next(str(m) for m in done.context["messages"]).rsplit(": ", 1)[1]
-        self.assertEqual(api_key_hash(new_key), self.alice.api_key_hash)  # shown once, to hand over
+        self.assertEqual(api_key_hash(new_key), self.alice.api_keys.get(primary=True).key_hash)  # shown once, to hand over
 
     def test_staff_only(self):
         self.client.logout()
