@@ -14,6 +14,7 @@ from cueapi.authentication import forget_api_key, forget_user_keys, mark_key_rot
 from cueapi.errors import AppError, RequestValidationError
 from cueapi.scopes import FULL
 from cueapi.ids import (
+    KEY_ID_PATTERN,
     api_key_hash,
     api_key_prefix,
     new_alert_webhook_secret,
@@ -98,6 +99,8 @@ def api_key_create(*, user: User, name: str, scope: str, actor: Actor) -> tuple[
 def api_key_revoke(*, user: User, key_id: str, actor: Actor) -> None:
     """Delete a named key: it answers 401 from the next request on. The primary key is
     replaced by regenerating it, not revoked (409 `primary_key`)."""
+    if not KEY_ID_PATTERN.fullmatch(key_id):  # e.g. a NUL, which PostgreSQL can't even compare
+        raise AppError("key_not_found", "API key not found", 404)
     with transaction.atomic():
         key = ApiKey.objects.select_for_update().filter(user=user, pk=key_id).first()
         if key is None:

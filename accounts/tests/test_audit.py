@@ -127,7 +127,7 @@ class AuditListTests(AuditTestCase):
         self.assertEqual(self.entries("?cue_id=cue_none")["entries"], [])
 
     def test_bad_queries_are_422(self):
-        for query in ("limit=0", "limit=101", "offset=-1", "since=yesterday", "limit=x"):
+        for query in ("limit=0", "limit=101", "offset=-1", "since=yesterday", "limit=x", "cue_id=%00"):
             with self.subTest(query):
                 self.assertError(self.get(f"/v1/audit?{query}"), 422, "validation_error")
 
