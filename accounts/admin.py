@@ -46,7 +46,7 @@ class UserAdmin(DjangoUserAdmin):
         (None, {"fields": ("id", "email", "password")}),
         ("API access", {"fields": ("api_key_prefix", "has_webhook_secret", "alert_webhook_url")}),
         ("Plan and limits", {"fields": ("plan", "active_cue_limit", "monthly_execution_limit",
-                                        "rate_limit_per_minute")}),
+                                        "rate_limit_per_minute", "execution_retention_days")}),
         ("Admin permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups",
                                           "user_permissions")}),
         ("Dates", {"fields": ("last_login", "created_at", "updated_at")}),

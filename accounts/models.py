@@ -88,6 +88,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     rate_limit_per_minute = models.PositiveIntegerField(
         default=default_rate_limit_per_minute, validators=[MinValueValidator(1)],
         help_text="API requests per minute per key (at least 1).")
+    execution_retention_days = models.PositiveIntegerField(
+        null=True, blank=True,
+        help_text="Days finished executions are kept; empty = CUEAPI_EXECUTION_RETENTION_DAYS; 0 = forever.")
     webhook_secret = models.CharField(max_length=80, default=new_webhook_secret, editable=False)
     alert_webhook_url = models.CharField(max_length=2048, null=True, blank=True)
     alert_webhook_secret = models.CharField(max_length=64, null=True, blank=True, editable=False)
