@@ -13,14 +13,15 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import device, selectors, services
+from accounts.audit import Actor
 from cueapi import ratelimit
 from cueapi.errors import AppError
-from cueapi.ids import API_KEY_PREFIX
 from cueapi.middleware import rate_limit_bucket
+from cueapi.scopes import FULL_ONLY, READ_ONLY, SCOPES, WORKER
 from cueapi.sessions import decrypt_api_key, issue_session_token
 from cueapi.timefmt import ts_iso, ts_z
 from cueapi.validation import (
-    InputSerializer, Int, Str, require_destructive_confirmation, validate_body, validate_query,
+    Choice, DateTime, InputSerializer, Int, Str, require_destructive_confirmation, validate_body, validate_query,
 )
 
 
@@ -42,6 +43,8 @@ class RegisterApi(APIView):
 
 
 class MeApi(APIView):
+    key_scopes = {"get": {READ_ONLY, WORKER}}  # cueapi-worker checks its key with it
+
     class MePatchIn(InputSerializer):
         email = Str(required=False, allow_null=True, max_length=255)
         alert_webhook_url = Str(required=False, allow_null=True, max_length=2048)
@@ -79,12 +82,14 @@ class KeyRegenerateApi(APIView):
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def post(self, request):
         require_destructive_confirmation(request)
-        api_key = services.user_regenerate_api_key(user=request.user)
+        api_key = services.user_regenerate_api_key(user=request.user, actor=Actor.from_request(request))
         return Response({"api_key": api_key, "previous_key_revoked": True})
 
 
 class KeyApi(APIView):
     """Reveal the key, only if an encrypted copy exists (SERVER.md §3.2)."""
+
+    key_scopes = {"get": FULL_ONLY}  # it is the primary `full` key: a narrower key can't read it
 
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def get(self, request):
@@ -100,6 +105,7 @@ class KeyApi(APIView):
 
 
 class WebhookSecretApi(APIView):
+    key_scopes = {"get": FULL_ONLY}  # a secret: who reads it can sign as this server
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def get(self, request):
         if not request.user.webhook_secret:
@@ -126,12 +132,13 @@ class WebhookSecretRegenerateApi(APIView):
     def post(self, request):
         require_destructive_confirmation(request)
         data = validate_body(SecretRegenerateIn, request, required=False)
-        secret, expires = services.user_regenerate_webhook_secret(user=request.user,
+        secret, expires = services.user_regenerate_webhook_secret(user=request.user, actor=Actor.from_request(request),
                                                                   grace_seconds=data["grace_seconds"])
         return _regenerated("webhook_secret", secret, expires)
 
 
 class AlertWebhookSecretApi(APIView):
+    key_scopes = {"get": FULL_ONLY}  # a secret, and created on first read
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def get(self, request):
         secret = services.user_get_alert_webhook_secret(user=request.user)
@@ -143,9 +150,66 @@ class AlertWebhookSecretRegenerateApi(APIView):
     def post(self, request):
         require_destructive_confirmation(request)
         data = validate_body(SecretRegenerateIn, request, required=False)
-        secret, expires = services.user_regenerate_alert_webhook_secret(user=request.user,
-                                                                        grace_seconds=data["grace_seconds"])
+        secret, expires = services.user_regenerate_alert_webhook_secret(
+            user=request.user, actor=Actor.from_request(request), grace_seconds=data["grace_seconds"])
         return _regenerated("alert_webhook_secret", secret, expires)
+
+
+def key_to_dict(key) -> dict:
+    return {"id": key.pk, "name": key.name, "scope": key.scope, "prefix": key.prefix, "primary": key.primary,
+            "created_at": ts_z(key.created_at), "last_used_at": ts_z(key.last_used_at)}
+
+
+class KeyListCreateApi(APIView):
+    """GET /v1/auth/keys (no secrets) and POST /v1/auth/keys (the key, shown once). Writes
+    need a `full` key or a session (the default for a view)."""
+
+    class KeyCreateIn(InputSerializer):
+        name = Str(min_length=1, max_length=100)
+        scope = Choice(SCOPES)
+
+    @extend_schema(request=KeyCreateIn, responses={201: OpenApiTypes.OBJECT})
+    def post(self, request):
+        data = validate_body(self.KeyCreateIn, request)
+        key, api_key = services.api_key_create(user=request.user, name=data["name"], scope=data["scope"],
+                                               actor=Actor.from_request(request))
+        body = key_to_dict(key)
+        del body["last_used_at"]
+        return Response({**body, "key": api_key}, status=201)
+
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        keys = selectors.user_api_keys(user=request.user)
+        return Response({"keys": [key_to_dict(key) for key in keys], "total": len(keys)})
+
+
+class KeyDetailApi(APIView):
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request, key_id):
+        services.api_key_revoke(user=request.user, key_id=key_id, actor=Actor.from_request(request))
+        return Response(status=204)
+
+
+class AuditListApi(APIView):
+    """GET /v1/audit: the account's changes, newest first. Not for `worker` keys."""
+
+    class AuditQuery(InputSerializer):
+        limit = Int(min_value=1, max_value=100, required=False, default=50)
+        offset = Int(min_value=0, required=False, default=0)
+        since = DateTime(required=False)
+        cue_id = Str(required=False, max_length=64)
+
+    @extend_schema(parameters=[AuditQuery], responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        query = validate_query(self.AuditQuery, request)
+        entries, total = selectors.audit_entries(user=request.user, limit=query["limit"], offset=query["offset"],
+                                                 since=query.get("since"), cue_id=query.get("cue_id"))
+        return Response({
+            "entries": [{"id": e.pk, "at": ts_z(e.at), "action": e.action,
+                         "actor": {"type": e.actor_type, "id": e.actor_id},
+                         "target_id": e.target_id or None, "changes": e.changes} for e in entries],
+            "total": total, "limit": query["limit"], "offset": query["offset"],
+        })
 
 
 class SessionRefreshApi(APIView):
@@ -160,7 +224,7 @@ class UsageApi(APIView):
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def get(self, request):
         # Requests in this key's rate-limit window; 0 for session-token callers (per IP).
-        by_key = isinstance(request.auth, str) and request.auth.startswith(API_KEY_PREFIX)
+        by_key = hasattr(request.auth, "key_hash")  # an ApiKey row, not a session token
         current = ratelimit.current_usage(rate_limit_bucket(request._request)) if by_key else 0
         return Response(
             selectors.user_usage(

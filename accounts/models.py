@@ -5,8 +5,9 @@ from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, Permis
 from django.core.validators import MinValueValidator
 from django.db import models
 
-from cueapi.authentication import forget_api_key
-from cueapi.ids import new_webhook_secret
+from cueapi.authentication import forget_user_keys
+from cueapi.ids import new_key_id, new_webhook_secret
+from cueapi.scopes import SCOPES
 
 
 # A cue or monthly execution limit of 0 means no limit (the default on a self-hosted server).
@@ -56,13 +57,22 @@ class UserManager(BaseUserManager):
         fields.update(is_staff=True, is_superuser=True)
         return self.create_user(email, password, **fields)
 
+    # What cueapi.authentication (a layer below, which knows the user model only through
+    # get_user_model()) asks about keys.
+    def api_key(self, key_hash):
+        """The ApiKey with this hash, its active user loaded, or None: one indexed query."""
+        return ApiKey.objects.select_related("user").filter(key_hash=key_hash, user__is_active=True).first()
+
+    def api_key_hashes(self, user_id):
+        return list(ApiKey.objects.filter(user_id=user_id).values_list("key_hash", flat=True))
+
 
 class User(AbstractBaseUser, PermissionsMixin):
     """An API user (owns cues) and, with is_staff, an operator of the admin dashboard."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     email = models.EmailField(max_length=255, unique=True)
-    api_key_hash = models.CharField(max_length=64, unique=True, null=True, blank=True, editable=False)
+    # The prefix of the account's primary key (its hash is in ApiKey, primary=True).
     api_key_prefix = models.CharField(max_length=12, blank=True, editable=False)
     # Only set where the contract allows revealing the key again (SERVER.md §1.6).
     api_key_encrypted = models.CharField(max_length=256, null=True, blank=True, editable=False)
@@ -78,6 +88,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     rate_limit_per_minute = models.PositiveIntegerField(
         default=default_rate_limit_per_minute, validators=[MinValueValidator(1)],
         help_text="API requests per minute per key (at least 1).")
+    execution_retention_days = models.PositiveIntegerField(
+        null=True, blank=True,
+        help_text="Days finished executions are kept; empty = CUEAPI_EXECUTION_RETENTION_DAYS; 0 = forever.")
     webhook_secret = models.CharField(max_length=80, default=new_webhook_secret, editable=False)
     alert_webhook_url = models.CharField(max_length=2048, null=True, blank=True)
     alert_webhook_secret = models.CharField(max_length=64, null=True, blank=True, editable=False)
@@ -116,7 +129,87 @@ class User(AbstractBaseUser, PermissionsMixin):
         super().save(*args, **kwargs)
         # The auth cache holds a copy of this row: drop it so limits edited in the admin
         # (or anywhere) apply to the very next request.
-        forget_api_key(self.api_key_hash)
+        forget_user_keys(self.pk)
+
+
+MAX_KEYS_PER_USER = 20
+
+
+class ApiKey(models.Model):
+    """An API key, stored as its SHA-256 (the key itself is shown once). Every user has one
+    `primary` key, the `full` key that register returns and `POST /v1/auth/key/regenerate`
+    replaces; named keys (`POST /v1/auth/keys`) come and go beside it. Authentication is one
+    query on the unique `key_hash` index, joined to the user."""
+
+    id = models.CharField(primary_key=True, max_length=20, default=new_key_id, editable=False)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100)
+    scope = models.CharField(max_length=20, choices=[(s, s) for s in SCOPES])
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    prefix = models.CharField(max_length=12, editable=False)
+    primary = models.BooleanField(default=False, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Written at most once a minute per key (a guarded UPDATE), never on every request.
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        db_table = "api_keys"
+        ordering = ["created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["user"], condition=models.Q(primary=True),
+                                    name="one_primary_key_per_user"),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.prefix}…, {self.scope})"
+
+    def mark_used(self, *, now, unless_since):
+        """Set last_used_at = now unless it is already after `unless_since`: a guarded UPDATE,
+        so concurrent requests (or processes) holding a stale copy write it once."""
+        ApiKey.objects.filter(pk=self.pk).filter(
+            models.Q(last_used_at__isnull=True) | models.Q(last_used_at__lt=unless_since)
+        ).update(last_used_at=now)
+        self.last_used_at = now
+
+
+class AuditEntry(models.Model):
+    """A change to a user's cues, keys or secrets: who, when, what (never a secret)."""
+
+    class Action(models.TextChoices):
+        CUE_CREATED = "cue.created"
+        CUE_UPDATED = "cue.updated"
+        CUE_PAUSED = "cue.paused"
+        CUE_RESUMED = "cue.resumed"
+        CUE_DELETED = "cue.deleted"
+        KEY_CREATED = "key.created"
+        KEY_REVOKED = "key.revoked"
+        WEBHOOK_SECRET_REGENERATED = "webhook_secret.regenerated"
+        ALERT_WEBHOOK_SECRET_REGENERATED = "alert_webhook_secret.regenerated"
+        API_KEY_REGENERATED = "api_key.regenerated"
+
+    class ActorType(models.TextChoices):
+        KEY = "key"
+        SESSION = "session"
+        ADMIN = "admin"
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="audit_entries")
+    at = models.DateTimeField()
+    action = models.CharField(max_length=40, choices=Action)
+    actor_type = models.CharField(max_length=10, choices=ActorType)
+    actor_id = models.CharField(max_length=255)
+    target_id = models.CharField(max_length=64, blank=True)
+    changes = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        db_table = "audit_entries"
+        verbose_name_plural = "audit entries"
+        indexes = [
+            models.Index(fields=["user", "-at", "-id"], name="audit_user_at"),
+            models.Index(fields=["user", "target_id", "-at"], name="audit_user_target_at"),
+        ]
+
+    def __str__(self):
+        return f"{self.action} {self.target_id} by {self.actor_type}:{self.actor_id}"
 
 
 def _in_grace(secret, expires_at, now):

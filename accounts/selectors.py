@@ -11,7 +11,7 @@ from django.apps import apps
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from accounts.models import NO_LIMIT, UsageMonthly, User, limit_reached
+from accounts.models import NO_LIMIT, ApiKey, AuditEntry, UsageMonthly, User, limit_reached
 from accounts.services import month_start
 
 CUES_COUNTED_FOR_LIMIT = ("active", "paused")
@@ -34,6 +34,21 @@ def user_limited_cue_count(*, user: User) -> int:
 def user_executions_this_month(*, user: User, moment: datetime.datetime | None = None) -> int:
     row = UsageMonthly.objects.filter(user=user, month_start=month_start(moment)).first()
     return row.execution_count if row else 0
+
+
+def user_api_keys(*, user: User) -> list[ApiKey]:
+    return list(ApiKey.objects.filter(user=user).order_by("created_at", "pk"))
+
+
+def audit_entries(*, user: User, limit: int, offset: int, since: datetime.datetime | None = None,
+                  cue_id: str | None = None) -> tuple[list[AuditEntry], int]:
+    """A page of the user's audit entries, newest first, and how many match in all."""
+    entries = AuditEntry.objects.filter(user=user)
+    if since is not None:
+        entries = entries.filter(at__gte=since)
+    if cue_id is not None:
+        entries = entries.filter(target_id=cue_id)
+    return list(entries.order_by("-at", "-id")[offset:offset + limit]), entries.count()
 
 
 def _percent(used: int, limit: int, digits: int | None = None) -> int | float:

@@ -8,10 +8,13 @@ from django.db.models import F
 from django.utils import timezone
 from email_validator import EmailNotValidError, validate_email
 
-from accounts.models import UsageMonthly, User
-from cueapi.authentication import forget_api_key, mark_key_rotated
+from accounts.audit import Actor, audit_record
+from accounts.models import MAX_KEYS_PER_USER, ApiKey, AuditEntry, UsageMonthly, User
+from cueapi.authentication import forget_api_key, forget_user_keys, mark_key_rotated
 from cueapi.errors import AppError, RequestValidationError
+from cueapi.scopes import FULL
 from cueapi.ids import (
+    KEY_ID_PATTERN,
     api_key_hash,
     api_key_prefix,
     new_alert_webhook_secret,
@@ -32,39 +35,43 @@ def normalize_email(*, email: str, loc: str = "body.email") -> str:
         ) from None
 
 
-def _set_api_key(user: User, api_key: str) -> None:
-    user.api_key_hash = api_key_hash(api_key)
-    user.api_key_prefix = api_key_prefix(api_key)
-
-
 def user_create(*, email: str) -> tuple[User, str]:
-    """Create an API user with a fresh key; return (user, plaintext key). 409 if taken.
+    """Create an API user with a fresh primary (`full`) key; return (user, plaintext key).
+    409 if taken.
 
     The key is also kept encrypted, as after a regeneration: a terminal login (`cueapi login`)
     hands it back, whichever way the account was created."""
     api_key = new_api_key()
-    user = User(email=email)
+    user = User(email=email, api_key_prefix=api_key_prefix(api_key), api_key_encrypted=encrypt_api_key(api_key))
     user.set_unusable_password()
-    _set_api_key(user, api_key)
-    user.api_key_encrypted = encrypt_api_key(api_key)
     try:
         with transaction.atomic():
             user.save(force_insert=True)
+            ApiKey.objects.create(user=user, name="default", scope=FULL, primary=True,
+                                  key_hash=api_key_hash(api_key), prefix=api_key_prefix(api_key))
     except IntegrityError:
         raise AppError("duplicate_email", "Email already registered", 409) from None
     return user, api_key
 
 
-def user_regenerate_api_key(*, user: User) -> str:
-    """Replace the key; the old one stops working at once and answers `key_rotated`, and
-    every session token issued before ends (401 `session_revoked`)."""
-    old_hash = user.api_key_hash
+def user_regenerate_api_key(*, user: User, actor: Actor) -> str:
+    """Replace the primary key; the old one stops working at once and answers `key_rotated`,
+    and every session token issued before ends (401 `session_revoked`). Named keys stay."""
     api_key = new_api_key()
-    _set_api_key(user, api_key)
-    user.api_key_encrypted = encrypt_api_key(api_key)
-    user.session_version = F("session_version") + 1  # in SQL: two rotations at once both count
-    user.save(update_fields=["api_key_hash", "api_key_prefix", "api_key_encrypted", "session_version",
-                             "updated_at"])
+    new_hash, new_prefix = api_key_hash(api_key), api_key_prefix(api_key)
+    with transaction.atomic():
+        primary = ApiKey.objects.select_for_update().filter(user=user, primary=True).first()
+        old_hash, old_prefix = (primary.key_hash, primary.prefix) if primary else (None, user.api_key_prefix)
+        if primary is None:  # not reachable through the API; kept whole for the admin
+            primary = ApiKey(user=user, name="default", scope=FULL, primary=True)
+        primary.key_hash, primary.prefix, primary.last_used_at = new_hash, new_prefix, None
+        primary.save()
+        user.api_key_prefix = new_prefix
+        user.api_key_encrypted = encrypt_api_key(api_key)
+        user.session_version = F("session_version") + 1  # in SQL: two rotations at once both count
+        user.save(update_fields=["api_key_prefix", "api_key_encrypted", "session_version", "updated_at"])
+        audit_record(user_id=user.pk, actor=actor, action=AuditEntry.Action.API_KEY_REGENERATED,
+                     target_id=primary.pk, changes={"prefix": {"from": old_prefix, "to": new_prefix}})
     user.refresh_from_db(fields=["session_version"])
     forget_api_key(old_hash)
     if old_hash:
@@ -72,17 +79,55 @@ def user_regenerate_api_key(*, user: User) -> str:
     return api_key
 
 
+def api_key_create(*, user: User, name: str, scope: str, actor: Actor) -> tuple[ApiKey, str]:
+    """A named key with `scope`; return (row, plaintext key: shown this once). At most
+    MAX_KEYS_PER_USER keys, the primary one included (403 `key_limit_exceeded`)."""
+    api_key = new_api_key()
+    with transaction.atomic():
+        # The owner's row is locked: two creates at once can't both pass the count.
+        User.objects.select_for_update(no_key=True).only("pk").get(pk=user.pk)
+        if ApiKey.objects.filter(user=user).count() >= MAX_KEYS_PER_USER:
+            raise AppError("key_limit_exceeded", f"A user may have at most {MAX_KEYS_PER_USER} API keys "
+                           "(the primary key included). Revoke keys you no longer use.", 403)
+        key = ApiKey.objects.create(user=user, name=name, scope=scope, key_hash=api_key_hash(api_key),
+                                    prefix=api_key_prefix(api_key))
+        audit_record(user_id=user.pk, actor=actor, action=AuditEntry.Action.KEY_CREATED, target_id=key.pk,
+                     changes={"name": name, "scope": scope, "prefix": key.prefix}, now=key.created_at)
+    return key, api_key
+
+
+def api_key_revoke(*, user: User, key_id: str, actor: Actor) -> None:
+    """Delete a named key: it answers 401 from the next request on. The primary key is
+    replaced by regenerating it, not revoked (409 `primary_key`)."""
+    if not KEY_ID_PATTERN.fullmatch(key_id):  # e.g. a NUL, which PostgreSQL can't even compare
+        raise AppError("key_not_found", "API key not found", 404)
+    with transaction.atomic():
+        key = ApiKey.objects.select_for_update().filter(user=user, pk=key_id).first()
+        if key is None:
+            raise AppError("key_not_found", "API key not found", 404)
+        if key.primary:
+            raise AppError("primary_key", "The primary key can't be revoked; replace it with "
+                           "POST /v1/auth/key/regenerate.", 409)
+        key.delete()
+        audit_record(user_id=user.pk, actor=actor, action=AuditEntry.Action.KEY_REVOKED, target_id=key_id,
+                     changes={"name": key.name, "scope": key.scope, "prefix": key.prefix})
+    forget_api_key(key.key_hash)
+
+
 # The longest grace period a regenerated secret may give the one it replaces (7 days).
 SECRET_GRACE_MAX_SECONDS = 604_800
 
 
 @transaction.atomic
-def user_regenerate_webhook_secret(*, user: User, grace_seconds: int = 0,
+def user_regenerate_webhook_secret(*, user: User, actor: Actor, grace_seconds: int = 0,
                                    now: datetime.datetime | None = None) -> tuple[str, datetime.datetime | None]:
     """A new webhook secret. With `grace_seconds`, the replaced one still signs deliveries
     (beside the new one) until then; without, it dies at once (and so does any secret still
     in a grace period). Returns (new secret, when the replaced one stops signing or None)."""
-    return _rotate(user, "webhook_secret", new_webhook_secret(), grace_seconds, now)
+    secret, expires = _rotate(user, "webhook_secret", new_webhook_secret(), grace_seconds, now)
+    audit_record(user_id=user.pk, actor=actor, action=AuditEntry.Action.WEBHOOK_SECRET_REGENERATED,
+                 changes={"grace_seconds": grace_seconds})
+    return secret, expires
 
 
 def _rotate(user: User, field: str, secret: str, grace_seconds: int, now) -> tuple[str, datetime.datetime | None]:
@@ -109,15 +154,18 @@ def user_get_alert_webhook_secret(*, user: User) -> str:
         user.alert_webhook_secret = (
             User.objects.filter(pk=user.pk).values_list("alert_webhook_secret", flat=True).get()
         )
-        forget_api_key(user.api_key_hash)
+        forget_user_keys(user.pk)
     return user.alert_webhook_secret
 
 
 @transaction.atomic
-def user_regenerate_alert_webhook_secret(*, user: User, grace_seconds: int = 0,
+def user_regenerate_alert_webhook_secret(*, user: User, actor: Actor, grace_seconds: int = 0,
                                          now: datetime.datetime | None = None) -> tuple[str, datetime.datetime | None]:
     """user_regenerate_webhook_secret for the alert-webhook secret."""
-    return _rotate(user, "alert_webhook_secret", new_alert_webhook_secret(), grace_seconds, now)
+    secret, expires = _rotate(user, "alert_webhook_secret", new_alert_webhook_secret(), grace_seconds, now)
+    audit_record(user_id=user.pk, actor=actor, action=AuditEntry.Action.ALERT_WEBHOOK_SECRET_REGENERATED,
+                 changes={"grace_seconds": grace_seconds})
+    return secret, expires
 
 
 def user_update(*, user: User, email: str | None = None, alert_webhook_url: str | None = None) -> User:

@@ -13,6 +13,9 @@ urlpatterns = [
     path(
         "v1/auth/alert-webhook-secret/regenerate", api.AlertWebhookSecretRegenerateApi.as_view()
     ),
+    path("v1/auth/keys", api.KeyListCreateApi.as_view()),
+    path("v1/auth/keys/<str:key_id>", api.KeyDetailApi.as_view()),
+    path("v1/audit", api.AuditListApi.as_view()),
     path("v1/auth/session/refresh", api.SessionRefreshApi.as_view()),
     path("v1/usage", api.UsageApi.as_view()),
     path("v1/auth/session", api.SessionApi.as_view()),

@@ -242,6 +242,10 @@ def main():
         from bench import idle
 
         return idle.main(sys.argv[2:])
+    if sys.argv[1:2] == ["prune"]:
+        from bench import prune
+
+        return prune.main(sys.argv[2:])
     if sys.argv[1:2] == ["api"]:
         from bench import api
 

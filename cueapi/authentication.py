@@ -1,19 +1,22 @@
 """Bearer authentication: API keys (`cue_sk_…`) and, for other tokens, session JWTs.
 
 An API key is looked up by its SHA-256 (keys are never stored in plaintext): one query on
-the unique `api_key_hash` index. With Redis as the cache, the user row is cached there for
-CUEAPI_AUTH_CACHE_SECONDS under `auth:<hash>` (no query at all on a hit); saving a user or
-changing a key drops the entry, so limit changes made in the admin apply at once. The default
+the unique `api_keys.key_hash` index, joined to its user. With Redis as the cache, the key row
+(with its user) is cached there for CUEAPI_AUTH_CACHE_SECONDS under `auth:<hash>` (no query at
+all on a hit); saving a user or changing a key drops the entry, so limit changes made in the
+admin apply at once. The key row is `request.auth`: its `scope` is what cueapi.scopes checks. The default
 database cache is not used for this: a read of it costs a query plus unpickling a user, more
 than the query it would save. The lookup is memoised on the request: the rate limiter (which
 runs first) and DRF share one lookup.
 """
 
 import logging
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
+from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
@@ -46,22 +49,51 @@ def _safe_cache(call, *args, default=None):
         return default
 
 
-def user_for_api_key(api_key):
-    """The active user owning `api_key`, or None."""
+def key_for_api_key(api_key):
+    """The ApiKey row for `api_key`, its active user loaded (`key.user`), or None."""
     key_hash = api_key_hash(api_key)
     cached = redis_cache() is not None
-    user = _safe_cache(cache.get, _cache_key(key_hash)) if cached else None
-    if user is None:
-        user = get_user_model().objects.filter(api_key_hash=key_hash, is_active=True).first()
-        if user is not None and cached:
-            _safe_cache(cache.set, _cache_key(key_hash), user, settings.CUEAPI_AUTH_CACHE_SECONDS)
-    return user
+    key = _safe_cache(cache.get, _cache_key(key_hash)) if cached else None
+    if key is None:
+        # accounts sits above this module (DESIGN.md §1): its keys are asked for through the
+        # user model's manager, as Django's pluggable user model is.
+        key = get_user_model().objects.api_key(key_hash)
+        if key is not None and cached:
+            _safe_cache(cache.set, _cache_key(key_hash), key, settings.CUEAPI_AUTH_CACHE_SECONDS)
+    return key
+
+
+def user_for_api_key(api_key):
+    """The active user owning `api_key`, or None."""
+    key = key_for_api_key(api_key)
+    return key.user if key is not None else None
+
+
+LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+
+def key_touch(key, now=None):
+    """Record that `key` was used: at most one UPDATE a minute per key, guarded in SQL so
+    concurrent requests (or processes) don't each write it."""
+    now = now or timezone.now()
+    if key.last_used_at is not None and key.last_used_at >= now - LAST_USED_RESOLUTION:
+        return
+    key.mark_used(now=now, unless_since=now - LAST_USED_RESOLUTION)
+    if redis_cache() is not None:  # the cached copy learns it too, or every hit would try again
+        _safe_cache(cache.set, _cache_key(key.key_hash), key, settings.CUEAPI_AUTH_CACHE_SECONDS)
 
 
 def forget_api_key(key_hash):
-    """Drop the cached user for this key hash (after a save or a key change)."""
+    """Drop the cached key for this key hash (after a key change)."""
     if key_hash and redis_cache() is not None:
         _safe_cache(cache.delete, _cache_key(key_hash))
+
+
+def forget_user_keys(user_id):
+    """Drop the cached keys of a user (after the user row changed: limits, is_active)."""
+    if user_id is not None and redis_cache() is not None:
+        for key_hash in get_user_model().objects.api_key_hashes(user_id):
+            _safe_cache(cache.delete, _cache_key(key_hash))
 
 
 def mark_key_rotated(old_key_hash):
@@ -80,14 +112,20 @@ def bearer_token(request):
     return header[len("Bearer ") :].strip()
 
 
+def request_api_key(request):
+    """The ApiKey row for the request's API key (None if no key or unknown), looked up once."""
+    key = getattr(request, "_cueapi_key", _NOT_LOOKED_UP)
+    if key is _NOT_LOOKED_UP:
+        token = bearer_token(request)
+        key = key_for_api_key(token) if token and token.startswith(API_KEY_PREFIX) else None
+        request._cueapi_key = key
+    return key
+
+
 def request_key_user(request):
     """The user for the request's API key (None if no key or unknown), looked up once."""
-    user = getattr(request, "_cueapi_key_user", _NOT_LOOKED_UP)
-    if user is _NOT_LOOKED_UP:
-        token = bearer_token(request)
-        user = user_for_api_key(token) if token and token.startswith(API_KEY_PREFIX) else None
-        request._cueapi_key_user = user
-    return user
+    key = request_api_key(request)
+    return key.user if key is not None else None
 
 
 class BearerAuthentication(BaseAuthentication):
@@ -96,17 +134,19 @@ class BearerAuthentication(BaseAuthentication):
         if token is None:
             raise AuthError("invalid_api_key", "Missing or invalid Authorization header")
         if token.startswith(API_KEY_PREFIX):
-            user = request_key_user(request._request)
-            if user is None:
+            key = request_api_key(request._request)
+            if key is None:
                 if key_was_rotated(api_key_hash(token)):
                     raise AuthError(
                         "key_rotated", "This API key has been rotated. Use your new key."
                     )
                 raise AuthError("invalid_api_key", "Invalid API key")
-            return (user, token)
+            key_touch(key)
+            return (key.user, key)
         return (self.authenticate_session(token), token)
 
     def authenticate_session(self, token):
+        # request.auth stays the token string: a session acts with the `full` scope.
         from cueapi.sessions import SessionError, user_for_session_token
 
         try:

@@ -1,6 +1,7 @@
 """Identifier and secret formats (SERVER.md §1.6)."""
 
 import hashlib
+import re
 import secrets
 import string
 
@@ -18,6 +19,13 @@ def api_key_hash(api_key):
 
 def api_key_prefix(api_key):
     return api_key[:12]
+
+
+KEY_ID_PATTERN = re.compile(r"key_[a-z0-9]{16}")
+
+
+def new_key_id():
+    return "key_" + "".join(secrets.choice(_CUE_ID_ALPHABET) for _ in range(16))
 
 
 def new_cue_id():

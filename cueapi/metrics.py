@@ -28,6 +28,7 @@ COUNTERS = {
                                  "handler's outcome when it reported one; delivered: 2xx, no outcome expected; "
                                  "missed) and transport."),
     "cueapi_cues_parked": "Cues the poller paused because their next run could not be computed.",
+    "cueapi_executions_pruned": "Finished executions deleted for being older than the retention period.",
 }
 HISTOGRAMS = {
     "cueapi_fire_lag_seconds": "Due time to execution created, for scheduled slots.",

@@ -173,7 +173,8 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="CueAPI <noreply@loca
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["cueapi.authentication.BearerAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated",
+                                   "cueapi.scopes.KeyScopePermission"],
     "DEFAULT_PARSER_CLASSES": ["cueapi.parsers.JSONBodyParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "cueapi.errors.exception_handler",
@@ -216,6 +217,9 @@ CUEAPI_DISPATCH_PER_USER_IN_FLIGHT = env_positive_int(
     "CUEAPI_DISPATCH_PER_USER_IN_FLIGHT", max(1, CUEAPI_DISPATCH_CONCURRENCY // 2))
 CUEAPI_WEBHOOK_TIMEOUT_SECONDS = env.float("CUEAPI_WEBHOOK_TIMEOUT_SECONDS", default=30.0)
 CUEAPI_WORKER_LEASE_SECONDS = env_positive_int("CUEAPI_WORKER_LEASE_SECONDS", 900)
+# Finished executions older than this many days are deleted by the poller (0 = kept forever);
+# a user's own execution_retention_days (admin) wins.
+CUEAPI_EXECUTION_RETENTION_DAYS = env_positive_int("CUEAPI_EXECUTION_RETENTION_DAYS", 90, minimum=0)
 # Recurring schedules may not fire more often than this (create/PATCH answer 422).
 CUEAPI_MIN_SCHEDULE_INTERVAL_SECONDS = env_positive_int("CUEAPI_MIN_SCHEDULE_INTERVAL_SECONDS", 60)
 # A worker is `active` while its last heartbeat is younger than this, then `stale`, then

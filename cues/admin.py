@@ -4,6 +4,7 @@ from django.contrib.admin import helpers
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from accounts.audit import Actor
 from cueapi.admin_helpers import ReadOnlyPagesMixin
 from cueapi.errors import AppError
 from cues.models import Cue
@@ -84,7 +85,8 @@ class CueAdmin(ReadOnlyPagesMixin, admin.ModelAdmin):
         changed = 0
         for cue in queryset.select_related("user"):
             try:
-                cue_update(user=cue.user, cue_id=cue.id, data={"status": status, **pause})
+                cue_update(user=cue.user, cue_id=cue.id, data={"status": status, **pause},
+                           actor=Actor.admin(request.user))
                 changed += 1
             except AppError as exc:
                 self.message_user(request, f"{cue.name}: {exc.message}", messages.ERROR)

@@ -22,6 +22,7 @@ from cueapi.validation import (
     validate_body,
     validate_query,
 )
+from accounts.audit import Actor
 from cues import selectors, services
 from cues.models import Cue
 from cues.representations import cue_to_dict, execution_to_dict
@@ -275,9 +276,10 @@ class CueListCreateApi(APIView):
         data = validate_body(CueCreateIn, request)
         if data.pop("upsert", False):
             cue, warning, created = services.cue_upsert(user=request.user, data=data,
-                                                        changes=upsert_changes(data))
+                                                        changes=upsert_changes(data),
+                                                        actor=Actor.from_request(request))
             return Response(cue_to_dict(cue, warning=warning), status=201 if created else 200)
-        cue, warning = services.cue_create(user=request.user, data=data)
+        cue, warning = services.cue_create(user=request.user, data=data, actor=Actor.from_request(request))
         return Response(cue_to_dict(cue, warning=warning), status=201)
 
     @extend_schema(operation_id="v1_cues_list", parameters=[CueListQuery], responses=OpenApiTypes.OBJECT)
@@ -316,12 +318,13 @@ class CueDetailApi(APIView):
     @extend_schema(request=CuePatchIn, responses=OpenApiTypes.OBJECT)
     def patch(self, request, cue_id):
         data = validate_body(CuePatchIn, request)
-        cue, warning = services.cue_update(user=request.user, cue_id=cue_id, data=data)
+        cue, warning = services.cue_update(user=request.user, cue_id=cue_id, data=data,
+                                             actor=Actor.from_request(request))
         return Response(cue_to_dict(cue, warning=warning))
 
     @extend_schema(request=None, responses={204: None})
     def delete(self, request, cue_id):
-        services.cue_delete(cue=selectors.cue_get(user=request.user, cue_id=cue_id))
+        services.cue_delete(cue=selectors.cue_get(user=request.user, cue_id=cue_id), actor=Actor.from_request(request))
         return Response(status=204)
 
 
@@ -337,5 +340,6 @@ class CueBulkDeleteApi(APIView):
     def post(self, request):
         require_destructive_confirmation(request)
         data = validate_body(CueBulkDeleteIn, request)
-        deleted, skipped = services.cue_bulk_delete(user=request.user, ids=data["ids"])
+        deleted, skipped = services.cue_bulk_delete(user=request.user, ids=data["ids"],
+                                                   actor=Actor.from_request(request))
         return Response({"deleted": deleted, "skipped": skipped})

@@ -4,14 +4,16 @@ meaning, in the reference's order (SERVER.md §3.4), and persists nothing on err
 import json
 from collections import Counter
 from contextlib import nullcontext
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
-from accounts.models import NO_LIMIT, User, cue_limit_message, limit_reached
+from accounts.audit import Actor, audit_record
+from accounts.models import NO_LIMIT, AuditEntry, User, cue_limit_message, limit_reached
 from accounts.selectors import user_limited_cue_count
 from cueapi.errors import AppError, RequestValidationError
 from cueapi.urlsafety import UnsafeURL, validate_url
@@ -249,7 +251,47 @@ def _check_window(cue, now, *, sent):
                                        "or leave it out")])
 
 
-def cue_create(*, user, data, now=None):
+# What an audit entry records of a cue: its settings, not what the engine keeps (next_run,
+# counters) nor status (pause and resume are entries of their own).
+AUDITED_FIELDS = ("name", "description", "schedule_type", "schedule_cron", "schedule_at", "schedule_timezone",
+                  "schedule_start_at", "schedule_end_at", "jitter_seconds", "overlap", "callback_url",
+                  "callback_method", "callback_transport", "callback_headers", "payload", "retry_max_attempts",
+                  "retry_backoff_minutes", "on_failure", "verification_mode", "required_assertions", "catch_up",
+                  "outcome_deadline_seconds", "webhook_timeout_seconds", "on_success_fire",
+                  "require_payload_override", "required_payload_keys")
+
+
+def _url_without_secrets(url):
+    """A URL as an audit entry keeps it: no user:password, no query string (tokens live there)."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "…" if parts.query else "", ""))
+
+
+def _audit_value(field, value):
+    if field in ("callback_headers", "payload"):  # values may be credentials: keys only
+        return sorted(value) if isinstance(value, dict) else (None if value is None else "[not recorded]")
+    if field == "callback_url":
+        return _url_without_secrets(value)
+    if field == "on_failure" and isinstance(value, dict):
+        return {**value, "webhook": _url_without_secrets(value.get("webhook"))} if "webhook" in value else value
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    return value
+
+
+def cue_audit_snapshot(cue: Cue) -> dict:
+    return {field: _audit_value(field, getattr(cue, field)) for field in AUDITED_FIELDS}
+
+
+def _audit_changes(before: dict, after: dict) -> dict:
+    return {field: {"from": before[field], "to": after[field]} for field in after if before[field] != after[field]}
+
+
+def cue_create(*, user, data, actor: Actor, now=None):
     """Create a cue from validated input; return (cue, warning).
 
     Errors come in the reference's order: duplicate name, cue limit, then the content checks.
@@ -283,6 +325,8 @@ def cue_create(*, user, data, now=None):
                 cue.save(force_insert=True)
     except IntegrityError:  # unique_user_cue_name
         raise _duplicate_name(name) from None
+    audit_record(user_id=cue.user_id, actor=actor, action=AuditEntry.Action.CUE_CREATED, target_id=cue.pk,
+                 changes={**cue_audit_snapshot(cue), "status": cue.status}, now=now)
     return cue, cue_worker_warning(cue=cue, now=now)
 
 
@@ -292,7 +336,7 @@ def cue_create(*, user, data, now=None):
 UPSERT_ROUNDS = 3
 
 
-def cue_upsert(*, user, data, changes, now=None):
+def cue_upsert(*, user, data, changes, actor: Actor, now=None):
     """Create the cue named `data["name"]` (validated create input), or, when the user has
     one by that name, apply `changes` to it through cue_update (PATCH's rules, PATCH's
     errors). Return (cue, warning, created).
@@ -306,7 +350,7 @@ def cue_upsert(*, user, data, changes, now=None):
         existing = Cue.objects.filter(user=user, name=data["name"]).only("pk", "callback_transport").first()
         if existing is None:
             try:
-                cue, warning = cue_create(user=user, data=data, now=now)
+                cue, warning = cue_create(user=user, data=data, actor=actor, now=now)
                 return cue, warning, True
             except AppError as exc:
                 if exc.code != "duplicate_cue_name":
@@ -314,7 +358,7 @@ def cue_upsert(*, user, data, changes, now=None):
                 continue  # created meanwhile: update it
         _check_same_transport(existing, data["transport"])
         try:
-            cue, warning = cue_update(user=user, cue_id=existing.pk, data=changes, now=now)
+            cue, warning = cue_update(user=user, cue_id=existing.pk, data=changes, actor=actor, now=now)
             return cue, warning, False
         except AppError as exc:
             if exc.code != "cue_not_found":
@@ -425,14 +469,17 @@ def cue_worker_warning(*, cue: Cue, now: datetime) -> str | None:
 
 
 @transaction.atomic
-def cue_update(*, user, cue_id, data, now=None):
+def cue_update(*, user, cue_id, data, actor: Actor, now=None):
     """PATCH: only what is sent changes (DESIGN.md §3.4), checked in the reference's order;
     return (cue, warning) as cue_create does.
 
-    The row is locked for the change, so the poller's next_run update can't interleave.
+    The row is locked for the change, so the poller's next_run update can't interleave. The
+    audit gets `cue.updated` for changed settings and `cue.paused`/`cue.resumed` for a status
+    change (both when a PATCH does both); a PATCH that changes nothing records nothing.
     """
     now = now or timezone.now()
     cue = cue_get(user=user, cue_id=cue_id, for_update=True)
+    before, status_before = cue_audit_snapshot(cue), cue.status
     fields = set()
 
     if "name" in data and data["name"] != cue.name:
@@ -556,17 +603,32 @@ def cue_update(*, user, cue_id, data, now=None):
     try:
         with transaction.atomic():
             cue.save(update_fields=[*fields, "updated_at"])
+            _audit_update(cue, before, status_before, actor=actor, now=now)
     except IntegrityError:
         raise _duplicate_name(cue.name) from None
     return cue, cue_worker_warning(cue=cue, now=now)
 
 
-def cue_delete(*, cue):
+def _audit_update(cue, before, status_before, *, actor, now):
+    changes = _audit_changes(before, cue_audit_snapshot(cue))
+    if changes:
+        audit_record(user_id=cue.user_id, actor=actor, action=AuditEntry.Action.CUE_UPDATED, target_id=cue.pk,
+                     changes=changes, now=now)
+    if cue.status != status_before and cue.status in (Cue.Status.ACTIVE, Cue.Status.PAUSED):
+        action = AuditEntry.Action.CUE_RESUMED if cue.status == Cue.Status.ACTIVE else AuditEntry.Action.CUE_PAUSED
+        audit_record(user_id=cue.user_id, actor=actor, action=action, target_id=cue.pk,
+                     changes={"status": {"from": status_before, "to": cue.status}}, now=now)
+
+
+def cue_delete(*, cue, actor: Actor):
     """Delete a cue; its executions go with it (FK cascade)."""
-    cue.delete()
+    with transaction.atomic():
+        audit_record(user_id=cue.user_id, actor=actor, action=AuditEntry.Action.CUE_DELETED, target_id=cue.pk,
+                     changes={"name": cue.name})
+        cue.delete()
 
 
-def cue_bulk_delete(*, user: User, ids: list[str]) -> tuple[list[str], list[str]]:
+def cue_bulk_delete(*, user: User, ids: list[str], actor: Actor) -> tuple[list[str], list[str]]:
     """Delete those of `ids` that are the user's cues, all in one transaction, and return
     (deleted, skipped), both in the order of `ids`.
 
@@ -578,9 +640,15 @@ def cue_bulk_delete(*, user: User, ids: list[str]) -> tuple[list[str], list[str]
     # A malformed id can't be a cue; filtering it here keeps odd strings (NUL) from the database.
     candidates = {cue_id for cue_id in ids if CUE_ID_PATTERN.fullmatch(cue_id)}
     with transaction.atomic():
-        owned = set(Cue.objects.filter(user=user, pk__in=candidates).values_list("pk", flat=True))
+        names = dict(Cue.objects.filter(user=user, pk__in=candidates).values_list("pk", "name"))
+        owned = set(names)
         if owned:
             Cue.objects.filter(user=user, pk__in=owned).delete()
+            now = timezone.now()
+            AuditEntry.objects.bulk_create([
+                AuditEntry(user_id=user.pk, at=now, action=AuditEntry.Action.CUE_DELETED, actor_type=actor.type,
+                           actor_id=actor.id, target_id=cue_id, changes={"name": name})
+                for cue_id, name in names.items()])
     deleted, skipped = [], []
     for cue_id in ids:
         if cue_id in owned:

@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cueapi.errors import AppError, RequestValidationError
+from cueapi.scopes import READ_ONLY, WORKER
 from cueapi.timefmt import ts_iso, ts_z
 from cueapi.validation import (
     AwareDateTime, Bool, Choice, DateTime, Dict, InputSerializer, Int, List, Str, Url,
@@ -117,6 +118,7 @@ class ExecutionListApi(APIView):
 
 
 class ExecutionDetailApi(APIView):
+    key_scopes = {"get": {READ_ONLY, WORKER}}  # a `worker` key's route (cueapi-worker)
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request, execution_id):
         return Response(execution_detail_to_dict(selectors.execution_get(user=request.user, execution_id=execution_id)))
@@ -157,6 +159,7 @@ class OutcomeIn(InputSerializer):
 
 
 class OutcomeApi(APIView):
+    key_scopes = {"post": {WORKER}}  # a `worker` key's route (cueapi-worker)
     @extend_schema(request=OutcomeIn, responses=OpenApiTypes.OBJECT)
     def post(self, request, execution_id):
         outcome = validate_body(OutcomeIn, request)
@@ -175,6 +178,7 @@ def claim_response(execution_id):
 
 
 class ClaimNextApi(APIView):
+    key_scopes = {"post": {WORKER}}  # a `worker` key's route (cueapi-worker)
     @extend_schema(operation_id="v1_executions_claim_next", request=ClaimIn, responses=OpenApiTypes.OBJECT)
     def post(self, request):
         data = validate_body(ClaimIn, request)
@@ -182,6 +186,7 @@ class ClaimNextApi(APIView):
 
 
 class ClaimApi(APIView):
+    key_scopes = {"post": {WORKER}}  # a `worker` key's route (cueapi-worker)
     @extend_schema(request=ClaimIn, responses=OpenApiTypes.OBJECT)
     def post(self, request, execution_id):
         data = validate_body(ClaimIn, request)
@@ -195,6 +200,7 @@ class ClaimableQuery(InputSerializer):
 
 
 class ClaimableApi(APIView):
+    key_scopes = {"get": {READ_ONLY, WORKER}}  # a `worker` key's route (cueapi-worker)
     @extend_schema(parameters=[ClaimableQuery], responses=OpenApiTypes.OBJECT)
     def get(self, request):
         query = validate_query(ClaimableQuery, request)
@@ -213,6 +219,7 @@ class ClaimableApi(APIView):
 
 
 class HeartbeatApi(APIView):
+    key_scopes = {"post": {WORKER}}  # a `worker` key's route (cueapi-worker)
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def post(self, request, execution_id):
         until = workers.execution_heartbeat(user=request.user, execution_id=execution_id,
@@ -304,6 +311,7 @@ class WorkerHeartbeatIn(InputSerializer):
 
 
 class WorkerHeartbeatApi(APIView):
+    key_scopes = {"post": {WORKER}}  # a `worker` key's route (cueapi-worker)
     @extend_schema(request=WorkerHeartbeatIn, responses=OpenApiTypes.OBJECT)
     def post(self, request):
         data = validate_body(WorkerHeartbeatIn, request)

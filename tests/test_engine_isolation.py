@@ -64,8 +64,9 @@ def test_it_isolates_poisoned_cues_over_the_api():
         write_cues(server, email="poison@example.com", count=1, cron="0 * * * *", tz="Mars/Olympus_Mons",
                    url=receiver.url)
         key = server.manage("shell", "-c", "from accounts.models import User\n"
-                            "from accounts.services import user_regenerate_api_key\n"
-                            "print(user_regenerate_api_key(user=User.objects.get(email='poison@example.com')))")
+                            "from accounts.audit import Actor\nfrom accounts.services import user_regenerate_api_key\n"
+                            "print(user_regenerate_api_key(user=User.objects.get(email='poison@example.com'), "
+                            "actor=Actor('admin', 'shell')))")
         auth = {"Authorization": f"Bearer {key.split()[-1]}"}  # the shell may print a banner first
         cue = wait_for(lambda: next((c for c in requests.get(server.url + "/v1/cues", headers=auth, timeout=10)
                                      .json()["cues"] if c["status"] == "paused"), None), 10)

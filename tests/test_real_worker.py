@@ -139,3 +139,49 @@ def test_worker_login_by_email_writes_the_key():
             output, code = login("new-worker@example.com", other)
             assert code == 0 and "Key saved to config" in output, output
             assert yaml.safe_load(other.read_text())["api_key"] == saved["api_key"]
+
+
+def test_the_real_worker_runs_with_a_worker_scoped_key():
+    """Issue #20: a `worker` key is all cueapi-worker needs (claimable, claim, outcome, worker
+    heartbeat), and it can do nothing else."""
+    with LiveServer() as server, tempfile.TemporaryDirectory() as home:
+        key = requests.post(server.url + "/v1/auth/register", json={"email": "scoped@example.com"},
+                            timeout=10).json()["api_key"]
+        auth = {"Authorization": f"Bearer {key}"}
+        made = requests.post(server.url + "/v1/auth/keys", json={"name": "worker box", "scope": "worker"},
+                             headers=auth, timeout=10)
+        assert made.status_code == 201, made.text
+        worker_key, worker_auth = made.json()["key"], {"Authorization": f"Bearer {made.json()['key']}"}
+        body = {"name": "greet", "transport": "worker", "payload": {"task": "greet", "name": "Lin"},
+                "schedule": {"type": "recurring", "cron": "0 0 1 1 *"}}
+        cue = requests.post(server.url + "/v1/cues", json=body, headers=auth, timeout=10).json()["id"]
+        execution = requests.post(f"{server.url}/v1/cues/{cue}/fire", headers=auth, timeout=10).json()["id"]
+        refused = requests.post(server.url + "/v1/cues", json={**body, "name": "x"}, headers=worker_auth, timeout=10)
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "insufficient_scope"
+
+        config = Path(home) / "worker.yaml"
+        config.write_text(CONFIG.format(key=worker_key, base=server.url))
+        worker = subprocess.Popen([str(WORKER_BIN), "start", "--config", str(config)], cwd=home,
+                                  env={**os.environ, "HOME": home}, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True)
+        try:
+            def outcome():
+                got = requests.get(f"{server.url}/v1/executions/{execution}", headers=worker_auth, timeout=10).json()
+                return got if got["outcome"] else None
+
+            got = wait_for(outcome, 60)
+            workers = requests.get(server.url + "/v1/workers", headers=auth, timeout=10).json()["workers"]
+        finally:
+            worker.terminate()
+            output = worker.communicate(timeout=30)[0]
+        assert got, output + server.output()[-3000:]
+        assert (got["status"], got["outcome"]["success"]) == ("success", True), output
+        assert "hello Lin" in got["outcome"]["result"]
+        assert [w["worker_id"] for w in workers] == ["test-worker"]
+        assert "403" not in output and "401" not in output, output
+        keys = requests.get(server.url + "/v1/auth/keys", headers=auth, timeout=10).json()["keys"]
+        assert [k["last_used_at"] is not None for k in keys] == [True, True]
+
+        # Revoked, the worker's key stops at once.
+        requests.delete(f"{server.url}/v1/auth/keys/{made.json()['id']}", headers=auth, timeout=10).raise_for_status()
+        assert requests.get(server.url + "/v1/executions/claimable", headers=worker_auth, timeout=10).status_code == 401

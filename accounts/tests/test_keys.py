@@ -14,7 +14,7 @@ class KeyRegenerateTests(BaseTestCase):
         self.assertTrue(body["previous_key_revoked"])
         self.assertNotEqual(body["api_key"], self.alice_key)
         self.alice.refresh_from_db()
-        self.assertEqual(self.alice.api_key_hash, api_key_hash(body["api_key"]))
+        self.assertEqual(self.alice.api_keys.get(primary=True).key_hash, api_key_hash(body["api_key"]))
         self.assertEqual(self.alice.api_key_prefix, body["api_key"][:12])
         self.assertEqual(self.get("/v1/auth/me", key=body["api_key"]).status_code, 200)
 

@@ -19,7 +19,7 @@ class RegisterTests(BaseTestCase):
         self.assertRegex(body["api_key"], r"^cue_sk_[0-9a-f]{32}$")
         user = User.objects.get(email="carol@example.com")
         # Stored hashed, never in plaintext; the prefix is the first 12 chars.
-        self.assertEqual(user.api_key_hash, api_key_hash(body["api_key"]))
+        self.assertEqual(user.api_keys.get(primary=True).key_hash, api_key_hash(body["api_key"]))
         self.assertEqual(user.api_key_prefix, body["api_key"][:12])
         # An encrypted copy (never the plaintext), so a terminal login can hand the key back.
         self.assertNotIn(body["api_key"], user.api_key_encrypted)

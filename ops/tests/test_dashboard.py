@@ -9,7 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from accounts.models import UsageMonthly, User
+from accounts.models import AuditEntry, UsageMonthly, User
 from alerts.models import Alert, Notification
 from cueapi.testing import CueTestCase
 from cues.models import Cue
@@ -208,9 +208,14 @@ class NoSecretsTests(DashboardTestCase):
         self.populate()
         self.alice.refresh_from_db()
         cue = Cue.objects.get(status="active")
-        urls = PAGES + [f"/admin/cues/cue/{cue.pk}/change/", f"/admin/accounts/user/{self.alice.pk}/change/",
+        self.create_cue(name="audited", callback={"url": "http://127.0.0.1:9/hook?token=handler-secret",
+                                                  "headers": {"Authorization": "Bearer handler-secret"}})
+        audit = AuditEntry.objects.get(action="cue.created")
+        urls = PAGES + ["/admin/accounts/apikey/", f"/admin/accounts/apikey/{self.alice.api_keys.get().pk}/change/",
+                        "/admin/accounts/auditentry/", f"/admin/accounts/auditentry/{audit.pk}/change/",
+                        f"/admin/cues/cue/{cue.pk}/change/", f"/admin/accounts/user/{self.alice.pk}/change/",
                         f"/admin/executions/execution/{Execution.objects.first().pk}/change/"]
-        secrets = [self.alice_key, self.alice.api_key_hash, self.alice.webhook_secret, "handler-secret"]
+        secrets = [self.alice_key, self.alice.api_keys.get(primary=True).key_hash, self.alice.webhook_secret, "handler-secret"]
         for url in urls:
             with self.subTest(url):
                 page = self.client.get(url).content.decode()

@@ -3,7 +3,7 @@ from django.utils import timezone
 from accounts.device import delete_expired_device_codes
 from cueapi.notify import CUES_CHANNEL
 from cueapi.ratelimit import delete_old_counters
-from executions import poller
+from executions import poller, retention
 from executions.engine import EngineCommand
 from executions.firing import delete_expired_idempotency_keys
 
@@ -13,7 +13,11 @@ CLEANUP_EVERY_SECONDS = 3600
 class Command(EngineCommand):
     help = ("Resume cues whose timed pause ended, fire due cues, expire worker leases, release due "
             "retries, mark unclaimed worker executions missed, time out missing outcomes, clean up "
-            "old outbox rows, login codes, rate-limit counters and expired fire idempotency keys.")
+            "old outbox rows, login codes, rate-limit counters and expired fire idempotency keys, "
+            "and prune old executions.")
+    # Set at start and hourly; while set, each cycle prunes one batch after its other work and
+    # the next cycle starts at once, so a long prune runs between firings, never in their way.
+    pruning = True
     process_name = "poller"
     listen_channel = CUES_CHANNEL
 
@@ -48,9 +52,15 @@ class Command(EngineCommand):
             delete_old_counters(now=now)
             delete_expired_idempotency_keys(now=now)
             self.last_cleanup = now.timestamp()
+            self.pruning = True
+        if self.pruning and not self.stopping:
+            batch = retention.PRUNE_BATCH_SIZE
+            self.pruning = retention.prune_executions(now=timezone.now(), batch=batch) == batch
         return {"cues_processed": fired + other}
 
     def sleep_seconds(self):
         """Until the next cue or retry is due, at most the poll interval."""
+        if self.pruning:
+            return 0
         due = poller.next_due(now=timezone.now())
         return self.sleep_until(due)

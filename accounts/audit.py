@@ -1,0 +1,40 @@
+"""The audit trail (issue #20): who changed what, and when, in a user's account.
+
+Services write the entries, in the transaction of the change where there is one; the caller
+says who acts (an `Actor` built from the request or the admin), explicitly: no thread-locals.
+`changes` never holds a secret: regenerations record that they happened (and the key prefix,
+which /v1/auth/me shows anyway), cue changes record callback header and payload *keys* only.
+"""
+
+from dataclasses import dataclass
+
+from django.utils import timezone
+
+from accounts.models import AuditEntry
+
+
+@dataclass(frozen=True)
+class Actor:
+    type: str  # AuditEntry.ActorType
+    id: str
+
+    @classmethod
+    def from_request(cls, request) -> "Actor":
+        """The API key that authenticated the request, or the session's user."""
+        key_id = getattr(request.auth, "pk", None)
+        if key_id is not None:
+            return cls(AuditEntry.ActorType.KEY, key_id)
+        return cls(AuditEntry.ActorType.SESSION, str(request.user.pk))
+
+    @classmethod
+    def admin(cls, operator) -> "Actor":
+        """The operator (a staff user) acting in the admin."""
+        return cls(AuditEntry.ActorType.ADMIN, str(operator.pk))
+
+
+def audit_record(*, user_id, actor: Actor, action: str, target_id: str = "", changes: dict | None = None,
+                 now=None) -> AuditEntry:
+    return AuditEntry.objects.create(
+        user_id=user_id, at=now or timezone.now(), action=action, actor_type=actor.type,
+        actor_id=actor.id, target_id=target_id or "", changes=changes or {},
+    )
