@@ -45,7 +45,9 @@ TABLE = {
     ("POST", "v1/executions/<str:execution_id>/outcome"): {W},
     ("POST", "v1/executions/<str:execution_id>/claim"): {W},
     ("POST", "v1/executions/<str:execution_id>/heartbeat"): {W},
+    ("GET", "v1/executions/<str:execution_id>/attempts"): {R},
     ("POST", "v1/executions/<str:execution_id>/replay"): set(),
+    ("POST", "v1/executions/replay"): set(),
     ("POST", "v1/executions/<str:execution_id>/verify"): set(),
     ("POST", "v1/executions/<str:execution_id>/verification-pending"): set(),
     ("PATCH", "v1/executions/<str:execution_id>/evidence"): set(),
@@ -53,6 +55,12 @@ TABLE = {
     ("GET", "v1/workers"): {R},
     ("DELETE", "v1/workers/<str:worker_id>"): set(),
     ("GET", "v1/alerts"): {R},
+    ("GET", "v1/alert-channels"): {R},
+    ("POST", "v1/alert-channels"): set(),
+    ("GET", "v1/alert-channels/<str:channel_id>"): {R},
+    ("PATCH", "v1/alert-channels/<str:channel_id>"): set(),
+    ("DELETE", "v1/alert-channels/<str:channel_id>"): set(),
+    ("POST", "v1/alert-channels/<str:channel_id>/test"): set(),
 }
 METHODS = ("get", "post", "put", "patch", "delete")
 
