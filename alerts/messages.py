@@ -9,6 +9,7 @@ webhook secret, no channel URL.
 import json
 
 from django.conf import settings
+from django.contrib.admin.utils import quote
 
 from cueapi.timefmt import ts_iso
 
@@ -41,7 +42,7 @@ def execution_link(alert) -> str | None:
 def cue_link(alert) -> str | None:
     if not alert.cue_id:
         return None
-    return f"{settings.BASE_URL}/admin/cues/cue/{alert.cue_id}/change/"
+    return f"{settings.BASE_URL}/admin/cues/cue/{quote(alert.cue_id)}/change/"
 
 
 def webhook_body(alert) -> str:

@@ -1,3 +1,5 @@
+from django.contrib.admin.utils import quote
+
 from accounts.models import User
 from alerts.models import Alert
 from cueapi.testing import CueTestCase
@@ -30,7 +32,7 @@ class AlertChannelAdminTests(CueTestCase):
         Notification.objects.create(user=self.alice, alert=alert, channel=channel, kind="slack", url=channel.url,
                                     body="{}", available_at=alert.created_at, attempts=2, last_error="boom")
         for url in ("/admin/alerts/alertchannel/", f"/admin/alerts/alertchannel/?q={self.alice.email}",
-                    f"/admin/alerts/alertchannel/{channel.pk}/change/", "/admin/alerts/alert/?muted__exact=1"):
+                    f"/admin/alerts/alertchannel/{quote(channel.pk)}/change/", "/admin/alerts/alert/?muted__exact=1"):
             with self.subTest(url):
                 self.assertEqual(self.client.get(url).status_code, 200)
         by_user = self.client.get(f"/admin/alerts/alertchannel/?user__id__exact={self.alice.pk}")
@@ -58,7 +60,7 @@ class AlertChannelAdminTests(CueTestCase):
 
         cue = self.create_cue(alerts={"failure_threshold": 7, "repeat_every_minutes": 45})
         AlertStreak.objects.create(cue_id=cue["id"], failures=4, last_error="disk full")
-        page = self.client.get(f"/admin/cues/cue/{cue['id']}/change/")
+        page = self.client.get(f"/admin/cues/cue/{quote(cue['id'])}/change/")
         self.assertContains(page, "Current failure streak")
         self.assertContains(page, "disk full")
         self.assertContains(page, "Alert repeat minutes")

@@ -62,3 +62,20 @@ class MissedAlertTests(CueTestCase):
         alert = Alert.objects.get(alert_type="missed", cue_id=cue["id"])
         self.assertTrue(alert.muted)
         self.assertFalse(Notification.objects.exists())
+
+
+class CueLinkTests(CueTestCase):
+    def test_an_id_that_looks_escaped_still_links_to_its_cue(self):
+        # The admin reads "_24" in a URL as "$": a link to cue_24… must be quoted as the admin quotes.
+        from urllib.parse import urlsplit
+
+        from accounts.models import User
+        from alerts.messages import cue_link
+        from cues.models import Cue
+
+        cue = Cue.objects.get(pk=self.create_cue(name="hourly")["id"])
+        Cue.objects.filter(pk=cue.pk).update(id="cue_24abcdefghij")
+        link = cue_link(Alert(cue_id="cue_24abcdefghij"))
+        self.client.force_login(User.objects.create_superuser("ops@example.org", "correct horse battery"))
+        page = self.client.get(urlsplit(link).path)
+        self.assertContains(page, "hourly")

@@ -2,6 +2,7 @@ import datetime
 import re
 
 import time_machine
+from django.contrib.admin.utils import quote
 
 from accounts.models import User
 from cueapi.testing import CueTestCase
@@ -30,7 +31,7 @@ class CueAdminTests(CueTestCase):
         self.assertNotContains(self.client.get("/admin/cues/cue/?q=bobs"), self.cue["id"])
 
     def test_change_page(self):
-        self.assertEqual(self.client.get(f"/admin/cues/cue/{self.cue['id']}/change/").status_code, 200)
+        self.assertEqual(self.client.get(f"/admin/cues/cue/{quote(self.cue['id'])}/change/").status_code, 200)
 
     def test_pause_and_resume(self):
         self.act("pause", self.cue["id"], self.bobs["id"])
@@ -76,7 +77,7 @@ class CueAdminTimedPauseTests(CueTestCase):
 
     def shown(self, cue_id):
         """The cue page's read-only values by label."""
-        page = self.client.get(f"/admin/cues/cue/{cue_id}/change/").content.decode()
+        page = self.client.get(f"/admin/cues/cue/{quote(cue_id)}/change/").content.decode()
         return dict(re.findall(r'<label>([^<]+):</label>\s*<div class="readonly">([^<]*)</div>', page))
 
     def test_the_cue_page_shows_the_controls_and_the_timed_pause(self):

@@ -5,6 +5,8 @@ with one "All" each."""
 import re
 from datetime import datetime, timezone
 
+from django.contrib.admin.utils import quote
+
 from accounts.models import User
 from alerts.models import Alert, Notification
 from cueapi.testing import BaseTestCase
@@ -35,7 +37,7 @@ class ReadOnlyPageTests(AdminPagesTestCase):
     def pages(self):
         return {
             "execution": (f"/admin/executions/execution/{self.execution.pk}/change/", self.execution),
-            "cue": (f"/admin/cues/cue/{self.cue.pk}/change/", self.cue),
+            "cue": (f"/admin/cues/cue/{quote(self.cue.pk)}/change/", self.cue),
             "worker": (f"/admin/executions/worker/{self.worker.pk}/change/", self.worker),
             "notification": (f"/admin/alerts/notification/{self.notification.pk}/change/", self.notification),
         }

@@ -4,6 +4,7 @@ and no secret on any page."""
 
 from datetime import timedelta
 
+from django.contrib.admin.utils import quote
 from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -211,9 +212,9 @@ class NoSecretsTests(DashboardTestCase):
         self.create_cue(name="audited", callback={"url": "http://127.0.0.1:9/hook?token=handler-secret",
                                                   "headers": {"Authorization": "Bearer handler-secret"}})
         audit = AuditEntry.objects.get(action="cue.created")
-        urls = PAGES + ["/admin/accounts/apikey/", f"/admin/accounts/apikey/{self.alice.api_keys.get().pk}/change/",
+        urls = PAGES + ["/admin/accounts/apikey/", f"/admin/accounts/apikey/{quote(self.alice.api_keys.get().pk)}/change/",
                         "/admin/accounts/auditentry/", f"/admin/accounts/auditentry/{audit.pk}/change/",
-                        f"/admin/cues/cue/{cue.pk}/change/", f"/admin/accounts/user/{self.alice.pk}/change/",
+                        f"/admin/cues/cue/{quote(cue.pk)}/change/", f"/admin/accounts/user/{self.alice.pk}/change/",
                         f"/admin/executions/execution/{Execution.objects.first().pk}/change/"]
         secrets = [self.alice_key, self.alice.api_keys.get(primary=True).key_hash, self.alice.webhook_secret, "handler-secret"]
         for url in urls:
@@ -221,4 +222,4 @@ class NoSecretsTests(DashboardTestCase):
                 page = self.client.get(url).content.decode()
                 for secret in secrets:
                     self.assertNotIn(secret, page)
-        self.assertContains(self.client.get(f"/admin/cues/cue/{cue.pk}/change/"), "Authorization")
+        self.assertContains(self.client.get(f"/admin/cues/cue/{quote(cue.pk)}/change/"), "Authorization")
