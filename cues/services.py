@@ -249,6 +249,12 @@ def _check_window(cue, now, *, sent):
     if end is not None and end <= now and "end_at" in sent:
         raise RequestValidationError([("body.schedule.end_at", "end_at is in the past; give a later time "
                                        "or leave it out")])
+    if start is not None and sent.get("start_at") is not None:
+        try:
+            cue.upcoming(now)
+        except schedule_math.ScheduleError:  # the first slot from start_at is past year 9999
+            raise RequestValidationError([("body.schedule.start_at", "No slot of this schedule comes at or after "
+                                           "start_at before the year 10000; give an earlier start_at")]) from None
 
 
 # What an audit entry records of a cue: its settings, not what the engine keeps (next_run,
