@@ -597,10 +597,14 @@ def cue_update(*, user, cue_id, data, actor: Actor, now=None):
         cue.paused_until, cue.pause_note = data.get("paused_until"), data.get("pause_note")
         fields.update(["status", "next_run", "next_slot", "overlap_buffered_slot", "paused_until", "pause_note"])
     elif cue.status == Cue.Status.PAUSED:
-        # Already paused. "status": "paused" again without paused_until makes the pause
-        # indefinite; the note stays until the cue is resumed, unless a new one is sent.
-        if "paused_until" in data or "status" in data:
-            cue.paused_until = data.get("paused_until")
+        # Already paused. "status": "paused" again is a new pause: it takes the paused_until
+        # and pause_note sent, null for what is not (a plain pause has neither, as on an
+        # active cue). Without a status, only what is sent changes.
+        if "status" in data:
+            cue.paused_until, cue.pause_note = data.get("paused_until"), data.get("pause_note")
+            fields.update(["paused_until", "pause_note"])
+        if "paused_until" in data:
+            cue.paused_until = data["paused_until"]
             fields.add("paused_until")
         if "pause_note" in data:
             cue.pause_note = data["pause_note"]
