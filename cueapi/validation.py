@@ -104,6 +104,35 @@ class Dict(serializers.DictField):
     }
 
 
+def contains_nul(value) -> bool:
+    """Whether a NUL character is in any string of a JSON value, keys included (iterative:
+    the parser allows deep nesting)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+class NulFree:
+    """A mixin for JSON fields stored as they come (an outcome's metadata, assertions,
+    artifacts): PostgreSQL cannot store NUL in jsonb, so refuse it here (422) rather than
+    fail there (500)."""
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if contains_nul(value):
+            raise serializers.ValidationError("Input should not contain NUL characters")
+        return value
+
+
 # RFC 9110 "token": the characters a header name may be made of.
 HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 HEADER_NAME_RULE = "Header name must be an HTTP token: letters, digits and !#$%&'*+-.^_`|~ only"
@@ -155,6 +184,14 @@ class List(serializers.ListField):
         "min_length": "List should have at least {min_length} items after validation",
         "max_length": "List should have at most {max_length} items after validation",
     }
+
+
+class JsonDict(NulFree, Dict):
+    pass
+
+
+class JsonList(NulFree, List):
+    pass
 
 
 class Choice(serializers.ChoiceField):

@@ -152,7 +152,7 @@ class CueCreateIn(InputSerializer):
     retry = RetryIn(required=False, allow_null=True)
     on_failure = OnFailureIn(required=False, allow_null=True)
     verification = VerificationIn(required=False, allow_null=True)
-    catch_up = CatchUpField(required=False)
+    catch_up = CatchUpField(required=False, allow_null=True)  # null: `latest`, as not sent
     delivery = DeliveryIn(required=False, allow_null=True)
     on_success_fire = Str(required=False, allow_null=True, max_length=255)
     overlap = Choice(Cue.Overlap.values, required=False, allow_null=True)

@@ -249,6 +249,12 @@ def _check_window(cue, now, *, sent):
     if end is not None and end <= now and "end_at" in sent:
         raise RequestValidationError([("body.schedule.end_at", "end_at is in the past; give a later time "
                                        "or leave it out")])
+    if start is not None and sent.get("start_at") is not None:
+        try:
+            cue.upcoming(now)
+        except schedule_math.ScheduleError:  # the first slot from start_at is past year 9999
+            raise RequestValidationError([("body.schedule.start_at", "No slot of this schedule comes at or after "
+                                           "start_at before the year 10000; give an earlier start_at")]) from None
 
 
 # What an audit entry records of a cue: its settings, not what the engine keeps (next_run,
@@ -591,10 +597,14 @@ def cue_update(*, user, cue_id, data, actor: Actor, now=None):
         cue.paused_until, cue.pause_note = data.get("paused_until"), data.get("pause_note")
         fields.update(["status", "next_run", "next_slot", "overlap_buffered_slot", "paused_until", "pause_note"])
     elif cue.status == Cue.Status.PAUSED:
-        # Already paused. "status": "paused" again without paused_until makes the pause
-        # indefinite; the note stays until the cue is resumed, unless a new one is sent.
-        if "paused_until" in data or "status" in data:
-            cue.paused_until = data.get("paused_until")
+        # Already paused. "status": "paused" again is a new pause: it takes the paused_until
+        # and pause_note sent, null for what is not (a plain pause has neither, as on an
+        # active cue). Without a status, only what is sent changes.
+        if "status" in data:
+            cue.paused_until, cue.pause_note = data.get("paused_until"), data.get("pause_note")
+            fields.update(["paused_until", "pause_note"])
+        if "paused_until" in data:
+            cue.paused_until = data["paused_until"]
             fields.add("paused_until")
         if "pause_note" in data:
             cue.pause_note = data["pause_note"]

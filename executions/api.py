@@ -12,7 +12,7 @@ from cueapi.errors import AppError, RequestValidationError
 from cueapi.scopes import READ_ONLY, WORKER
 from cueapi.timefmt import ts_iso, ts_z
 from cueapi.validation import (
-    AwareDateTime, Bool, Choice, DateTime, Dict, InputSerializer, Int, List, Str, Url,
+    AwareDateTime, Bool, Choice, DateTime, Dict, InputSerializer, Int, JsonDict, JsonList, List, Str, Url,
     require_destructive_confirmation, validate_body, validate_query,
 )
 from cues import api as cues_api
@@ -142,15 +142,15 @@ class OutcomeIn(InputSerializer):
     # cueapi-worker sends up to 4096 characters of output (DESIGN.md §3.8).
     result = Str(required=False, allow_null=True, max_length=RESULT_MAX)
     error = Str(required=False, allow_null=True, max_length=RESULT_MAX)
-    metadata = Dict(required=False, allow_null=True)
+    metadata = JsonDict(required=False, allow_null=True)
     external_id = Str(required=False, allow_null=True, max_length=500)
     result_url = Url(required=False, allow_null=True)
     result_ref = Str(required=False, allow_null=True, max_length=500)
     result_type = Str(required=False, allow_null=True, max_length=100)
     summary = Str(required=False, allow_null=True, max_length=500)
-    artifacts = List(required=False, allow_null=True)
+    artifacts = JsonList(required=False, allow_null=True)
     # What the handler asserts about its run, checked against the required assertion keys.
-    assertions = Dict(required=False, allow_null=True)
+    assertions = JsonDict(required=False, allow_null=True)
 
     def validate_assertions(self, value):
         if value is not None and len(value) > ASSERTIONS_MAX_KEYS:
@@ -291,8 +291,8 @@ class EvidenceIn(InputSerializer):
     result_ref = Str(required=False, allow_null=True, max_length=500)
     result_type = Str(required=False, allow_null=True, max_length=100)
     summary = Str(required=False, allow_null=True)
-    artifacts = List(required=False, allow_null=True)
-    metadata = Dict(required=False, allow_null=True)
+    artifacts = JsonList(required=False, allow_null=True)
+    metadata = JsonDict(required=False, allow_null=True)
 
 
 class EvidenceApi(APIView):

@@ -79,21 +79,23 @@ STATS_WINDOW_DAYS = 7
 
 def cue_stats(*, cue, now) -> dict:
     """The cue's executions created in the last 7 days, by verdict, in one query on
-    (cue, created_at). The rates are over executions whose result is known (succeeded, failed,
-    missed); a webhook delivered to a cue that expects no outcome counts as `delivered` and is
-    in neither rate. Times are when the latest success / failure was recorded."""
+    (cue, created_at): exactly the keys the hosted service's clients read. A webhook
+    delivered with a 2xx to a cue that expects no outcome counts as `succeeded` (its status is
+    `success`, and that answer is all such a cue ever reports). The rates are over executions
+    whose result is known (succeeded, failed, missed). Times are when the latest success /
+    failure was recorded."""
     verdict = verdict_expression()
-    succeeded, failed = Q(verdict=Verdict.SUCCEEDED), Q(verdict=Verdict.FAILED)
+    succeeded = Q(verdict__in=[Verdict.SUCCEEDED, Verdict.DELIVERED])
+    failed = Q(verdict=Verdict.FAILED)
     row = (Execution.objects.filter(cue=cue, created_at__gte=now - timedelta(days=STATS_WINDOW_DAYS))
            .annotate(verdict=verdict).aggregate(
                executions=Count("pk"), succeeded=Count("pk", filter=succeeded), failed=Count("pk", filter=failed),
                missed=Count("pk", filter=Q(verdict=Verdict.MISSED)),
-               delivered=Count("pk", filter=Q(verdict=Verdict.DELIVERED)),
                last_success_at=Max("updated_at", filter=succeeded), last_failure_at=Max("updated_at", filter=failed)))
     known = row["succeeded"] + row["failed"] + row["missed"]
     return {
         "window_days": STATS_WINDOW_DAYS,
-        **{key: row[key] for key in ("executions", "succeeded", "failed", "missed", "delivered")},
+        **{key: row[key] for key in ("executions", "succeeded", "failed", "missed")},
         "success_rate": round(row["succeeded"] / known, 4) if known else None,
         "miss_rate": round(row["missed"] / known, 4) if known else None,
         "last_success_at": ts_z(row["last_success_at"]),

@@ -4,7 +4,10 @@ import json
 from unittest import mock
 
 from accounts.models import User
-from cueapi.testing import BaseTestCase
+from cueapi.parsers import MAX_DEPTH
+from cueapi.testing import BaseTestCase, CueTestCase
+from cues.models import Cue
+from executions.models import Execution
 from cueapi.validation import DateTime
 
 
@@ -102,3 +105,41 @@ class ExtremeOffsetTests(BaseTestCase):
         self.assertEqual(value.isoformat(), "2030-01-01T22:59:00+00:00")
         kept = DateTime().to_internal_value("2030-01-01T00:00:00+05:30")
         self.assertEqual(kept.isoformat(), "2030-01-01T00:00:00+05:30")  # an ordinary offset is kept
+
+
+class UnstorableJsonTests(CueTestCase):
+    """JSON that parses but that no column can hold is 400 `invalid_json`, never a 500, and
+    nothing is created: NaN/Infinity, a number beyond a float's range, a lone surrogate,
+    nesting deeper than the parser's limit."""
+
+    def test_unstorable_bodies_are_invalid_json(self):
+        cue = self.create_cue()
+        head = '{"name": "x", "schedule": {"type": "recurring", "cron": "0 9 * * *"}, ' \
+               '"callback": {"url": "http://127.0.0.1:9/hook"}, "payload": '
+        deep = "[" * (MAX_DEPTH + 5) + "]" * (MAX_DEPTH + 5)
+        very_deep = "[" * 100_000 + "]" * 100_000
+        cases = [
+            ("POST", "/v1/cues", head + '{"a": NaN}}'),
+            ("POST", "/v1/cues", head + '{"a": -Infinity}}'),
+            ("POST", "/v1/cues", head + '{"a": 1e400}}'),
+            ("POST", "/v1/cues", head + '{"\\ud800": 1}}'),
+            ("POST", "/v1/cues", head + '{"a": "\\udfff"}}'),
+            ("POST", "/v1/cues", head + '{"a": ' + deep + "}}"),
+            ("POST", "/v1/cues", head + '{"a": ' + very_deep + "}}"),
+            ("POST", "/v1/cues", head[:-len('"payload": ')] + '"upsert": true, "payload": {"a": 1e400}}'),
+            ("POST", f"/v1/cues/{cue['id']}/fire", '{"payload_override": {"a": 1e400}}'),
+            ("POST", f"/v1/cues/{cue['id']}/fire", '{"idempotency_key": "\\ud83d"}'),
+            ("PATCH", f"/v1/cues/{cue['id']}", '{"payload": {"a": NaN}}'),
+        ]
+        for method, path, body in cases:
+            with self.subTest(body=body[-60:]):
+                r = self.call(method, path, body)
+                self.assertError(r, 400, "invalid_json")
+        self.assertEqual(Cue.objects.count(), 1)
+        self.assertEqual(Execution.objects.count(), 0)
+        self.assertEqual(self.get(f"/v1/cues/{cue['id']}").json()["payload"], {})
+
+    def test_ordinary_floats_surrogate_pairs_and_nesting_still_parse(self):
+        payload = {"f": 1.5e300, "emoji": "\U0001F600", "nested": [[[[{"a": [1]}]]]]}
+        cue = self.create_cue(payload=payload)
+        self.assertEqual(cue["payload"], payload)

@@ -21,6 +21,12 @@ class CatchUpAliasTests(CueTestCase):
         r = self.patch(f"/v1/cues/{cue['id']}", {"catch_up": "skip_missed"})
         self.assertEqual(r.json()["catch_up"], "none")
 
+    def test_null_on_create_is_the_default_as_for_the_other_cue_fields(self):
+        # A client that sends every field, null for the unset ones, gets `latest` (not a 422).
+        self.assertEqual(self.create_cue(catch_up=None, overlap=None)["catch_up"], "latest")
+        upserted = self.post("/v1/cues", cue_body(catch_up=None, upsert=True))
+        self.assertEqual((upserted.status_code, upserted.json()["catch_up"]), (200, "latest"))
+
     def test_an_unknown_policy_is_422_and_changes_nothing(self):
         cue = self.create_cue(catch_up="all")
         r = self.patch(f"/v1/cues/{cue['id']}", {"catch_up": "run_twice"})

@@ -108,3 +108,21 @@ class AssertionTests(CueTestCase):
         r = self.post(f"/v1/executions/{execution}/outcome", {"success": True, "assertions": ["rows"]})
         self.assertError(r, 422, "validation_error")
         self.assertIsNone(Execution.objects.get(pk=execution).outcome_recorded_at)
+
+    def test_nul_characters_in_the_stored_json_fields_are_422_not_500(self):
+        # PostgreSQL's jsonb cannot hold NUL: refused at the field, the outcome not recorded.
+        execution = self.fire()
+        for field, value in (("assertions", {"rows\x00": 1}), ("assertions", {"rows": "\x00"}),
+                             ("assertions", {"rows": {"deep": ["\x00"]}}), ("metadata", {"a": "\x00"}),
+                             ("artifacts", [{"name": "\x00"}])):
+            with self.subTest(field=field, value=value):
+                r = self.post(f"/v1/executions/{execution}/outcome", {"success": True, field: value})
+                error = self.assertError(r, 422, "validation_error")
+                self.assertEqual(error["details"], [{"field": f"body.{field}",
+                                                     "message": "Input should not contain NUL characters"}])
+        self.assertIsNone(Execution.objects.get(pk=execution).outcome_recorded_at)
+        for field, value in (("metadata", {"a\x00": 1}), ("artifacts", ["\x00"])):
+            r = self.call("PATCH", f"/v1/executions/{execution}/evidence", {field: value})
+            self.assertError(r, 422, "validation_error")
+        self.assertEqual(self.report(execution, assertions={"rows": "é", "checksum": "\U0001F600"}),
+                         "reported_success")

@@ -36,7 +36,7 @@ class CueStatsTests(CueTestCase):
 
     def test_nothing_yet(self):
         self.assertEqual(self.stats(), {
-            "window_days": 7, "executions": 0, "succeeded": 0, "failed": 0, "missed": 0, "delivered": 0,
+            "window_days": 7, "executions": 0, "succeeded": 0, "failed": 0, "missed": 0,
             "success_rate": None, "miss_rate": None, "last_success_at": None, "last_failure_at": None})
 
     def test_counts_by_outcome_over_the_last_seven_days(self):
@@ -46,15 +46,15 @@ class CueStatsTests(CueTestCase):
         self.execution(status=S.FAILED, age=timedelta(days=2))
         self.execution(status=S.OUTCOME_TIMEOUT, age=timedelta(hours=1))
         self.execution(status=S.MISSED)
-        self.execution(status=S.SUCCESS)  # delivered, no outcome expected
+        self.execution(status=S.SUCCESS, age=timedelta(minutes=30))  # delivered, no outcome expected: a success
         self.execution(status=S.SUCCESS, deadline=True)  # delivered, outcome still due
         self.execution(status=S.PENDING)
         self.execution(status=S.SUCCESS, outcome_state=O.REPORTED_SUCCESS, age=timedelta(days=8))  # too old
         stats = self.stats()
         self.assertEqual(stats, {
-            "window_days": 7, "executions": 9, "succeeded": 2, "failed": 3, "missed": 1, "delivered": 1,
-            "success_rate": round(2 / 6, 4), "miss_rate": round(1 / 6, 4),
-            "last_success_at": "2026-11-24T10:00:00Z", "last_failure_at": "2026-11-24T11:00:00Z"})
+            "window_days": 7, "executions": 9, "succeeded": 3, "failed": 3, "missed": 1,
+            "success_rate": round(3 / 7, 4), "miss_rate": round(1 / 7, 4),
+            "last_success_at": "2026-11-24T11:30:00Z", "last_failure_at": "2026-11-24T11:00:00Z"})
 
     def test_one_query_and_only_on_the_detail(self):
         self.execution(status=S.MISSED)

@@ -85,6 +85,10 @@ class WindowTests(CueTestCase):
             ({**HOURLY, "jitter_seconds": 3601}, "body.schedule.jitter_seconds"),
             ({**HOURLY, "jitter_seconds": -1}, "body.schedule.jitter_seconds"),
             ({**HOURLY, "start_at": "soon"}, "body.schedule.start_at"),
+            # No slot fits between start_at and the end of year 9999 (was 400 "schedule math failed").
+            ({**HOURLY, "start_at": "9999-12-31T23:30:00Z"}, "body.schedule.start_at"),
+            ({**HOURLY, "timezone": "Pacific/Kiritimati", "start_at": "9999-12-31T10:30:00Z"},
+             "body.schedule.start_at"),
         ]
         for schedule, field in cases:
             with self.subTest(schedule=schedule):

@@ -68,13 +68,22 @@ class TimedPauseApiTests(CueTestCase):
         self.assertEqual((r.json()["paused_until"], r.json()["pause_note"]), (z(NOW + timedelta(days=2)), "longer"))
         r = self.patch(self.url, {"description": "d"})
         self.assertEqual((r.json()["paused_until"], r.json()["pause_note"]), (z(NOW + timedelta(days=2)), "longer"))
-        # null clears one of them; a plain pause again ends the timer and keeps the note.
+        # null clears one of them.
         r = self.patch(self.url, {"pause_note": None})
         self.assertEqual((r.json()["paused_until"], r.json()["pause_note"]), (z(NOW + timedelta(days=2)), None))
-        self.patch(self.url, {"pause_note": "kept"})
+
+    def test_pausing_a_paused_cue_again_is_a_new_pause(self):
+        # "both null on a plain pause" (issue 17): also when the cue was already paused.
+        self.patch(self.url, {"status": "paused", "paused_until": z(NOW + timedelta(days=1)), "pause_note": "n"})
         r = self.patch(self.url, {"status": "paused"})
-        self.assertEqual((r.json()["status"], r.json()["paused_until"], r.json()["pause_note"]),
-                         ("paused", None, "kept"))
+        self.assertEqual((r.json()["status"], r.json()["paused_until"], r.json()["pause_note"]), ("paused", None, None))
+        self.patch(self.url, {"status": "paused", "paused_until": z(NOW + timedelta(days=1)), "pause_note": "n"})
+        r = self.patch(self.url, {"status": "paused", "pause_note": "other"})
+        self.assertEqual((r.json()["paused_until"], r.json()["pause_note"]), (None, "other"))
+        r = self.patch(self.url, {"status": "paused", "paused_until": z(NOW + timedelta(days=3))})
+        self.assertEqual((r.json()["paused_until"], r.json()["pause_note"]), (z(NOW + timedelta(days=3)), None))
+        stored = Cue.objects.get(pk=self.cue["id"])
+        self.assertEqual((stored.status, stored.next_run), ("paused", None))
 
     def test_a_resume_clears_the_servers_note(self):
         Cue.objects.filter(pk=self.cue["id"]).update(status="paused", next_run=None, pause_note="server says")
