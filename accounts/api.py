@@ -173,9 +173,10 @@ class KeyListCreateApi(APIView):
         data = validate_body(self.KeyCreateIn, request)
         key, api_key = services.api_key_create(user=request.user, name=data["name"], scope=data["scope"],
                                                actor=Actor.from_request(request))
-        body = key_to_dict(key)
-        del body["last_used_at"]
-        return Response({**body, "key": api_key}, status=201)
+        # Exactly the six fields (#20): a new key is never the primary one, and unused.
+        body = {"id": key.pk, "name": key.name, "scope": key.scope, "key": api_key, "prefix": key.prefix,
+                "created_at": ts_z(key.created_at)}
+        return Response(body, status=201)
 
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def get(self, request):
