@@ -278,21 +278,28 @@ class DeliveryResult:
 RETRY_AFTER_STATUSES = (429, 503)
 
 
+# Any delay-seconds this long is "the longest wait" (capped at an hour later): a receiver's
+# 400-digit number would not fit a float, nor a 5000-digit one Python's int().
+RETRY_AFTER_DIGITS_MAX = 9
+
+
 def retry_after_seconds(value, now: float) -> float | None:
     """A `Retry-After` value as seconds from `now` (a Unix time): delay-seconds or an
-    HTTP date; None when absent or unreadable. A date in the past is 0."""
+    HTTP date; None when absent, unreadable or a date already past (ignored)."""
     value = (value or "").strip()
     if not value:
         return None
-    if value.isdigit():
-        return float(int(value))
+    if value.isascii() and value.isdigit():
+        return float(int(value[-RETRY_AFTER_DIGITS_MAX:]) if len(value.lstrip("0")) <= RETRY_AFTER_DIGITS_MAX
+                     else 10 ** RETRY_AFTER_DIGITS_MAX)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=datetime.timezone.utc)
-    return max(0.0, when.timestamp() - now)
+    wait = when.timestamp() - now
+    return wait if wait > 0 else None
 
 
 def failure_message(status):

@@ -25,9 +25,17 @@ class RetryAfterParsingTests(SimpleTestCase):
         self.assertEqual(retry_after_seconds(" 0 ", now), 0.0)
         date = format_datetime(datetime.fromtimestamp(now + 90, tz=dt_timezone.utc), usegmt=True)
         self.assertEqual(retry_after_seconds(date, now), 90.0)
-        self.assertEqual(retry_after_seconds("Sun, 06 Nov 1994 08:49:37 GMT", now), 0.0)  # past: no wait
-        for junk in (None, "", "soon", "-5", "1.5"):
+        # A date already past is ignored, as the README says (the attempt shows no retry_after).
+        self.assertIsNone(retry_after_seconds("Sun, 06 Nov 1994 08:49:37 GMT", now))
+        for junk in (None, "", "soon", "-5", "1.5", "\u00b2", "\u0661\u0662"):
             self.assertIsNone(retry_after_seconds(junk, now), junk)
+
+    def test_absurdly_long_numbers_are_the_longest_wait(self):
+        # 400 digits overflowed float(), 5000 digits int(): the delivery was recorded as a
+        # connection error (http_status null) and the receiver's wish ignored.
+        for value in ("9" * 400, "9" * 5000, "1" + "0" * 12):
+            self.assertGreaterEqual(retry_after_seconds(value, 1_700_000_000.0), 3600)
+        self.assertEqual(retry_after_seconds("0" * 30 + "120", 1_700_000_000.0), 120.0)
 
 
 @override_settings(CUEAPI_RETRY_UNIT_SECONDS=1)
@@ -73,6 +81,15 @@ class RetryAfterTests(CueTestCase):
     def test_the_wait_is_capped_at_an_hour(self):
         execution, before = self.run_once((429, b"", {"Retry-After": "86400"}))
         self.assertWaits(execution, before, 3600, asked=3600)
+
+    def test_a_400_digit_wait_is_capped_too(self):
+        execution, before = self.run_once((503, b"", {"Retry-After": "9" * 400}))
+        attempt = self.assertWaits(execution, before, 3600, asked=3600)
+        self.assertEqual((attempt["http_status"], attempt["error"]), (503, "Webhook endpoint server error (503)"))
+
+    def test_a_date_in_the_past_is_ignored(self):
+        execution, before = self.run_once((503, b"", {"Retry-After": "Sun, 06 Nov 1994 08:49:37 GMT"}))
+        self.assertWaits(execution, before, 1, asked=None)
 
     def test_other_statuses_and_unreadable_values_are_ignored(self):
         execution, before = self.run_once((500, b"", {"Retry-After": "120"}))
