@@ -21,7 +21,7 @@ from cueapi.scopes import FULL_ONLY, READ_ONLY, SCOPES, WORKER
 from cueapi.sessions import decrypt_api_key, issue_session_token
 from cueapi.timefmt import ts_iso, ts_z
 from cueapi.validation import (
-    Choice, DateTime, InputSerializer, Int, Str, require_destructive_confirmation, validate_body, validate_query,
+    Choice, DateTime, InputSerializer, Int, Str, StrictInt, require_destructive_confirmation, validate_body, validate_query,
 )
 
 
@@ -115,7 +115,7 @@ class WebhookSecretApi(APIView):
 
 class SecretRegenerateIn(InputSerializer):
     # How long the replaced secret keeps signing beside the new one; 0: it dies at once.
-    grace_seconds = Int(min_value=0, max_value=services.SECRET_GRACE_MAX_SECONDS, required=False, default=0)
+    grace_seconds = StrictInt(min_value=0, max_value=services.SECRET_GRACE_MAX_SECONDS, required=False, default=0)
 
 
 def _regenerated(name, secret, expires):

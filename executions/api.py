@@ -12,7 +12,7 @@ from cueapi.errors import AppError, RequestValidationError
 from cueapi.scopes import READ_ONLY, WORKER
 from cueapi.timefmt import ts_iso, ts_z
 from cueapi.validation import (
-    AwareDateTime, Bool, Choice, DateTime, Dict, InputSerializer, Int, List, Str, Url,
+    AwareDateTime, Bool, Choice, DateTime, Dict, InputSerializer, Int, List, Str, StrictInt, Url,
     require_destructive_confirmation, validate_body, validate_query,
 )
 from cues import api as cues_api
@@ -243,7 +243,7 @@ class BulkReplayIn(InputSerializer):
     # On scheduled_for, as backfill's range: [since, until); ISO 8601 or Unix time, UTC without an offset.
     since = DateTime(required=False, allow_null=True)
     until = DateTime(required=False, allow_null=True)
-    limit = Int(min_value=1, max_value=firing.BULK_REPLAY_MAX, required=False, default=firing.BULK_REPLAY_MAX)
+    limit = StrictInt(min_value=1, max_value=firing.BULK_REPLAY_MAX, required=False, default=firing.BULK_REPLAY_MAX)
 
 
 class BulkReplayApi(APIView):

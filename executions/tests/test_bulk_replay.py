@@ -115,7 +115,10 @@ class BulkReplayTests(CueTestCase):
 
     def test_it_validates(self):
         cases = [({"status": "success"}, "body.status"), ({"status": "pending"}, "body.status"),
-                 ({"limit": 0}, "body.limit"), ({"limit": 101}, "body.limit"), ({"since": "yesterday"}, "body.since"),
+                 ({"limit": 0}, "body.limit"), ({"limit": 101}, "body.limit"),
+                 # A wrong type is 422 too (#19), "5" and 5.0 included: a JSON integer only.
+                 ({"limit": "5"}, "body.limit"), ({"limit": 5.0}, "body.limit"), ({"limit": True}, "body.limit"),
+                 ({"limit": None}, "body.limit"), ({"limit": 10**30}, "body.limit"), ({"since": "yesterday"}, "body.since"),
                  ({"since": "2026-11-02T00:00:00Z", "until": "2026-11-01T00:00:00Z"}, "body.until")]
         for body, loc in cases:
             with self.subTest(body):
