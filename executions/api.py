@@ -259,9 +259,11 @@ class BulkReplayApi(APIView):
         pairs, limit_reached = firing.executions_replay(
             user=request.user, status=data["status"], cue_id=data.get("cue_id"), since=since, until=until,
             limit=data["limit"])
-        return Response({"replayed": [{"from": str(original), "execution_id": str(replay.id)}
-                                      for original, replay in pairs],
-                         "count": len(pairs), "limit_reached": limit_reached})
+        body = {"replayed": [{"from": str(original), "execution_id": str(replay.id)} for original, replay in pairs],
+                "count": len(pairs)}
+        if limit_reached:  # the answer is {"replayed", "count"}; this says why it stopped short
+            body["limit_reached"] = True
+        return Response(body)
 
 
 class VerifyIn(InputSerializer):
