@@ -392,17 +392,19 @@ def _failed_for_good(execution_id, cue: Cue, now: datetime, reason: str, *, ran:
     """What happens when an execution fails for good, however it failed (delivery, lease,
     nobody claimed it, the handler's own report, no outcome in time): the cue records the
     run (a one-time cue is `failed`; a recurring one pauses when its `on_failure.pause` says
-    so and the delivery failed, or with a `pause_note` when its endpoint is `gone`: answered
-    410), and `execution_failed` goes out (alerts, on_failure actions; `endpoint_gone` when
+    so and the delivery failed; any cue pauses with a `pause_note` when its endpoint is `gone`:
+    answered 410), and `execution_failed` goes out (alerts, on_failure actions; `endpoint_gone` when
     this failure paused the cue for a 410)."""
     pause = (pause and not gone and cue.schedule_type != Cue.ScheduleType.ONCE
              and bool((cue.on_failure or {}).get("pause")))
     # A run that never happened (nobody claimed it, its outcome never came) is not counted.
-    cue_record_run(cue=cue, now=now, finished=ran, ran=ran, once_status=Cue.Status.FAILED, pause=pause)
+    # An endpoint that is gone pauses a one-time cue too (#19: "the cue is paused ... until
+    # resumed"), rather than failing it: resumed once its callback is fixed, it fires again.
+    cue_record_run(cue=cue, now=now, finished=ran, ran=ran, once_status=None if gone else Cue.Status.FAILED,
+                   pause=pause)
     # Only the failure that paused it says so: the cue's other executions already on their way
-    # to the same endpoint fail quietly. (A one-time cue is `failed` above: nothing to pause.)
-    paused_gone = gone and (cue.schedule_type == Cue.ScheduleType.ONCE
-                            or cue_pause_with_note(cue_id=cue.pk, note=ENDPOINT_GONE, now=now))
+    # to the same endpoint fail quietly.
+    paused_gone = gone and cue_pause_with_note(cue_id=cue.pk, note=ENDPOINT_GONE, now=now)
     signals.execution_failed.send(sender=Execution, execution=Execution.objects.get(pk=execution_id), cue=cue,
                                   now=now, reason=reason, endpoint_gone=paused_gone)
     _ended(cue, now)

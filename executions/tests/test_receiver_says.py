@@ -144,14 +144,21 @@ class GoneTests(CueTestCase):
         self.assertEqual(Cue.objects.get(pk=self.cue["id"]).pause_note, ENDPOINT_GONE)
         self.assertEqual(Alert.objects.count(), 1)
 
-    def test_a_one_time_cue_fails_and_raises_the_alert(self):
+    def test_a_one_time_cue_pauses_too_and_raises_the_alert(self):
+        # The issue says "the cue is paused": a one-time cue too (it was `failed`, so its own
+        # time never came and resuming it could not send it again).
+        at = timezone.now() + timedelta(hours=1)
         cue = self.create_cue(name="once", callback={"url": self.receiver.url},
-                              schedule={"type": "once", "at": (timezone.now() + timedelta(hours=1)).isoformat()})
+                              schedule={"type": "once", "at": at.isoformat()})
         self.post(f"/v1/cues/{cue['id']}/fire")
         deliver_all()
-        self.assertEqual((Cue.objects.get(pk=cue["id"]).status, Cue.objects.get(pk=cue["id"]).pause_note),
-                         ("failed", None))
+        shown = self.get(f"/v1/cues/{cue['id']}").json()
+        self.assertEqual((shown["status"], shown["pause_note"], shown["next_run"]), ("paused", ENDPOINT_GONE, None))
         self.assertEqual(Alert.objects.get().metadata["reason"], "endpoint_gone")
+        # Resumed (the callback fixed), it is due at its own time again.
+        r = self.patch(f"/v1/cues/{cue['id']}", {"status": "active"})
+        self.assertEqual((r.json()["status"], r.json()["pause_note"]), ("active", None))
+        self.assertAlmostEqual(datetime.fromisoformat(r.json()["next_run"]).timestamp(), at.timestamp(), delta=1)
 
     def test_resuming_clears_the_note(self):
         self.fire()
