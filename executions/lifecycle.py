@@ -20,6 +20,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 from typing import Iterable
 
 from django.conf import settings
@@ -317,7 +318,7 @@ def attempt_failed(*, execution: Execution, cue: Cue, attempt: int, error: str, 
                    guard: dict | None = None, http_status: int | None = None,
                    response_text: str | None = None, duration_ms: int | None = None,
                    started_at: datetime | None = None, worker_id: str | None = None,
-                   retry_after: float | None = None) -> str | None:
+                   retry_after: float | None = None, retry_after_date: float | None = None) -> str | None:
     """A delivery attempt failed (webhook error or status, worker lease lapsed): retry with
     backoff while attempts are left, else fail for good. Guarded on `delivering` (plus
     `guard`). Returns "retrying" or "failed", or None when the execution had moved on.
@@ -330,6 +331,8 @@ def attempt_failed(*, execution: Execution, cue: Cue, attempt: int, error: str, 
     asked_until = None
     if retry_after is not None:
         asked_until = now + timedelta(seconds=min(retry_after, RETRY_AFTER_MAX_SECONDS))
+        if retry_after_date is not None:  # an HTTP date: that very time (not a few ms later), capped
+            asked_until = min(datetime.fromtimestamp(retry_after_date, tz=dt_timezone.utc), asked_until)
     fields = dict(error_message=error, updated_at=now, lease_expires_at=None)
     if transport == Transport.WEBHOOK:
         fields.update(http_status=http_status, response_body=response_text, last_attempt_at=now, attempts=attempt)

@@ -74,6 +74,14 @@ class RetryAfterTests(CueTestCase):
         attempt = self.assertWaits(execution, before, 300, asked=300)
         self.assertEqual(attempt["error"], "Webhook endpoint server error (503)")
 
+    def test_the_attempt_shows_the_http_date_itself(self):
+        # Not the date plus the few ms between the answer and its recording.
+        when = (timezone.now() + timedelta(seconds=300)).replace(microsecond=0)
+        execution, before = self.run_once((429, b"", {"Retry-After": format_datetime(when, usegmt=True)}))
+        (attempt,) = self.get(f"/v1/executions/{execution.id}/attempts").json()["attempts"]
+        self.assertEqual(datetime.fromisoformat(attempt["retry_after"]), when)
+        self.assertEqual(execution.next_retry, when)
+
     def test_our_backoff_wins_when_later(self):
         execution, before = self.run_once((503, b"", {"Retry-After": "5"}), backoff=(600,))
         self.assertWaits(execution, before, 600, asked=5)
