@@ -21,7 +21,7 @@ from cueapi.scopes import FULL_ONLY, READ_ONLY, SCOPES, WORKER
 from cueapi.sessions import decrypt_api_key, issue_session_token
 from cueapi.timefmt import ts_iso, ts_z
 from cueapi.validation import (
-    Choice, DateTime, InputSerializer, Int, Str, require_destructive_confirmation, validate_body, validate_query,
+    Choice, DateTime, InputSerializer, Int, Str, StrictInt, require_destructive_confirmation, validate_body, validate_query,
 )
 
 
@@ -115,7 +115,7 @@ class WebhookSecretApi(APIView):
 
 class SecretRegenerateIn(InputSerializer):
     # How long the replaced secret keeps signing beside the new one; 0: it dies at once.
-    grace_seconds = Int(min_value=0, max_value=services.SECRET_GRACE_MAX_SECONDS, required=False, default=0)
+    grace_seconds = StrictInt(min_value=0, max_value=services.SECRET_GRACE_MAX_SECONDS, required=False, default=0)
 
 
 def _regenerated(name, secret, expires):
@@ -173,9 +173,10 @@ class KeyListCreateApi(APIView):
         data = validate_body(self.KeyCreateIn, request)
         key, api_key = services.api_key_create(user=request.user, name=data["name"], scope=data["scope"],
                                                actor=Actor.from_request(request))
-        body = key_to_dict(key)
-        del body["last_used_at"]
-        return Response({**body, "key": api_key}, status=201)
+        # Exactly the issue's six fields (#20): a new key is never the primary one, and unused.
+        body = {"id": key.pk, "name": key.name, "scope": key.scope, "key": api_key, "prefix": key.prefix,
+                "created_at": ts_z(key.created_at)}
+        return Response(body, status=201)
 
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def get(self, request):

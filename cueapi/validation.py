@@ -76,6 +76,19 @@ class Int(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
+class StrictInt(Int):
+    """A JSON integer only: no "60", 60.0 or true. For the fields issue #19 added
+    (`grace_seconds`, `delivery.max_in_flight`, a bulk replay's `limit`), whose issue says a
+    wrong type is 422."""
+
+    default_error_messages = {"strict": "Input should be a valid integer"}
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("strict")
+        return super().to_internal_value(data)
+
+
 class Bool(serializers.BooleanField):
     default_error_messages = {
         "required": "Field required",

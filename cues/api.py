@@ -17,6 +17,7 @@ from cueapi.validation import (
     List,
     StrictBool,
     Str,
+    StrictInt,
     Url,
     require_destructive_confirmation,
     validate_body,
@@ -75,7 +76,7 @@ class DeliveryIn(InputSerializer):
     # Seconds after delivery an outcome is expected by (0: never); see README "Getting alerted".
     outcome_deadline_seconds = Int(min_value=0, max_value=30 * 86400, required=False, allow_null=True)
     # At most this many of the cue's webhooks in flight at once (null: no cap of its own).
-    max_in_flight = Int(min_value=1, max_value=1000, required=False, allow_null=True)
+    max_in_flight = StrictInt(min_value=1, max_value=1000, required=False, allow_null=True)
 
 
 class AssertionKeys(List):

@@ -12,7 +12,8 @@ from cueapi.errors import AppError, RequestValidationError
 from cueapi.scopes import READ_ONLY, WORKER
 from cueapi.timefmt import ts_iso, ts_z
 from cueapi.validation import (
-    AwareDateTime, Bool, Choice, DateTime, Dict, InputSerializer, Int, JsonDict, JsonList, List, Str, Url,
+    AwareDateTime, Bool, Choice, DateTime, Dict, InputSerializer, Int, JsonDict, JsonList, List, Str, StrictInt,
+    Url,
     require_destructive_confirmation, validate_body, validate_query,
 )
 from cues import api as cues_api
@@ -243,7 +244,7 @@ class BulkReplayIn(InputSerializer):
     # On scheduled_for, as backfill's range: [since, until); ISO 8601 or Unix time, UTC without an offset.
     since = DateTime(required=False, allow_null=True)
     until = DateTime(required=False, allow_null=True)
-    limit = Int(min_value=1, max_value=firing.BULK_REPLAY_MAX, required=False, default=firing.BULK_REPLAY_MAX)
+    limit = StrictInt(min_value=1, max_value=firing.BULK_REPLAY_MAX, required=False, default=firing.BULK_REPLAY_MAX)
 
 
 class BulkReplayApi(APIView):
@@ -259,9 +260,11 @@ class BulkReplayApi(APIView):
         pairs, limit_reached = firing.executions_replay(
             user=request.user, status=data["status"], cue_id=data.get("cue_id"), since=since, until=until,
             limit=data["limit"])
-        return Response({"replayed": [{"from": str(original), "execution_id": str(replay.id)}
-                                      for original, replay in pairs],
-                         "count": len(pairs), "limit_reached": limit_reached})
+        body = {"replayed": [{"from": str(original), "execution_id": str(replay.id)} for original, replay in pairs],
+                "count": len(pairs)}
+        if limit_reached:  # the answer is {"replayed", "count"}; this says why it stopped short
+            body["limit_reached"] = True
+        return Response(body)
 
 
 class VerifyIn(InputSerializer):

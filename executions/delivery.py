@@ -270,29 +270,51 @@ class DeliveryResult:
     response_text: str | None = None
     reported_outcome: dict | None = None  # the handler's {"success": bool, ...}, if it sent one
     duration_ms: int = 0
-    # Seconds a 429/503 answer asked us to wait (its `Retry-After`), if it did.
+    # Seconds a 429/503 answer asked us to wait (its `Retry-After`), if it did; and when it
+    # named an HTTP date, that date (a Unix time), so the attempt shows the very time asked for.
     retry_after: float | None = None
+    retry_after_date: float | None = None
 
 
 # Answers whose `Retry-After` says when to try again (RFC 9110 §10.2.3).
 RETRY_AFTER_STATUSES = (429, 503)
 
 
+# Any delay-seconds this long is "the longest wait" (capped at an hour later): a receiver's
+# 400-digit number would not fit a float, nor a 5000-digit one Python's int().
+RETRY_AFTER_DIGITS_MAX = 9
+
+
 def retry_after_seconds(value, now: float) -> float | None:
     """A `Retry-After` value as seconds from `now` (a Unix time): delay-seconds or an
-    HTTP date; None when absent or unreadable. A date in the past is 0."""
+    HTTP date; None when absent, unreadable or a date already past (ignored)."""
     value = (value or "").strip()
     if not value:
         return None
-    if value.isdigit():
-        return float(int(value))
+    if value.isascii() and value.isdigit():
+        return float(int(value[-RETRY_AFTER_DIGITS_MAX:]) if len(value.lstrip("0")) <= RETRY_AFTER_DIGITS_MAX
+                     else 10 ** RETRY_AFTER_DIGITS_MAX)
+    when = retry_after_date(value)
+    wait = None if when is None else when - now
+    return wait if wait is not None and wait > 0 else None
+
+
+def retry_after_date(value) -> float | None:
+    """The HTTP date a `Retry-After` value names, as a Unix time; None for delay-seconds or
+    anything unreadable."""
+    value = (value or "").strip()
+    if not value or value.isdigit():
+        return None
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=datetime.timezone.utc)
-    return max(0.0, when.timestamp() - now)
+    try:
+        return when.timestamp()
+    except (OverflowError, ValueError):
+        return None
 
 
 def failure_message(status):
@@ -408,11 +430,13 @@ def _send(*, url: str, method: str, headers: Mapping[str, str], body: bytes, tim
     if 200 <= response.status_code < 300:
         return DeliveryResult(delivered=True, http_status=response.status_code, response_text=text,
                               reported_outcome=_reported_outcome(raw))
-    retry_after = None
+    retry_after = asked_date = None
     if response.status_code in RETRY_AFTER_STATUSES:
         retry_after = retry_after_seconds(response.headers.get("Retry-After"), time.time())
+        asked_date = retry_after_date(response.headers.get("Retry-After")) if retry_after is not None else None
     return DeliveryResult(delivered=False, http_status=response.status_code, response_text=text,
-                          error=failure_message(response.status_code), retry_after=retry_after)
+                          error=failure_message(response.status_code), retry_after=retry_after,
+                          retry_after_date=asked_date)
 
 
 def _request_error(exc):

@@ -20,6 +20,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 from typing import Iterable
 
 from django.conf import settings
@@ -317,7 +318,7 @@ def attempt_failed(*, execution: Execution, cue: Cue, attempt: int, error: str, 
                    guard: dict | None = None, http_status: int | None = None,
                    response_text: str | None = None, duration_ms: int | None = None,
                    started_at: datetime | None = None, worker_id: str | None = None,
-                   retry_after: float | None = None) -> str | None:
+                   retry_after: float | None = None, retry_after_date: float | None = None) -> str | None:
     """A delivery attempt failed (webhook error or status, worker lease lapsed): retry with
     backoff while attempts are left, else fail for good. Guarded on `delivering` (plus
     `guard`). Returns "retrying" or "failed", or None when the execution had moved on.
@@ -330,6 +331,8 @@ def attempt_failed(*, execution: Execution, cue: Cue, attempt: int, error: str, 
     asked_until = None
     if retry_after is not None:
         asked_until = now + timedelta(seconds=min(retry_after, RETRY_AFTER_MAX_SECONDS))
+        if retry_after_date is not None:  # an HTTP date: that very time (not a few ms later), capped
+            asked_until = min(datetime.fromtimestamp(retry_after_date, tz=dt_timezone.utc), asked_until)
     fields = dict(error_message=error, updated_at=now, lease_expires_at=None)
     if transport == Transport.WEBHOOK:
         fields.update(http_status=http_status, response_body=response_text, last_attempt_at=now, attempts=attempt)
@@ -392,17 +395,19 @@ def _failed_for_good(execution_id, cue: Cue, now: datetime, reason: str, *, ran:
     """What happens when an execution fails for good, however it failed (delivery, lease,
     nobody claimed it, the handler's own report, no outcome in time): the cue records the
     run (a one-time cue is `failed`; a recurring one pauses when its `on_failure.pause` says
-    so and the delivery failed, or with a `pause_note` when its endpoint is `gone`: answered
-    410), and `execution_failed` goes out (alerts, on_failure actions; `endpoint_gone` when
+    so and the delivery failed; any cue pauses with a `pause_note` when its endpoint is `gone`:
+    answered 410), and `execution_failed` goes out (alerts, on_failure actions; `endpoint_gone` when
     this failure paused the cue for a 410)."""
     pause = (pause and not gone and cue.schedule_type != Cue.ScheduleType.ONCE
              and bool((cue.on_failure or {}).get("pause")))
     # A run that never happened (nobody claimed it, its outcome never came) is not counted.
-    cue_record_run(cue=cue, now=now, finished=ran, ran=ran, once_status=Cue.Status.FAILED, pause=pause)
+    # An endpoint that is gone pauses a one-time cue too (#19: "the cue is paused ... until
+    # resumed"), rather than failing it: resumed once its callback is fixed, it fires again.
+    cue_record_run(cue=cue, now=now, finished=ran, ran=ran, once_status=None if gone else Cue.Status.FAILED,
+                   pause=pause)
     # Only the failure that paused it says so: the cue's other executions already on their way
-    # to the same endpoint fail quietly. (A one-time cue is `failed` above: nothing to pause.)
-    paused_gone = gone and (cue.schedule_type == Cue.ScheduleType.ONCE
-                            or cue_pause_with_note(cue_id=cue.pk, note=ENDPOINT_GONE, now=now))
+    # to the same endpoint fail quietly.
+    paused_gone = gone and cue_pause_with_note(cue_id=cue.pk, note=ENDPOINT_GONE, now=now)
     signals.execution_failed.send(sender=Execution, execution=Execution.objects.get(pk=execution_id), cue=cue,
                                   now=now, reason=reason, endpoint_gone=paused_gone)
     _ended(cue, now)

@@ -22,11 +22,11 @@ class KeyTestCase(BaseTestCase):
 class CreateKeyTests(KeyTestCase):
     def test_it_works(self):
         body = self.create_key("deploy bot", "worker")
-        self.assertEqual(set(body), {"id", "name", "scope", "key", "prefix", "primary", "created_at"})
+        # Exactly the keys: no `primary` (a made key never is) and no `last_used_at`.
+        self.assertEqual(set(body), {"id", "name", "scope", "key", "prefix", "created_at"})
         self.assertRegex(body["id"], r"^key_[a-z0-9]{16}$")
         self.assertRegex(body["key"], r"^cue_sk_[0-9a-f]{32}$")
-        self.assertEqual((body["name"], body["scope"], body["prefix"], body["primary"]),
-                         ("deploy bot", "worker", body["key"][:12], False))
+        self.assertEqual((body["name"], body["scope"], body["prefix"]), ("deploy bot", "worker", body["key"][:12]))
         row = ApiKey.objects.get(pk=body["id"])
         self.assertEqual(row.key_hash, api_key_hash(body["key"]))  # stored hashed only
         self.assertEqual(self.get("/v1/auth/me", key=body["key"]).json()["email"], "alice@example.org")

@@ -46,7 +46,8 @@ class RegenerateTests(CueTestCase):
         self.assertNotIn(self.alice.webhook_secret, r.content.decode())
 
     def test_it_validates_grace_seconds(self):
-        for value in (-1, 604801, "soon", 1.5):
+        # A wrong type is 422 too (#19), "60" and 60.0 included: a JSON integer only.
+        for value in (-1, 604801, "soon", 1.5, "60", 60.0, True, None, 10**30, [60]):
             r = self.post("/v1/auth/webhook-secret/regenerate", {"grace_seconds": value}, headers=CONFIRM)
             error = self.assertError(r, 422, "validation_error")
             self.assertIn("body.grace_seconds", error["message"])

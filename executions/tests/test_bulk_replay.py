@@ -37,7 +37,10 @@ class BulkReplayTests(CueTestCase):
         r = self.replay()
         self.assertEqual(r.status_code, 200, r.content)
         body = r.json()
-        self.assertEqual((body["count"], body["limit_reached"]), (2, False))
+        # Exactly the answer: `limit_reached` appears only when the monthly limit stopped it.
+        self.assertEqual(set(body), {"replayed", "count"})
+        self.assertEqual(body["count"], 2)
+        self.assertEqual([set(item) for item in body["replayed"]], [{"from", "execution_id"}] * 2)
         self.assertEqual([item["from"] for item in body["replayed"]], [str(early.id), str(late.id)])
         for item, original in zip(body["replayed"], (early, late)):
             replay = Execution.objects.get(pk=item["execution_id"])
@@ -82,14 +85,14 @@ class BulkReplayTests(CueTestCase):
         self.assertNotEqual(first[0]["execution_id"], second[0]["execution_id"])
 
     def test_nothing_to_replay(self):
-        self.assertEqual(self.replay().json(), {"replayed": [], "count": 0, "limit_reached": False})
+        self.assertEqual(self.replay().json(), {"replayed": [], "count": 0})
 
     def test_it_stops_at_the_monthly_limit(self):
         for i in range(4):
             self.execution(minutes=i)
         User.objects.filter(pk=self.alice.pk).update(monthly_execution_limit=self.used("alice") + 3)
         body = self.replay().json()
-        self.assertEqual((body["count"], body["limit_reached"]), (3, True))
+        self.assertEqual((set(body), body["count"], body["limit_reached"]), ({"replayed", "count", "limit_reached"}, 3, True))
         self.assertEqual(Execution.objects.filter(triggered_by="replay").count(), 3)
         # At the limit with nothing replayed: 403, as the single replay.
         self.assertError(self.replay(), 403, "execution_limit_exceeded")
@@ -115,7 +118,10 @@ class BulkReplayTests(CueTestCase):
 
     def test_it_validates(self):
         cases = [({"status": "success"}, "body.status"), ({"status": "pending"}, "body.status"),
-                 ({"limit": 0}, "body.limit"), ({"limit": 101}, "body.limit"), ({"since": "yesterday"}, "body.since"),
+                 ({"limit": 0}, "body.limit"), ({"limit": 101}, "body.limit"),
+                 # A wrong type is 422 too (#19), "5" and 5.0 included: a JSON integer only.
+                 ({"limit": "5"}, "body.limit"), ({"limit": 5.0}, "body.limit"), ({"limit": True}, "body.limit"),
+                 ({"limit": None}, "body.limit"), ({"limit": 10**30}, "body.limit"), ({"since": "yesterday"}, "body.since"),
                  ({"since": "2026-11-02T00:00:00Z", "until": "2026-11-01T00:00:00Z"}, "body.until")]
         for body, loc in cases:
             with self.subTest(body):

@@ -29,7 +29,8 @@ class MaxInFlightApiTests(CueTestCase):
                          1000)
 
     def test_it_validates(self):
-        for value in (0, 1001, "many", -1):
+        # A wrong type is 422 too (#19), "5" and 5.0 included: a JSON integer (or null) only.
+        for value in (0, 1001, "many", -1, "5", 5.0, True, 10**30, [1], {"n": 1}):
             r = self.post("/v1/cues", {"name": "x", "schedule": {"type": "recurring", "cron": "0 9 * * *"},
                                        "callback": {"url": "http://127.0.0.1:9/hook"},
                                        "delivery": {"max_in_flight": value}})

@@ -25,9 +25,17 @@ class RetryAfterParsingTests(SimpleTestCase):
         self.assertEqual(retry_after_seconds(" 0 ", now), 0.0)
         date = format_datetime(datetime.fromtimestamp(now + 90, tz=dt_timezone.utc), usegmt=True)
         self.assertEqual(retry_after_seconds(date, now), 90.0)
-        self.assertEqual(retry_after_seconds("Sun, 06 Nov 1994 08:49:37 GMT", now), 0.0)  # past: no wait
-        for junk in (None, "", "soon", "-5", "1.5"):
+        # A date already past is ignored, as the README says (the attempt shows no retry_after).
+        self.assertIsNone(retry_after_seconds("Sun, 06 Nov 1994 08:49:37 GMT", now))
+        for junk in (None, "", "soon", "-5", "1.5", "\u00b2", "\u0661\u0662"):
             self.assertIsNone(retry_after_seconds(junk, now), junk)
+
+    def test_absurdly_long_numbers_are_the_longest_wait(self):
+        # 400 digits overflowed float(), 5000 digits int(): the delivery was recorded as a
+        # connection error (http_status null) and the receiver's wish ignored.
+        for value in ("9" * 400, "9" * 5000, "1" + "0" * 12):
+            self.assertGreaterEqual(retry_after_seconds(value, 1_700_000_000.0), 3600)
+        self.assertEqual(retry_after_seconds("0" * 30 + "120", 1_700_000_000.0), 120.0)
 
 
 @override_settings(CUEAPI_RETRY_UNIT_SECONDS=1)
@@ -66,6 +74,14 @@ class RetryAfterTests(CueTestCase):
         attempt = self.assertWaits(execution, before, 300, asked=300)
         self.assertEqual(attempt["error"], "Webhook endpoint server error (503)")
 
+    def test_the_attempt_shows_the_http_date_itself(self):
+        # Not the date plus the few ms between the answer and its recording.
+        when = (timezone.now() + timedelta(seconds=300)).replace(microsecond=0)
+        execution, before = self.run_once((429, b"", {"Retry-After": format_datetime(when, usegmt=True)}))
+        (attempt,) = self.get(f"/v1/executions/{execution.id}/attempts").json()["attempts"]
+        self.assertEqual(datetime.fromisoformat(attempt["retry_after"]), when)
+        self.assertEqual(execution.next_retry, when)
+
     def test_our_backoff_wins_when_later(self):
         execution, before = self.run_once((503, b"", {"Retry-After": "5"}), backoff=(600,))
         self.assertWaits(execution, before, 600, asked=5)
@@ -73,6 +89,15 @@ class RetryAfterTests(CueTestCase):
     def test_the_wait_is_capped_at_an_hour(self):
         execution, before = self.run_once((429, b"", {"Retry-After": "86400"}))
         self.assertWaits(execution, before, 3600, asked=3600)
+
+    def test_a_400_digit_wait_is_capped_too(self):
+        execution, before = self.run_once((503, b"", {"Retry-After": "9" * 400}))
+        attempt = self.assertWaits(execution, before, 3600, asked=3600)
+        self.assertEqual((attempt["http_status"], attempt["error"]), (503, "Webhook endpoint server error (503)"))
+
+    def test_a_date_in_the_past_is_ignored(self):
+        execution, before = self.run_once((503, b"", {"Retry-After": "Sun, 06 Nov 1994 08:49:37 GMT"}))
+        self.assertWaits(execution, before, 1, asked=None)
 
     def test_other_statuses_and_unreadable_values_are_ignored(self):
         execution, before = self.run_once((500, b"", {"Retry-After": "120"}))
@@ -127,14 +152,21 @@ class GoneTests(CueTestCase):
         self.assertEqual(Cue.objects.get(pk=self.cue["id"]).pause_note, ENDPOINT_GONE)
         self.assertEqual(Alert.objects.count(), 1)
 
-    def test_a_one_time_cue_fails_and_raises_the_alert(self):
+    def test_a_one_time_cue_pauses_too_and_raises_the_alert(self):
+        # The issue says "the cue is paused": a one-time cue too (it was `failed`, so its own
+        # time never came and resuming it could not send it again).
+        at = timezone.now() + timedelta(hours=1)
         cue = self.create_cue(name="once", callback={"url": self.receiver.url},
-                              schedule={"type": "once", "at": (timezone.now() + timedelta(hours=1)).isoformat()})
+                              schedule={"type": "once", "at": at.isoformat()})
         self.post(f"/v1/cues/{cue['id']}/fire")
         deliver_all()
-        self.assertEqual((Cue.objects.get(pk=cue["id"]).status, Cue.objects.get(pk=cue["id"]).pause_note),
-                         ("failed", None))
+        shown = self.get(f"/v1/cues/{cue['id']}").json()
+        self.assertEqual((shown["status"], shown["pause_note"], shown["next_run"]), ("paused", ENDPOINT_GONE, None))
         self.assertEqual(Alert.objects.get().metadata["reason"], "endpoint_gone")
+        # Resumed (the callback fixed), it is due at its own time again.
+        r = self.patch(f"/v1/cues/{cue['id']}", {"status": "active"})
+        self.assertEqual((r.json()["status"], r.json()["pause_note"]), ("active", None))
+        self.assertAlmostEqual(datetime.fromisoformat(r.json()["next_run"]).timestamp(), at.timestamp(), delta=1)
 
     def test_resuming_clears_the_note(self):
         self.fire()
