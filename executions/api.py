@@ -13,8 +13,7 @@ from cueapi.scopes import READ_ONLY, WORKER
 from cueapi.timefmt import ts_iso, ts_z
 from cueapi.validation import (
     AwareDateTime, Bool, Choice, DateTime, Dict, InputSerializer, Int, JsonDict, JsonList, List, Str, StrictInt,
-    Url,
-    require_destructive_confirmation, validate_body, validate_query,
+    Url, require_destructive_confirmation, validate_body, validate_query,
 )
 from cues import api as cues_api
 from cues.api import AssertionKeys
