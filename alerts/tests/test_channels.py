@@ -126,9 +126,11 @@ class ChannelMessageTests(CueTestCase):
         (request,) = receiver.requests
         self.assertEqual(request["headers"]["Content-Type"], "application/json")
         self.assertNotIn("X-CueAPI-Signature", request["headers"])
-        message = (f"Cue 'nightly' ({cue['id']}) has 1 consecutive failed executions. Last error: disk <full> & gone")
+        link = f"<{BASE_URL}/admin/executions/execution/{execution_id}/change/|Open in the admin>"
         self.assertEqual(json.loads(request["body"]), {
-            "text": f"CueAPI: cue 'nightly' failing: {message}",
+            # Escaped for Slack's markup, and with the link: the notification shows `text` alone.
+            "text": (f"CueAPI: cue 'nightly' failing: Cue 'nightly' ({cue['id']}) has 1 consecutive failed "
+                     f"executions. Last error: disk &lt;full&gt; &amp; gone\n{link}"),
             "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": (
                 "*CueAPI: cue 'nightly' failing*\n"
                 f"Cue 'nightly' ({cue['id']}) has 1 consecutive failed executions. Last error: "
