@@ -58,6 +58,14 @@ class ChannelApiTests(CueTestCase):
             with self.subTest(body):
                 error = self.assertError(self.post("/v1/alert-channels", body), 422, "validation_error")
                 self.assertEqual(error["details"][0]["field"], field)
+        # An address's problems in the API's wording, one message each.
+        for email, message in [("", "Input should be a valid email address"),
+                               ("a\x00@example.org", "String should not contain NUL characters"),
+                               ("a" * 250 + "@example.org", "String should have at most 254 characters")]:
+            with self.subTest(email=email[:20]):
+                error = self.assertError(self.post("/v1/alert-channels", {"name": "x", "kind": "email", "email": email}),
+                                         422, "validation_error")
+                self.assertEqual(error["details"], [{"field": "body.email", "message": message}])
         channel = AlertChannel.objects.create(user=self.alice, name="x", kind="slack", url="http://127.0.0.1:9/s")
         error = self.assertError(self.patch(f"/v1/alert-channels/{channel.id}", {"kind": "discord"}), 422,
                                  "validation_error")
