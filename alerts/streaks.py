@@ -118,7 +118,8 @@ def _recovered(cue: Cue, streak: AlertStreak, execution_id, now: datetime) -> Al
         user=cue.user, alert_type=Alert.Type.RECOVERED, cue=cue, execution_id=execution_id, now=now,
         severity=Alert.Severity.INFO,
         message=(f"Cue '{cue.name}' ({cue.id}) recovered after {streak.failures} failed executions "
-                 f"(failing for {_duration(seconds)} since {ts_iso(streak.since)})."),
+                 f"(failing for {_duration(seconds)} since {ts_iso(streak.since)}). "
+                 f"Last error: {streak.last_error or '-'}"),
         metadata={"failures": streak.failures, "failing_since": ts_iso(streak.since), "failing_seconds": seconds})
 
 

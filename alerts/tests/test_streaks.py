@@ -115,7 +115,8 @@ class RepeatTests(StreakTestCase):
         self.assertEqual(recovered.metadata, {"failures": 3, "failing_since": "2026-11-24T12:00:00+00:00",
                                               "failing_seconds": 150 * 60})
         self.assertEqual(recovered.message, f"Cue 'nightly' ({self.cue['id']}) recovered after 3 failed executions "
-                                            "(failing for 2h 30m since 2026-11-24T12:00:00+00:00).")
+                                            "(failing for 2h 30m since 2026-11-24T12:00:00+00:00). "
+                                            "Last error: disk full")
         self.later(hours=5)
         self.assertEqual(streaks.send_due_repeats(now=NOW + timedelta(hours=8)), 0)  # over: no more
         self.assertEqual(self.types(), ["consecutive_failures"] * 3 + ["recovered"])
