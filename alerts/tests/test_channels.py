@@ -214,7 +214,14 @@ class ChannelMessageTests(CueTestCase):
             send_notifications()
         self.assertEqual(sorted(Notification.objects.values_list("kind", flat=True)), ["discord", "email", "slack"])
         self.assertEqual(len(receiver.requests), 2)
-        self.assertEqual(len(mail.outbox), 1)  # the account's email, as before channels
+        (message,) = mail.outbox  # the account's email, as before channels
+        alert = Alert.objects.get()
+        # What an email channel would say: the cue, the alert, the last error, the admin link.
+        self.assertEqual((message.subject, message.to), ("CueAPI: cue 'nightly' failing", ["alice@example.org"]))
+        self.assertEqual(message.body, (
+            f"{alert.message}\n\nAlert: consecutive_failures\nCue: {alert.cue_id}\nExecution: {alert.execution_id}\n"
+            f"Time: {alert.created_at.isoformat()}\n\n"
+            f"{BASE_URL}/admin/executions/execution/{alert.execution_id}/change/\n"))
         self.assertIsNotNone(discord.pk)
 
     def test_bobs_channels_get_nothing(self):
