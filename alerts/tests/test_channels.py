@@ -91,10 +91,17 @@ class ChannelApiTests(CueTestCase):
 
 class ChannelUrlSafetyTests(BaseTestCase):  # private URLs refused, as in production
     def test_refused_at_creation(self):
-        for url in ("http://127.0.0.1:8080/hook", "http://169.254.169.254/latest", "http://10.0.0.1/x"):
+        from cueapi.testing import cue_body
+
+        for url in ("http://127.0.0.1:8080/hook", "http://169.254.169.254/latest", "http://10.0.0.1/x",
+                    "http://localhost/x", "http://[::1]/x"):
             with self.subTest(url):
-                self.assertError(self.post("/v1/alert-channels", {"name": "x", "kind": "webhook", "url": url}),
-                                 400, "invalid_callback_url")
+                error = self.assertError(self.post("/v1/alert-channels", {"name": "x", "kind": "webhook", "url": url}),
+                                         400, "invalid_callback_url")
+                # Refused exactly as a cue's callback URL is.
+                callback = self.assertError(self.post("/v1/cues", cue_body(callback={"url": url})), 400,
+                                            "invalid_callback_url")
+                self.assertEqual(error, callback)
         self.assertFalse(AlertChannel.objects.exists())
 
     def test_refused_on_patch(self):
