@@ -106,7 +106,8 @@ class AlertsIn(InputSerializer):
     repeat_every_minutes = AlertInt(min_value=5, max_value=7 * 24 * 60, required=False, allow_null=True)
     notify_recovery = StrictBool(required=False)
     muted_until = DateTime(required=False, allow_null=True)
-    channels = List(child=Str(min_length=1, max_length=20), max_length=50, required=False, allow_null=True)
+    # Any id that isn't one of the user's channels, however long, is refused on body.alerts.channels.
+    channels = List(child=Str(min_length=1, max_length=255), max_length=50, required=False, allow_null=True)
 
 
 class VerificationIn(InputSerializer):

@@ -53,6 +53,7 @@ class CueAlertSettingsTests(CueTestCase):
             ({"muted_until": "tomorrow"}, "body.alerts.muted_until"),
             ({"channels": "ach_x"}, "body.alerts.channels"),
             ({"channels": ["ach_000000000000"]}, "body.alerts.channels"),
+            ({"channels": ["ach_no_such_channel_of_mine"]}, "body.alerts.channels"),
             ({"loud": True}, "body.alerts.loud"),
             # Wrong types, as for notify_recovery: a JSON integer only.
             ({"failure_threshold": "3"}, "body.alerts.failure_threshold"),
