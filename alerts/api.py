@@ -51,10 +51,18 @@ class AlertListApi(APIView):
 
 class Email(serializers.EmailField):
     default_error_messages = {"required": "Field required", "null": "Input should be a string",
-                              "invalid": "Input should be a valid email address"}
+                              "invalid": "Input should be a valid email address",
+                              "blank": "Input should be a valid email address",
+                              "max_length": "String should have at most {max_length} characters",
+                              "nul": "String should not contain NUL characters"}
 
     def __init__(self, **kwargs):
         super().__init__(max_length=254, **kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and "\x00" in data:  # one message, in the API's wording
+            self.fail("nul")
+        return super().to_internal_value(data)
 
 
 class ChannelCreateIn(InputSerializer):

@@ -48,7 +48,7 @@ def _check(channel: AlertChannel) -> None:
         try:
             validate_url(channel.url)
         except UnsafeURL as exc:
-            raise AppError("invalid_callback_url", f"url: {exc}", 400) from None
+            raise AppError("invalid_callback_url", str(exc), 400) from None  # as a callback's
     else:
         if not channel.email:
             raise RequestValidationError([("body.email", "An email channel needs an email address")])

@@ -64,11 +64,14 @@ def slack_body(alert, cue_name: str | None) -> str:
     """Slack's incoming-webhook JSON: `text` (notifications, old clients) and one block."""
     heading = title(alert, cue_name)
     lines = [f"*{_slack_escape(heading)}*", _slack_escape(alert.message)]
+    text = f"{_slack_escape(heading)}: {_slack_escape(alert.message)}"
     link = execution_link(alert) or cue_link(alert)
     if link:
         lines.append(f"<{link}|Open in the admin>")
+        text += f"\n<{link}|Open in the admin>"
+    # `text` (markup too) is what a notification or a client without blocks shows: all of it.
     return json.dumps({
-        "text": f"{heading}: {alert.message}",
+        "text": text,
         "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}}],
     })
 

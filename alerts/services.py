@@ -67,6 +67,7 @@ def _queue_alert(alert: Alert, *, user: User, cue: Cue | None, now: datetime) ->
     account's alert_webhook_url and email as before channels existed."""
     channels = AlertChannel.objects.filter(user=user).order_by("created_at", "id")
     chosen = cue.alert_channels if cue is not None else None
+    cue_name = cue.name if cue is not None else None
     if chosen is not None:
         channels = channels.filter(pk__in=chosen)
     else:
@@ -74,10 +75,10 @@ def _queue_alert(alert: Alert, *, user: User, cue: Cue | None, now: datetime) ->
             user_get_alert_webhook_secret(user=user)  # created on first need, kept from then on
             _queue(user=user, alert=alert, kind=Notification.Kind.ALERT_WEBHOOK, url=user.alert_webhook_url,
                    body=messages.webhook_body(alert), now=now)
-        _queue_email(user=user, alert=alert, subject=f"CueAPI alert: {alert.alert_type.replace('_', ' ')}",
-                     text=f"{alert.message}\n\nCue: {alert.cue_id or '-'}\nExecution: {alert.execution_id or '-'}\n"
-                          f"Time: {ts_iso(now)}\n", now=now)
-    cue_name = cue.name if cue is not None else None
+        # The account's email says what an email channel says (the cue, the alert, the last
+        # error, the admin link).
+        subject, text = messages.email(alert, cue_name)
+        _queue_email(user=user, alert=alert, subject=subject, text=text, now=now)
     for channel in channels:
         Notification.objects.create(**channel_notification(alert, channel, cue_name=cue_name), alert=alert,
                                     available_at=now)

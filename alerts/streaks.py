@@ -16,6 +16,8 @@ from alerts import services
 from alerts.models import Alert, AlertStreak
 from cueapi.timefmt import ts_iso
 from cues.models import Cue
+from executions.models import Execution
+from executions.selectors import Verdict, with_verdict
 
 CLEARED = dict(failures=0, successes=0, since=None, alerted_at=None, last_alert_at=None, repeats=0,
                last_execution_id=None, last_error=None, last_success_id=None)
@@ -40,6 +42,13 @@ def streak_failed(*, cue: Cue, execution_id, error: str | None, now: datetime) -
         streak.failures += 1
         streak.successes = 0
         streak.since = streak.since or now
+        if streak.last_success_id is not None and str(streak.last_success_id) == str(execution_id):
+            # This execution's 2xx (no outcome expected) was counted as a success and ended the
+            # count; its reported failure puts the run of failures back, as their verdicts say.
+            failures, first = _failed_in_a_row(cue.pk)
+            if failures > streak.failures:
+                streak.failures, streak.since = failures, min(streak.since, first)
+            streak.last_success_id = None
         streak.last_execution_id, streak.last_error = execution_id, (error or "")[:500] or None
         opened = streak.alerted_at is None and streak.failures >= cue.alert_failure_threshold
         if opened:
@@ -51,6 +60,20 @@ def streak_failed(*, cue: Cue, execution_id, error: str | None, now: datetime) -
         return services.alert_raise(
             user=cue.user, alert_type=Alert.Type.CONSECUTIVE_FAILURES, cue=cue, execution_id=execution_id, now=now,
             message=failing_message(cue, streak.failures, error), metadata={"consecutive_failures": streak.failures})
+
+
+def _failed_in_a_row(cue_id: str) -> tuple[int, datetime | None]:
+    """How many of the cue's latest finished executions failed in a row, by their verdict (at
+    most 100, the highest threshold), and when the earliest of them was scheduled."""
+    rows = (with_verdict(Execution.objects.filter(cue_id=cue_id))
+            .exclude(verdict__in=[Verdict.IN_PROGRESS, Verdict.MISSED])
+            .order_by("-created_at", "-scheduled_for").values_list("verdict", "scheduled_for")[:100])
+    count, first = 0, None
+    for verdict, scheduled_for in rows:
+        if verdict != Verdict.FAILED:
+            break
+        count, first = count + 1, scheduled_for
+    return count, first
 
 
 def streaks_succeeded(*, succeeded: list, now: datetime) -> list[Alert]:
@@ -72,14 +95,16 @@ def streaks_succeeded(*, succeeded: list, now: datetime) -> list[Alert]:
                 continue
             count, execution_id = len(executions), executions[-1]
             if streak.alerted_at is None:  # not alerted yet: the failures weren't in a row
-                AlertStreak.objects.filter(pk=cue_id).update(**CLEARED, updated_at=now)
+                AlertStreak.objects.filter(pk=cue_id).update(**{**CLEARED, "last_success_id": execution_id},
+                                                             updated_at=now)
                 continue
             cue = Cue.objects.select_related("user").get(pk=cue_id)
             if streak.successes + count < cue.alert_recovery_threshold:
                 AlertStreak.objects.filter(pk=cue_id).update(successes=F("successes") + count,
                                                              last_success_id=execution_id, updated_at=now)
                 continue
-            AlertStreak.objects.filter(pk=cue_id).update(**CLEARED, updated_at=now)
+            AlertStreak.objects.filter(pk=cue_id).update(**{**CLEARED, "last_success_id": execution_id},
+                                                         updated_at=now)
             if cue.alert_notify_recovery:
                 alert = _recovered(cue, streak, execution_id, now)
                 if alert is not None:
@@ -93,7 +118,8 @@ def _recovered(cue: Cue, streak: AlertStreak, execution_id, now: datetime) -> Al
         user=cue.user, alert_type=Alert.Type.RECOVERED, cue=cue, execution_id=execution_id, now=now,
         severity=Alert.Severity.INFO,
         message=(f"Cue '{cue.name}' ({cue.id}) recovered after {streak.failures} failed executions "
-                 f"(failing for {_duration(seconds)} since {ts_iso(streak.since)})."),
+                 f"(failing for {_duration(seconds)} since {ts_iso(streak.since)}). "
+                 f"Last error: {streak.last_error or '-'}"),
         metadata={"failures": streak.failures, "failing_since": ts_iso(streak.since), "failing_seconds": seconds})
 
 

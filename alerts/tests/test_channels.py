@@ -58,6 +58,14 @@ class ChannelApiTests(CueTestCase):
             with self.subTest(body):
                 error = self.assertError(self.post("/v1/alert-channels", body), 422, "validation_error")
                 self.assertEqual(error["details"][0]["field"], field)
+        # An address's problems in the API's wording, one message each.
+        for email, message in [("", "Input should be a valid email address"),
+                               ("a\x00@example.org", "String should not contain NUL characters"),
+                               ("a" * 250 + "@example.org", "String should have at most 254 characters")]:
+            with self.subTest(email=email[:20]):
+                error = self.assertError(self.post("/v1/alert-channels", {"name": "x", "kind": "email", "email": email}),
+                                         422, "validation_error")
+                self.assertEqual(error["details"], [{"field": "body.email", "message": message}])
         channel = AlertChannel.objects.create(user=self.alice, name="x", kind="slack", url="http://127.0.0.1:9/s")
         error = self.assertError(self.patch(f"/v1/alert-channels/{channel.id}", {"kind": "discord"}), 422,
                                  "validation_error")
@@ -83,10 +91,17 @@ class ChannelApiTests(CueTestCase):
 
 class ChannelUrlSafetyTests(BaseTestCase):  # private URLs refused, as in production
     def test_refused_at_creation(self):
-        for url in ("http://127.0.0.1:8080/hook", "http://169.254.169.254/latest", "http://10.0.0.1/x"):
+        from cueapi.testing import cue_body
+
+        for url in ("http://127.0.0.1:8080/hook", "http://169.254.169.254/latest", "http://10.0.0.1/x",
+                    "http://localhost/x", "http://[::1]/x"):
             with self.subTest(url):
-                self.assertError(self.post("/v1/alert-channels", {"name": "x", "kind": "webhook", "url": url}),
-                                 400, "invalid_callback_url")
+                error = self.assertError(self.post("/v1/alert-channels", {"name": "x", "kind": "webhook", "url": url}),
+                                         400, "invalid_callback_url")
+                # Refused exactly as a cue's callback URL is.
+                callback = self.assertError(self.post("/v1/cues", cue_body(callback={"url": url})), 400,
+                                            "invalid_callback_url")
+                self.assertEqual(error, callback)
         self.assertFalse(AlertChannel.objects.exists())
 
     def test_refused_on_patch(self):
@@ -126,9 +141,11 @@ class ChannelMessageTests(CueTestCase):
         (request,) = receiver.requests
         self.assertEqual(request["headers"]["Content-Type"], "application/json")
         self.assertNotIn("X-CueAPI-Signature", request["headers"])
-        message = (f"Cue 'nightly' ({cue['id']}) has 1 consecutive failed executions. Last error: disk <full> & gone")
+        link = f"<{BASE_URL}/admin/executions/execution/{execution_id}/change/|Open in the admin>"
         self.assertEqual(json.loads(request["body"]), {
-            "text": f"CueAPI: cue 'nightly' failing: {message}",
+            # Escaped for Slack's markup, and with the link: the notification shows `text` alone.
+            "text": (f"CueAPI: cue 'nightly' failing: Cue 'nightly' ({cue['id']}) has 1 consecutive failed "
+                     f"executions. Last error: disk &lt;full&gt; &amp; gone\n{link}"),
             "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": (
                 "*CueAPI: cue 'nightly' failing*\n"
                 f"Cue 'nightly' ({cue['id']}) has 1 consecutive failed executions. Last error: "
@@ -204,7 +221,14 @@ class ChannelMessageTests(CueTestCase):
             send_notifications()
         self.assertEqual(sorted(Notification.objects.values_list("kind", flat=True)), ["discord", "email", "slack"])
         self.assertEqual(len(receiver.requests), 2)
-        self.assertEqual(len(mail.outbox), 1)  # the account's email, as before channels
+        (message,) = mail.outbox  # the account's email, as before channels
+        alert = Alert.objects.get()
+        # What an email channel would say: the cue, the alert, the last error, the admin link.
+        self.assertEqual((message.subject, message.to), ("CueAPI: cue 'nightly' failing", ["alice@example.org"]))
+        self.assertEqual(message.body, (
+            f"{alert.message}\n\nAlert: consecutive_failures\nCue: {alert.cue_id}\nExecution: {alert.execution_id}\n"
+            f"Time: {alert.created_at.isoformat()}\n\n"
+            f"{BASE_URL}/admin/executions/execution/{alert.execution_id}/change/\n"))
         self.assertIsNotNone(discord.pk)
 
     def test_bobs_channels_get_nothing(self):

@@ -53,7 +53,15 @@ class CueAlertSettingsTests(CueTestCase):
             ({"muted_until": "tomorrow"}, "body.alerts.muted_until"),
             ({"channels": "ach_x"}, "body.alerts.channels"),
             ({"channels": ["ach_000000000000"]}, "body.alerts.channels"),
+            ({"channels": ["ach_no_such_channel_of_mine"]}, "body.alerts.channels"),
             ({"loud": True}, "body.alerts.loud"),
+            # Wrong types, as for notify_recovery: a JSON integer only.
+            ({"failure_threshold": "3"}, "body.alerts.failure_threshold"),
+            ({"failure_threshold": 3.0}, "body.alerts.failure_threshold"),
+            ({"failure_threshold": True}, "body.alerts.failure_threshold"),
+            ({"recovery_threshold": "1"}, "body.alerts.recovery_threshold"),
+            ({"repeat_every_minutes": "60"}, "body.alerts.repeat_every_minutes"),
+            ({"failure_threshold": 10**30}, "body.alerts.failure_threshold"),
         ]
         for alerts, field in cases:
             with self.subTest(alerts):

@@ -115,7 +115,8 @@ class RepeatTests(StreakTestCase):
         self.assertEqual(recovered.metadata, {"failures": 3, "failing_since": "2026-11-24T12:00:00+00:00",
                                               "failing_seconds": 150 * 60})
         self.assertEqual(recovered.message, f"Cue 'nightly' ({self.cue['id']}) recovered after 3 failed executions "
-                                            "(failing for 2h 30m since 2026-11-24T12:00:00+00:00).")
+                                            "(failing for 2h 30m since 2026-11-24T12:00:00+00:00). "
+                                            "Last error: disk full")
         self.later(hours=5)
         self.assertEqual(streaks.send_due_repeats(now=NOW + timedelta(hours=8)), 0)  # over: no more
         self.assertEqual(self.types(), ["consecutive_failures"] * 3 + ["recovered"])
@@ -223,3 +224,26 @@ class SuccessCountedOnceTests(StreakTestCase):
         self.post(f"/v1/executions/{execution_id}/outcome", {"success": True})  # the same success, again
         self.assertEqual(AlertStreak.objects.get().successes, 1)
         self.assertEqual(self.types(), ["consecutive_failures"])
+
+
+class ReportedFailureAfterDeliveryTests(StreakTestCase):
+    """A plain webhook answered 2xx (a success, no outcome expected), then its handler reported
+    `success: false` through the API: the execution failed, and counts in the streak (as before
+    per-cue settings: the streak is the executions' verdicts)."""
+
+    def test_failures_reported_after_a_2xx_reach_the_threshold(self):
+        from executions.tests.test_delivery import deliver_all
+        from tests.receiver import Receiver
+
+        with Receiver([(200, b"ok")]) as receiver:
+            self.cue = self.create_cue(callback={"url": receiver.url}, on_failure={"email": False},
+                                       alerts={"failure_threshold": 2})
+            for _ in range(2):
+                self.later(seconds=1)
+                execution_id = self.post(f"/v1/cues/{self.cue['id']}/fire").json()["id"]
+                deliver_all()
+                self.post(f"/v1/executions/{execution_id}/outcome", {"success": False, "error": "disk full"})
+        self.assertEqual(self.types(), ["consecutive_failures"])
+        alert = Alert.objects.get()
+        self.assertEqual((str(alert.execution_id), alert.metadata), (execution_id, {"consecutive_failures": 2}))
+        self.assertEqual(AlertStreak.objects.get().failures, 2)
