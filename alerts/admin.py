@@ -3,7 +3,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from alerts import channels
-from alerts.models import Alert, AlertChannel, AlertStreak, Notification
+from alerts.models import Alert, AlertChannel, AlertStreak, Notification, NotificationAttempt
 from cueapi.admin_helpers import ReadOnlyPagesMixin, short_id
 from cues.admin import CueAdmin
 from executions.admin import TIMELINE_SOURCES
@@ -79,6 +79,22 @@ def alert_timeline_events(execution):
 TIMELINE_SOURCES.append(alert_timeline_events)
 
 
+class NotificationAttemptInline(admin.TabularInline):
+    """Every try at sending it, oldest first."""
+
+    model = NotificationAttempt
+    fields = readonly_fields = ["attempt", "at", "delivered", "http_status", "duration_ms", "error"]
+    ordering = ["attempt", "id"]
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Notification)
 class NotificationAdmin(ReadOnlyPagesMixin, admin.ModelAdmin):
     list_display = ["created_at", "kind", "user", "channel", "url", "recipient", "attempts", "sent_at", "failed_at",
@@ -88,6 +104,7 @@ class NotificationAdmin(ReadOnlyPagesMixin, admin.ModelAdmin):
     list_select_related = ["user", "channel"]
     date_hierarchy = "created_at"
     ordering = ["-created_at"]
+    inlines = [NotificationAttemptInline]
 
     def get_readonly_fields(self, request, obj=None):
         return [field.name for field in Notification._meta.fields]

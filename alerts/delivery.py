@@ -6,14 +6,16 @@ the same SSRF-safe sender.
 """
 
 import logging
+import time
 from datetime import timedelta
 
 from django.conf import settings
 from django.core.mail import send_mail
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from alerts.models import Notification
+from alerts.models import Notification, NotificationAttempt
 from cueapi.claims import claim_due
 from cueapi.logs import log_event
 from cues.models import default_backoff_minutes
@@ -66,7 +68,7 @@ def send_notification(pk, token, *, retry=True):
     notification = Notification.objects.select_related("user", "alert").filter(pk=pk, lock_token=token).first()
     if notification is None:
         return None
-    error = None
+    error, http_status, started = None, None, time.monotonic()
     if notification.kind == Notification.Kind.EMAIL:
         try:
             send_mail(notification.subject, notification.body, settings.DEFAULT_FROM_EMAIL, [notification.recipient])
@@ -76,25 +78,36 @@ def send_notification(pk, token, *, retry=True):
         body = notification.body.encode()
         result = send_webhook(url=notification.url, method="POST", headers=_headers(notification, body), body=body,
                               timeout=WEBHOOK_TIMEOUT_SECONDS)
-        error = None if result.delivered else result.error
-    _record(notification, token, error, retry=retry)
+        error, http_status = (None if result.delivered else result.error), result.http_status
+    _record(notification, token, error, retry=retry, http_status=http_status,
+            duration_ms=int((time.monotonic() - started) * 1000))
     return error
 
 
-def _record(notification, token, error, *, retry=True):
+def _record(notification, token, error, *, retry=True, http_status=None, duration_ms=0):
+    """The attempt's result on the notification (guarded on the claim's token) and, when this
+    claim still held it, one NotificationAttempt row for the admin's history."""
     now = timezone.now()
     mine = Notification.objects.filter(pk=notification.pk, lock_token=token, sent_at__isnull=True)
-    if error is None:
-        mine.update(sent_at=now, locked_until=None, attempts=F("attempts") + 1, last_error=None)
-        log_event(logger, "notification_sent", notification_id=notification.pk, kind=notification.kind)
-        return
     attempts = notification.attempts + 1
-    if attempts >= MAX_ATTEMPTS or not retry:
-        mine.update(failed_at=now, locked_until=None, attempts=attempts, last_error=error)
-        log_event(logger, "notification_failed", logging.WARNING, notification_id=notification.pk,
-                  kind=notification.kind, attempt=attempts, error=error)
-        return
-    wait = BACKOFF_UNITS[attempts - 1] * settings.CUEAPI_RETRY_UNIT_SECONDS
-    mine.update(available_at=now + timedelta(seconds=wait), locked_until=None, attempts=attempts, last_error=error)
-    log_event(logger, "notification_retrying", notification_id=notification.pk, kind=notification.kind,
-              attempt=attempts, error=error)
+    with transaction.atomic():
+        if error is None:
+            recorded = mine.update(sent_at=now, locked_until=None, attempts=F("attempts") + 1, last_error=None)
+            event, level = "notification_sent", logging.INFO
+        elif attempts >= MAX_ATTEMPTS or not retry:
+            recorded = mine.update(failed_at=now, locked_until=None, attempts=attempts, last_error=error)
+            event, level = "notification_failed", logging.WARNING
+        else:
+            wait = BACKOFF_UNITS[attempts - 1] * settings.CUEAPI_RETRY_UNIT_SECONDS
+            recorded = mine.update(available_at=now + timedelta(seconds=wait), locked_until=None, attempts=attempts,
+                                   last_error=error)
+            event, level = "notification_retrying", logging.INFO
+        if recorded:
+            NotificationAttempt.objects.create(notification_id=notification.pk, attempt=attempts, at=now,
+                                               delivered=error is None, http_status=http_status,
+                                               duration_ms=duration_ms, error=error)
+    if error is None:
+        log_event(logger, event, notification_id=notification.pk, kind=notification.kind)
+    else:
+        log_event(logger, event, level, notification_id=notification.pk, kind=notification.kind, attempt=attempts,
+                  error=error)

@@ -147,3 +147,24 @@ class Notification(models.Model):
 
     def __str__(self):
         return f"{self.kind} to {self.url or self.recipient}"
+
+
+class NotificationAttempt(models.Model):
+    """One try at sending a notification, kept for the admin: when, how it went, and why not."""
+
+    id = models.BigAutoField(primary_key=True)
+    notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="attempt_log")
+    attempt = models.PositiveIntegerField()
+    at = models.DateTimeField()
+    delivered = models.BooleanField()
+    http_status = models.PositiveIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+    error = models.TextField(null=True, blank=True)
+
+    class Meta:
+        db_table = "notification_attempts"
+        indexes = [models.Index(fields=["notification", "attempt"], name="ix_notification_attempts")]
+
+    def __str__(self):
+        return f"attempt {self.attempt} of notification {self.notification_id}"
+

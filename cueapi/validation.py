@@ -77,9 +77,9 @@ class Int(serializers.IntegerField):
 
 
 class StrictInt(Int):
-    """A JSON integer only: no "60", 60.0 or true. For the fields issue #19 added
-    (`grace_seconds`, `delivery.max_in_flight`, a bulk replay's `limit`), whose issue says a
-    wrong type is 422."""
+    """A JSON integer only: no "60", 60.0 or true (422). The newer fields use it (`grace_seconds`,
+    `delivery.max_in_flight`, a bulk replay's `limit`, the `alerts` numbers); the older ones
+    keep reading numeric strings, as they always have."""
 
     default_error_messages = {"strict": "Input should be a valid integer"}
 

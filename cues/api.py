@@ -87,24 +87,12 @@ class AssertionKeys(List):
         super().__init__(child=Str(min_length=1, max_length=255), max_length=20, **kwargs)
 
 
-class AlertInt(Int):
-    """A JSON integer only, as `notify_recovery` is a JSON boolean only: "3", 3.0 or true is
-    a wrong type (422), not a number read leniently."""
-
-    default_error_messages = {"strict": "Input should be a valid integer"}
-
-    def to_internal_value(self, data):
-        if isinstance(data, bool) or not isinstance(data, int):
-            self.fail("strict")
-        return super().to_internal_value(data)
-
-
 class AlertsIn(InputSerializer):
     """A cue's alert settings (README "Getting alerted"); on PATCH only the keys sent change."""
     forbid_extra = True
-    failure_threshold = AlertInt(min_value=1, max_value=100, required=False)
-    recovery_threshold = AlertInt(min_value=1, max_value=100, required=False)
-    repeat_every_minutes = AlertInt(min_value=5, max_value=7 * 24 * 60, required=False, allow_null=True)
+    failure_threshold = StrictInt(min_value=1, max_value=100, required=False)
+    recovery_threshold = StrictInt(min_value=1, max_value=100, required=False)
+    repeat_every_minutes = StrictInt(min_value=5, max_value=7 * 24 * 60, required=False, allow_null=True)
     notify_recovery = StrictBool(required=False)
     muted_until = DateTime(required=False, allow_null=True)
     # Any id that isn't one of the user's channels, however long, is refused on body.alerts.channels.

@@ -260,6 +260,8 @@ class ChannelRetryTests(CueTestCase):
                 send_notifications(now + timedelta(hours=step))
             notification.refresh_from_db()
             self.assertEqual(notification.attempts, MAX_ATTEMPTS)
+            self.assertEqual(list(notification.attempt_log.order_by("attempt").values_list("attempt", "delivered")),
+                             [(n, False) for n in range(1, MAX_ATTEMPTS + 1)])
             self.assertIsNotNone(notification.failed_at)
             self.assertEqual(len(receiver.requests), MAX_ATTEMPTS)
 
@@ -276,6 +278,14 @@ class ChannelRetryTests(CueTestCase):
         self.assertEqual((notification.attempts, notification.last_error), (2, None))
         self.assertIsNotNone(notification.sent_at)
         self.assertEqual(receiver.requests[0]["body"], receiver.requests[1]["body"])
+        # Every attempt is kept, and the admin shows them on the notification's page.
+        attempts = list(notification.attempt_log.order_by("attempt").values_list(
+            "attempt", "delivered", "http_status", "error"))
+        self.assertEqual(attempts, [(1, False, 503, "Webhook endpoint server error (503)"),
+                                    (2, True, 200, None)])
+        self.client.force_login(User.objects.create_superuser("ops@example.org", "correct horse battery"))
+        page = self.client.get(f"/admin/alerts/notification/{notification.pk}/change/")
+        self.assertContains(page, "Webhook endpoint server error (503)")
 
 
 @override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend")
