@@ -109,8 +109,12 @@ def api_key_revoke(*, user: User, key_id: str, actor: Actor) -> None:
             raise AppError("primary_key", "The primary key can't be revoked; replace it with "
                            "POST /v1/auth/key/regenerate.", 409)
         key.delete()
+        # A session token doesn't say which key minted it: end them all, as a regeneration does,
+        # so a revoked `full` key can't live on through a session it minted.
+        User.objects.filter(pk=user.pk).update(session_version=F("session_version") + 1)
         audit_record(user_id=user.pk, actor=actor, action=AuditEntry.Action.KEY_REVOKED, target_id=key_id,
                      changes={"name": key.name, "scope": key.scope, "prefix": key.prefix})
+    user.refresh_from_db(fields=["session_version"])
     forget_api_key(key.key_hash)
 
 

@@ -78,6 +78,15 @@ class ListKeysTests(KeyTestCase):
         for secret in (created["key"], self.alice_key, api_key_hash(created["key"])):
             self.assertNotIn(secret, r.content.decode())
 
+    def test_it_ends_the_session_tokens_it_could_have_minted(self):
+        created = self.create_key("ci", "full")
+        token = self.post("/v1/auth/session/refresh", key=created["key"]).json()["session_token"]
+        self.assertEqual(self.get("/v1/cues", key=token).status_code, 200)
+        self.assertEqual(self.delete(f"/v1/auth/keys/{created['id']}").status_code, 204)
+        self.assertError(self.get("/v1/cues", key=token), 401, "session_revoked")
+        self.assertError(self.post("/v1/auth/keys", {"name": "x", "scope": "full"}, key=token), 401,
+                         "session_revoked")
+
     def test_it_hides_bobs_keys(self):
         bobs = self.create_key("bob's", key=self.bob_key)
         ids = [k["id"] for k in self.get("/v1/auth/keys").json()["keys"]]
