@@ -155,11 +155,13 @@ def _apply_alert_settings(cue, alerts, *, user) -> set:
 def _next_run_on_resume(cue, now):
     """A resumed cue's next_run (and next_slot): a recurring one's next slot from now (it
     completes if its window is over), a one-time one's time, which if passed fires on the
-    next poll (as the reference)."""
+    next poll (as the reference). A one-time cue that already fired at its time (paused while
+    its run went wrong, e.g. by a 410) runs again now: its time's slot is taken, and firing
+    there again would be refused as a duplicate, leaving the cue active with nothing due."""
     if cue.schedule_type == Cue.ScheduleType.RECURRING:
         _schedule_next(cue, now)
     else:
-        cue.next_run, cue.next_slot = cue.schedule_at, None
+        cue.next_run, cue.next_slot = (now if cue.fired_count else cue.schedule_at), None
 
 
 def _check_pause(*, key: str, value, paused: bool, why_not: str, now: datetime) -> None:

@@ -168,6 +168,25 @@ class GoneTests(CueTestCase):
         self.assertEqual((r.json()["status"], r.json()["pause_note"]), ("active", None))
         self.assertAlmostEqual(datetime.fromisoformat(r.json()["next_run"]).timestamp(), at.timestamp(), delta=1)
 
+    def test_a_one_time_cue_gone_at_its_own_time_runs_again_when_resumed(self):
+        # Fired by the poller at its time, then resumed: its time's slot is taken, so it runs now
+        # (it used to stay active with nothing due: the second fire was refused as a duplicate).
+        from executions import poller
+
+        cue = self.create_cue(name="once", callback={"url": self.receiver.url},
+                              schedule={"type": "once", "at": (timezone.now() + timedelta(hours=1)).isoformat()})
+        at = timezone.now() - timedelta(seconds=5)  # its time came
+        Cue.objects.filter(pk=cue["id"]).update(schedule_at=at, next_run=at)
+        self.assertEqual(poller.fire_due_cues(now=timezone.now()), 1)
+        deliver_all()
+        self.assertEqual(Cue.objects.get(pk=cue["id"]).status, "paused")
+        later = timezone.now()
+        resumed = self.patch(f"/v1/cues/{cue['id']}", {"status": "active"}).json()
+        self.assertAlmostEqual(datetime.fromisoformat(resumed["next_run"]).timestamp(), later.timestamp(), delta=5)
+        self.assertEqual(poller.fire_due_cues(now=timezone.now() + timedelta(seconds=1)), 1)
+        self.assertEqual(Execution.objects.filter(cue_id=cue["id"]).count(), 2)
+        self.assertIsNone(Cue.objects.get(pk=cue["id"]).next_run)  # fired: nothing left due
+
     def test_resuming_clears_the_note(self):
         self.fire()
         deliver_all()
