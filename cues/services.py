@@ -9,7 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, F, Value, When
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from accounts.audit import Actor, audit_record
@@ -682,7 +682,9 @@ def cue_record_run(*, cue: Cue, now: datetime, finished: bool, ran: bool = True,
     new_status = once_status if cue.schedule_type == Cue.ScheduleType.ONCE else None
     if pause:
         new_status = Cue.Status.PAUSED
-        fields["next_run"] = Case(When(status=Cue.Status.ACTIVE, then=Value(None)), default=F("next_run"))
+        # As any pause: nothing due, and no slot waiting under buffer_one (it would fire stale).
+        for field in ("next_run", "next_slot", "overlap_buffered_slot"):
+            fields[field] = Case(When(status=Cue.Status.ACTIVE, then=Value(None)), default=F(field))
     if new_status:
         # Only an active cue changes status: a cue paused by hand meanwhile stays paused.
         fields["status"] = Case(When(status=Cue.Status.ACTIVE, then=Value(new_status)), default=F("status"))
@@ -714,13 +716,16 @@ def cue_park(*, cue_id: str, due: datetime, reason: str, now: datetime) -> bool:
     retrying can't help, and left due it would be picked up again on every cycle. Guarded on
     the `next_run` the poller read. The owner fixes the schedule and resumes it."""
     return bool(Cue.objects.filter(pk=cue_id, status=Cue.Status.ACTIVE, next_run=due).update(
-        status=Cue.Status.PAUSED, next_run=None, pause_note=reason[:500], updated_at=now))
+        status=Cue.Status.PAUSED, next_run=None, next_slot=None, overlap_buffered_slot=None,
+        pause_note=reason[:500], updated_at=now))
 
 
 def cue_pause_with_note(*, cue_id: str, note: str, now: datetime) -> bool:
     """Pause an active cue for a reason of the server's (its endpoint answered 410 Gone), with
     a note saying why, until its owner resumes it (which clears the note). Only an active cue
-    pauses; returns whether this call paused it."""
-    return bool(Cue.objects.filter(pk=cue_id, status=Cue.Status.ACTIVE).update(
-        status=Cue.Status.PAUSED, next_run=None, next_slot=None, overlap_buffered_slot=None,
+    pauses, or one in a timed pause, which becomes indefinite (resuming by itself, it would send
+    to the gone endpoint again); returns whether this call paused it."""
+    pausable = Q(status=Cue.Status.ACTIVE) | Q(status=Cue.Status.PAUSED, paused_until__isnull=False)
+    return bool(Cue.objects.filter(pausable, pk=cue_id).update(
+        status=Cue.Status.PAUSED, next_run=None, next_slot=None, overlap_buffered_slot=None, paused_until=None,
         pause_note=note[:500], updated_at=now))

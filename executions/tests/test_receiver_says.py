@@ -193,6 +193,17 @@ class GoneTests(CueTestCase):
         r = self.patch(f"/v1/cues/{self.cue['id']}", {"status": "active"})
         self.assertEqual((r.json()["status"], r.json()["pause_note"]), ("active", None))
 
+    def test_a_cue_in_a_timed_pause_is_paused_for_good(self):
+        # Paused until later while a delivery was on its way: the 410 makes the pause indefinite
+        # (resuming by itself, it would send to the gone endpoint again) and says why.
+        self.fire()
+        until = timezone.now() + timedelta(hours=1)
+        Cue.objects.filter(pk=self.cue["id"]).update(status="paused", paused_until=until)
+        deliver_all()
+        cue = Cue.objects.get(pk=self.cue["id"])
+        self.assertEqual((cue.status, cue.paused_until, cue.pause_note), ("paused", None, ENDPOINT_GONE))
+        self.assertEqual(Alert.objects.get().metadata["reason"], "endpoint_gone")
+
     def test_a_paused_cue_stays_paused_without_a_note(self):
         Cue.objects.filter(pk=self.cue["id"]).update(status="paused")
         self.fire()

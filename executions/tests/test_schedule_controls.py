@@ -232,6 +232,22 @@ class OverlapTests(CueTestCase):
         self.patch(f"/v1/cues/{cue['id']}", {"status": "paused"})
         self.assertIsNone(Cue.objects.get(pk=cue["id"]).overlap_buffered_slot)
 
+    def test_the_servers_pauses_drop_the_waiting_slot_too(self):
+        # on_failure.pause, a parked schedule and a 410: each pauses the cue, and a slot left
+        # waiting would fire stale when it is resumed.
+        from cues.services import cue_park, cue_pause_with_note, cue_record_run
+
+        for name, pause in (("on_failure", lambda c: cue_record_run(cue=c, now=NOW, finished=True, pause=True)),
+                            ("parked", lambda c: cue_park(cue_id=c.pk, due=c.next_run, reason="x", now=NOW)),
+                            ("gone", lambda c: cue_pause_with_note(cue_id=c.pk, note="gone", now=NOW))):
+            with self.subTest(name):
+                cue = self.create_cue(name=f"b-{name}", schedule=HOURLY, transport="worker", callback=None,
+                                      payload={"task": "t"}, overlap="buffer_one")
+                Cue.objects.filter(pk=cue["id"]).update(overlap_buffered_slot=NOW - timedelta(hours=1))
+                pause(Cue.objects.get(pk=cue["id"]))
+                stored = Cue.objects.get(pk=cue["id"])
+                self.assertEqual((stored.status, stored.overlap_buffered_slot, stored.next_run), ("paused", None, None))
+
     def test_the_sweep_releases_a_slot_when_nothing_runs(self):
         cue = self.worker_cue("buffer_one")
         Cue.objects.filter(pk=cue["id"]).update(overlap_buffered_slot=NOW - timedelta(hours=1))
