@@ -1,5 +1,7 @@
 """GET /v1/alerts (SERVER.md §3.8) and /v1/alert-channels."""
 
+from urllib.parse import urlsplit
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
@@ -9,6 +11,7 @@ from rest_framework.views import APIView
 from alerts import channels
 from alerts.models import Alert, AlertChannel
 from cueapi.errors import AppError
+from cueapi.scopes import FULL, request_scope
 from cueapi.timefmt import ts_z
 from cueapi.validation import Choice, DateTime, InputSerializer, Int, Str, Url, validate_body, validate_query
 
@@ -81,8 +84,15 @@ class ChannelPatchIn(InputSerializer):
     email = Email(required=False, allow_null=True)
 
 
-def channel_to_dict(channel):
-    return {"id": channel.id, "name": channel.name, "kind": channel.kind, "url": channel.url,
+def channel_to_dict(channel, *, scope=FULL):
+    """A channel as the API shows it. A Slack or Discord webhook URL (or any channel URL) is a
+    credential — whoever has it can post there — so a narrower key than `full` sees only its
+    scheme and host."""
+    url = channel.url
+    if url and scope != FULL:
+        parts = urlsplit(url)
+        url = f"{parts.scheme}://{parts.hostname}/…"
+    return {"id": channel.id, "name": channel.name, "kind": channel.kind, "url": url,
             "email": channel.email, "created_at": ts_z(channel.created_at), "updated_at": ts_z(channel.updated_at)}
 
 
@@ -95,13 +105,15 @@ class AlertChannelListCreateApi(APIView):
     @extend_schema(operation_id="v1_alert_channels_list", responses=OpenApiTypes.OBJECT)
     def get(self, request):
         mine = AlertChannel.objects.filter(user=request.user).order_by("created_at", "id")
-        return Response({"alert_channels": [channel_to_dict(c) for c in mine], "total": len(mine)})
+        scope = request_scope(request)
+        return Response({"alert_channels": [channel_to_dict(c, scope=scope) for c in mine], "total": len(mine)})
 
 
 class AlertChannelDetailApi(APIView):
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def get(self, request, channel_id):
-        return Response(channel_to_dict(channels.channel_get(user=request.user, channel_id=channel_id)))
+        return Response(channel_to_dict(channels.channel_get(user=request.user, channel_id=channel_id),
+                                        scope=request_scope(request)))
 
     @extend_schema(request=ChannelPatchIn, responses=OpenApiTypes.OBJECT)
     def patch(self, request, channel_id):

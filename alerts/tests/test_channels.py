@@ -88,6 +88,21 @@ class ChannelApiTests(CueTestCase):
     def test_it_requires_api_key(self):
         self.assertError(self.get("/v1/alert-channels", anonymous=True), 401, "invalid_api_key")
 
+    def test_a_read_only_key_sees_no_webhook_url(self):
+        # Whoever has a Slack or Discord webhook URL can post to that channel: a credential.
+        from accounts.audit import Actor
+        from accounts.services import api_key_create
+
+        url = "http://127.0.0.1:9/services/T000/B000/secret-token"
+        channel = AlertChannel.objects.create(user=self.alice, name="team", kind="slack", url=url)
+        reader = api_key_create(user=self.alice, name="dash", scope="read_only",
+                                actor=Actor("session", str(self.alice.pk)))[1]
+        self.assertEqual(self.get(f"/v1/alert-channels/{channel.id}").json()["url"], url)
+        self.assertEqual(self.get(f"/v1/alert-channels/{channel.id}", key=reader).json()["url"], "http://127.0.0.1/…")
+        listed = self.get("/v1/alert-channels", key=reader).json()["alert_channels"]
+        self.assertEqual([c["url"] for c in listed], ["http://127.0.0.1/…"])
+        self.assertNotIn("secret-token", self.get("/v1/alert-channels", key=reader).content.decode())
+
 
 class ChannelUrlSafetyTests(BaseTestCase):  # private URLs refused, as in production
     def test_refused_at_creation(self):
