@@ -28,7 +28,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, QuerySet
 from django.db.models.functions import Coalesce
 
-from accounts.models import limit_reached
+from accounts.models import limit_reached, monthly_execution_limit_message
 from accounts.selectors import user_executions_this_month
 from accounts.services import usage_increment
 from cueapi import metrics
@@ -146,6 +146,13 @@ def buffered_slot_released(*, cue: Cue, now: datetime) -> Execution | None:
     if slot is None or Execution.objects.filter(running(now), cue_id=cue.pk).exists():
         return None
     if not Cue.objects.filter(pk=cue.pk, overlap_buffered_slot=slot).update(overlap_buffered_slot=None):
+        return None
+    user = cue.user
+    if limit_reached(used=user_executions_this_month(user=user, moment=now), limit=user.monthly_execution_limit):
+        # As the poller does over the limit: recorded as failed, never sent.
+        slots_fired(pending=[], refused=[Execution(cue=cue, scheduled_for=slot, status=Status.FAILED,
+                                                   error_message=monthly_execution_limit_message(
+                                                       user.monthly_execution_limit))], now=now)
         return None
     try:
         return fired(cue=cue, scheduled_for=slot, now=now)

@@ -261,6 +261,12 @@ def release_due_retries(*, now: datetime, batch: int = BATCH_SIZE) -> int:
         return sum(lifecycle.retry_released(execution=e, now=now) for e in executions)
 
 
+def _by_cue(executions: list) -> list:
+    """In cue order: each takes its cue's row and alert streak, and the dispatcher's batches take
+    those in cue order too, so the two never wait on each other in a cycle (PostgreSQL)."""
+    return sorted(executions, key=lambda e: (e.cue_id, str(e.pk)))
+
+
 def expire_worker_leases(*, now: datetime, batch: int = BATCH_SIZE) -> int:
     """Claimed worker executions whose lease lapsed (DESIGN.md §3.6). Returns how many."""
     with transaction.atomic():
@@ -269,7 +275,7 @@ def expire_worker_leases(*, now: datetime, batch: int = BATCH_SIZE) -> int:
                                              cue__callback_transport=Cue.Transport.WORKER))
             .select_related("cue__user")[:batch]
         )
-        return sum(lifecycle.lease_expired(execution=e, now=now) is not None for e in executions)
+        return sum(lifecycle.lease_expired(execution=e, now=now) is not None for e in _by_cue(executions))
 
 
 def miss_unclaimed_worker_executions(*, now: datetime, batch: int = BATCH_SIZE) -> int:
@@ -284,7 +290,7 @@ def miss_unclaimed_worker_executions(*, now: datetime, batch: int = BATCH_SIZE) 
                     .exclude(triggered_by="backfill", created_at__gte=cutoff))
             .select_related("cue__user")[:batch]
         )
-        return sum(lifecycle.unclaimed(execution=e, now=now) for e in executions)
+        return sum(lifecycle.unclaimed(execution=e, now=now) for e in _by_cue(executions))
 
 
 def time_out_missing_outcomes(*, now: datetime, batch: int = BATCH_SIZE) -> int:
@@ -295,7 +301,7 @@ def time_out_missing_outcomes(*, now: datetime, batch: int = BATCH_SIZE) -> int:
                                              outcome_deadline_at__lt=now))
             .select_related("cue__user")[:batch]
         )
-        return sum(lifecycle.outcome_timed_out(execution=e, now=now) for e in executions)
+        return sum(lifecycle.outcome_timed_out(execution=e, now=now) for e in _by_cue(executions))
 
 
 def delete_old_outbox_rows(*, now: datetime) -> int:

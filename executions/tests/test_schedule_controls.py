@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import time_machine
 
+from accounts.models import User
 from cueapi.testing import CueTestCase
 from cues.models import Cue
 from cues.schedule import jitter_offset
@@ -223,6 +224,16 @@ class OverlapTests(CueTestCase):
         self.assertEqual([(t, s) for t, s, _ in rows],
                          [(NOW + timedelta(hours=1), "success"), (NOW + timedelta(hours=2), "pending"),
                           (NOW + timedelta(hours=3), "missed")])
+        self.assertIsNone(Cue.objects.get(pk=cue["id"]).overlap_buffered_slot)
+
+    def test_a_waiting_slot_over_the_monthly_limit_is_recorded_not_sent(self):
+        cue = self.worker_cue("buffer_one")
+        self.tick(1), self.tick(2)  # 1:00 runs, 2:00 waits
+        User.objects.filter(pk=self.alice.pk).update(monthly_execution_limit=1)  # 1:00 used it up
+        self.report(Execution.objects.get(cue_id=cue["id"], status="pending").pk)
+        (_, status, message) = self.executions(cue)[1]
+        self.assertEqual(status, "failed")
+        self.assertIn("limit", message)
         self.assertIsNone(Cue.objects.get(pk=cue["id"]).overlap_buffered_slot)
 
     def test_a_pause_drops_the_waiting_slot(self):
