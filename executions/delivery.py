@@ -270,10 +270,9 @@ class DeliveryResult:
     response_text: str | None = None
     reported_outcome: dict | None = None  # the handler's {"success": bool, ...}, if it sent one
     duration_ms: int = 0
-    # Seconds a 429/503 answer asked us to wait (its `Retry-After`), if it did; and when it
-    # named an HTTP date, that date (a Unix time), so the attempt shows the very time asked for.
-    retry_after: float | None = None
-    retry_after_date: float | None = None
+    # When a 429/503 answer asked us to try again (its `Retry-After`), as a Unix time: the HTTP
+    # date it named, or the answer's time plus the seconds it gave.
+    retry_at: float | None = None
 
 
 # Answers whose `Retry-After` says when to try again (RFC 9110 §10.2.3).
@@ -430,13 +429,14 @@ def _send(*, url: str, method: str, headers: Mapping[str, str], body: bytes, tim
     if 200 <= response.status_code < 300:
         return DeliveryResult(delivered=True, http_status=response.status_code, response_text=text,
                               reported_outcome=_reported_outcome(raw))
-    retry_after = asked_date = None
+    retry_at = None
     if response.status_code in RETRY_AFTER_STATUSES:
-        retry_after = retry_after_seconds(response.headers.get("Retry-After"), time.time())
-        asked_date = retry_after_date(response.headers.get("Retry-After")) if retry_after is not None else None
+        asked, now = response.headers.get("Retry-After"), time.time()
+        wait = retry_after_seconds(asked, now)
+        if wait is not None:  # a date stays that very time, not now + (date - now) in floats
+            retry_at = retry_after_date(asked) or now + wait
     return DeliveryResult(delivered=False, http_status=response.status_code, response_text=text,
-                          error=failure_message(response.status_code), retry_after=retry_after,
-                          retry_after_date=asked_date)
+                          error=failure_message(response.status_code), retry_at=retry_at)
 
 
 def _request_error(exc):

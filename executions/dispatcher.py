@@ -364,4 +364,4 @@ def record_attempt(*, row_id: int, token: uuid.UUID, execution: Execution, cue: 
         execution=execution, cue=cue, attempt=attempt, error=result.error, now=now, transport=Cue.Transport.WEBHOOK,
         give_up=give_up, http_status=result.http_status, response_text=result.response_text,
         duration_ms=result.duration_ms, started_at=now - timedelta(milliseconds=result.duration_ms),
-        retry_after=result.retry_after, retry_after_date=result.retry_after_date)
+        retry_at=result.retry_at)

@@ -325,21 +325,20 @@ def attempt_failed(*, execution: Execution, cue: Cue, attempt: int, error: str, 
                    guard: dict | None = None, http_status: int | None = None,
                    response_text: str | None = None, duration_ms: int | None = None,
                    started_at: datetime | None = None, worker_id: str | None = None,
-                   retry_after: float | None = None, retry_after_date: float | None = None) -> str | None:
+                   retry_at: float | None = None) -> str | None:
     """A delivery attempt failed (webhook error or status, worker lease lapsed): retry with
     backoff while attempts are left, else fail for good. Guarded on `delivering` (plus
     `guard`). Returns "retrying" or "failed", or None when the execution had moved on.
 
     The receiver has a say: a webhook answered 410 Gone is not retried, and its cue is paused
-    (`ENDPOINT_GONE`); a 429/503 `Retry-After` (`retry_after`, seconds) puts the retry at the
+    (`ENDPOINT_GONE`); a 429/503 `Retry-After` (`retry_at`, a Unix time) puts the retry at the
     later of the backoff and that time, the wait capped at RETRY_AFTER_MAX_SECONDS."""
     gone = transport == Transport.WEBHOOK and http_status == 410
     retry = not give_up and not gone and attempt < cue.retry_max_attempts
     asked_until = None
-    if retry_after is not None:
-        asked_until = now + timedelta(seconds=min(retry_after, RETRY_AFTER_MAX_SECONDS))
-        if retry_after_date is not None:  # an HTTP date: that very time (not a few ms later), capped
-            asked_until = min(datetime.fromtimestamp(retry_after_date, tz=dt_timezone.utc), asked_until)
+    if retry_at is not None:
+        asked_until = min(datetime.fromtimestamp(retry_at, tz=dt_timezone.utc),
+                          now + timedelta(seconds=RETRY_AFTER_MAX_SECONDS))
     fields = dict(error_message=error, updated_at=now, lease_expires_at=None)
     if transport == Transport.WEBHOOK:
         fields.update(http_status=http_status, response_body=response_text, last_attempt_at=now, attempts=attempt)
