@@ -21,30 +21,26 @@ class Command(EngineCommand):
     process_name = "poller"
     listen_channel = CUES_CHANNEL
 
+    def drain(self, unit) -> int:
+        """Run `unit` batch after batch while a full batch says there may be more right behind
+        it. Each batch reads the clock afresh (a long drain must not judge lateness by the
+        cycle's start), and a stop request is honoured between batches, which are short."""
+        total = 0
+        while not self.stopping:
+            done = unit(now=timezone.now())
+            total += done
+            if done < poller.BATCH_SIZE:
+                break
+        return total
+
     def cycle(self):
-        fired = other = 0
-        # First, so a cue whose timed pause ended and that is due at once fires this cycle.
-        while not self.stopping:
-            done = poller.resume_timed_pauses(now=timezone.now())
-            other += done
-            if done < poller.BATCH_SIZE:
-                break
-        # Drain: a full batch means there may be more right behind it. Each batch reads the
-        # clock afresh (a long drain must not judge lateness by the cycle's start), and a
-        # stop request is honoured between batches, which are short.
-        while not self.stopping:
-            done = poller.fire_due_cues(now=timezone.now())
-            fired += done
-            if done < poller.BATCH_SIZE:
-                break
+        # Timed pauses first, so a cue whose pause ended and that is due at once fires this cycle.
+        other = self.drain(poller.resume_timed_pauses)
+        fired = self.drain(poller.fire_due_cues)
         for unit in (poller.expire_worker_leases, poller.release_due_retries,
                      poller.miss_unclaimed_worker_executions, poller.time_out_missing_outcomes,
                      poller.release_buffered_slots, *poller.EXTRA_UNITS):
-            while not self.stopping:
-                done = unit(now=timezone.now())
-                other += done
-                if done < poller.BATCH_SIZE:
-                    break
+            other += self.drain(unit)
         now = timezone.now()
         if now.timestamp() - getattr(self, "last_cleanup", 0) > CLEANUP_EVERY_SECONDS:
             poller.delete_old_outbox_rows(now=now)
