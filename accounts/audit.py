@@ -32,9 +32,15 @@ class Actor:
         return cls(AuditEntry.ActorType.ADMIN, str(operator.pk))
 
 
-def audit_record(*, user_id, actor: Actor, action: str, target_id: str = "", changes: dict | None = None,
-                 now=None) -> AuditEntry:
-    return AuditEntry.objects.create(
-        user_id=user_id, at=now or timezone.now(), action=action, actor_type=actor.type,
-        actor_id=actor.id, target_id=target_id or "", changes=changes or {},
-    )
+def audit_entry(*, user_id, actor: Actor, action: str, target_id: str = "", changes: dict | None = None,
+                now=None) -> AuditEntry:
+    """An entry, not saved yet (several go in one bulk_create)."""
+    return AuditEntry(user_id=user_id, at=now or timezone.now(), action=action, actor_type=actor.type,
+                      actor_id=actor.id, target_id=target_id or "", changes=changes or {})
+
+
+def audit_record(**fields) -> AuditEntry:
+    """Save one entry (audit_entry's arguments)."""
+    entry = audit_entry(**fields)
+    entry.save(force_insert=True)
+    return entry

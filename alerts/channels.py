@@ -12,7 +12,7 @@ from alerts import delivery
 from alerts.models import Alert, AlertChannel, Notification
 from alerts.services import channel_notification
 from cueapi.errors import AppError, RequestValidationError
-from cueapi.urlsafety import UnsafeURL, validate_url
+from cues.services import check_callback_url
 
 URL_KINDS = (AlertChannel.Kind.WEBHOOK, AlertChannel.Kind.SLACK, AlertChannel.Kind.DISCORD)
 CHANNEL_ID_PATTERN = re.compile(r"ach_[a-z0-9]{12}")
@@ -45,10 +45,7 @@ def _check(channel: AlertChannel) -> None:
             raise RequestValidationError([("body.url", f"A {channel.kind} channel needs a url")])
         if channel.email:
             raise RequestValidationError([("body.email", f"A {channel.kind} channel has a url, not an email")])
-        try:
-            validate_url(channel.url)
-        except UnsafeURL as exc:
-            raise AppError("invalid_callback_url", str(exc), 400) from None  # as a callback's
+        check_callback_url(channel.url)
     else:
         if not channel.email:
             raise RequestValidationError([("body.email", "An email channel needs an email address")])

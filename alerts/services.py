@@ -117,8 +117,8 @@ def _queue_email(*, user: User, subject: str, text: str, now: datetime, alert: A
 
 def on_execution_failed(*, execution: Execution, cue: Cue, now: datetime, reason: str | None,
                         endpoint_gone: bool = False, **_) -> None:
-    """The cue's on_failure actions, then the consecutive-failures rule (or, when the failure
-    paused the cue because its endpoint answered 410 Gone, one alert saying so instead)."""
+    """The cue's on_failure actions, then the failure streak (alerts/streaks.py); when the
+    failure paused the cue because its endpoint answered 410 Gone, first one alert saying so."""
     user = cue.user
     on_failure = cue.on_failure or {}
     last_error = (execution.error_message or execution.outcome_error or reason or "")[:500]

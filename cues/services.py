@@ -12,11 +12,12 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
-from accounts.audit import Actor, audit_record
+from accounts.audit import Actor, audit_entry, audit_record
 from accounts.models import NO_LIMIT, AuditEntry, User, cue_limit_message, limit_reached
 from accounts.selectors import user_limited_cue_count
 from cueapi.errors import AppError, RequestValidationError
 from cueapi.urlsafety import UnsafeURL, validate_url
+from cueapi.validation import contains_nul
 from cues import schedule as schedule_math
 from cues.models import Cue, default_backoff_minutes, default_on_failure
 from cues.representations import NO_ACTIVE_WORKER_WARNING, NO_TASK_WARNING
@@ -36,25 +37,17 @@ def _check_cue_limit(user: User) -> None:
         raise AppError("cue_limit_exceeded", cue_limit_message(user.active_cue_limit), 403)
 
 
-def _check_callback_url(url, *, prefix=""):
+def check_callback_url(url, *, prefix=""):
+    """400 `invalid_callback_url` for a URL the server won't call (SSRF rules, cueapi/urlsafety):
+    callbacks, on_failure webhooks and alert channels alike."""
     try:
         validate_url(url)
     except UnsafeURL as exc:
         raise AppError("invalid_callback_url", f"{prefix}{exc}", 400) from None
 
 
-def _has_nul(value):
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
-
-
 def check_payload(payload):
-    if _has_nul(payload):
+    if contains_nul(payload):
         raise AppError("invalid_payload", "Payload contains null bytes which are not supported", 400)
     if len(json.dumps(payload, ensure_ascii=False).encode()) > MAX_PAYLOAD_BYTES:
         raise AppError("invalid_payload_size", "Payload must be under 1MB", 400)
@@ -109,7 +102,7 @@ def _seconds(count: int) -> str:
 
 def _check_on_failure_webhook(on_failure):
     if on_failure and on_failure.get("webhook"):
-        _check_callback_url(on_failure["webhook"], prefix="on_failure.webhook: ")
+        check_callback_url(on_failure["webhook"], prefix="on_failure.webhook: ")
 
 
 def _check_on_success_target(*, user, target_id: str | None, cue_id: str | None = None) -> None:
@@ -150,6 +143,11 @@ def _apply_alert_settings(cue, alerts, *, user) -> set:
             setattr(cue, field, alerts[key])
             fields.add(field)
     return fields
+
+
+# What any pause clears, whoever pauses: nothing is due, and no slot waits under buffer_one
+# (it would fire stale on resume).
+PAUSE_CLEARS = ("next_run", "next_slot", "overlap_buffered_slot")
 
 
 def _next_run_on_resume(cue, now):
@@ -397,7 +395,7 @@ def _new_cue(*, user, data, now):
     payload = {} if payload is None else payload
 
     if transport == Cue.Transport.WEBHOOK:
-        _check_callback_url(callback["url"])
+        check_callback_url(callback["url"])
     check_payload(payload)
     _check_timezone(tz_name)
     schedule_at, _ = resolve_schedule(
@@ -502,7 +500,7 @@ def cue_update(*, user, cue_id, data, actor: Actor, now=None):
         callback = data["callback"]
         if "url" in callback:
             if cue.callback_transport == Cue.Transport.WEBHOOK:
-                _check_callback_url(callback["url"])
+                check_callback_url(callback["url"])
             cue.callback_url = callback["url"]
         if "method" in callback:
             cue.callback_method = callback["method"]
@@ -592,25 +590,21 @@ def cue_update(*, user, cue_id, data, actor: Actor, now=None):
         cue.status = data["status"]
         if cue.status == Cue.Status.ACTIVE:
             _next_run_on_resume(cue, now)
-        else:  # a slot waiting for its turn (overlap: buffer_one) doesn't outlive a pause
-            cue.next_run = cue.next_slot = cue.overlap_buffered_slot = None
+        else:
+            for field in PAUSE_CLEARS:
+                setattr(cue, field, None)
         # The pause's own fields, or none: a resume and a plain pause clear them (and with
         # them the server's reason for an earlier pause).
         cue.paused_until, cue.pause_note = data.get("paused_until"), data.get("pause_note")
-        fields.update(["status", "next_run", "next_slot", "overlap_buffered_slot", "paused_until", "pause_note"])
+        fields.update(["status", *PAUSE_CLEARS, "paused_until", "pause_note"])
     elif cue.status == Cue.Status.PAUSED:
         # Already paused. "status": "paused" again is a new pause: it takes the paused_until
         # and pause_note sent, null for what is not (a plain pause has neither, as on an
         # active cue). Without a status, only what is sent changes.
-        if "status" in data:
-            cue.paused_until, cue.pause_note = data.get("paused_until"), data.get("pause_note")
-            fields.update(["paused_until", "pause_note"])
-        if "paused_until" in data:
-            cue.paused_until = data["paused_until"]
-            fields.add("paused_until")
-        if "pause_note" in data:
-            cue.pause_note = data["pause_note"]
-            fields.add("pause_note")
+        for key in ("paused_until", "pause_note"):
+            if "status" in data or key in data:
+                setattr(cue, key, data.get(key))
+                fields.add(key)
 
     try:
         with transaction.atomic():
@@ -658,8 +652,8 @@ def cue_bulk_delete(*, user: User, ids: list[str], actor: Actor) -> tuple[list[s
             Cue.objects.filter(user=user, pk__in=owned).delete()
             now = timezone.now()
             AuditEntry.objects.bulk_create([
-                AuditEntry(user_id=user.pk, at=now, action=AuditEntry.Action.CUE_DELETED, actor_type=actor.type,
-                           actor_id=actor.id, target_id=cue_id, changes={"name": name})
+                audit_entry(user_id=user.pk, actor=actor, action=AuditEntry.Action.CUE_DELETED, target_id=cue_id,
+                            changes={"name": name}, now=now)
                 for cue_id, name in names.items()])
     deleted, skipped = [], []
     for cue_id in ids:
@@ -682,8 +676,7 @@ def cue_record_run(*, cue: Cue, now: datetime, finished: bool, ran: bool = True,
     new_status = once_status if cue.schedule_type == Cue.ScheduleType.ONCE else None
     if pause:
         new_status = Cue.Status.PAUSED
-        # As any pause: nothing due, and no slot waiting under buffer_one (it would fire stale).
-        for field in ("next_run", "next_slot", "overlap_buffered_slot"):
+        for field in PAUSE_CLEARS:
             fields[field] = Case(When(status=Cue.Status.ACTIVE, then=Value(None)), default=F(field))
     if new_status:
         # Only an active cue changes status: a cue paused by hand meanwhile stays paused.
@@ -716,8 +709,7 @@ def cue_park(*, cue_id: str, due: datetime, reason: str, now: datetime) -> bool:
     retrying can't help, and left due it would be picked up again on every cycle. Guarded on
     the `next_run` the poller read. The owner fixes the schedule and resumes it."""
     return bool(Cue.objects.filter(pk=cue_id, status=Cue.Status.ACTIVE, next_run=due).update(
-        status=Cue.Status.PAUSED, next_run=None, next_slot=None, overlap_buffered_slot=None,
-        pause_note=reason[:500], updated_at=now))
+        status=Cue.Status.PAUSED, **dict.fromkeys(PAUSE_CLEARS), pause_note=reason[:500], updated_at=now))
 
 
 def cue_pause_with_note(*, cue_id: str, note: str, now: datetime) -> bool:
@@ -727,5 +719,5 @@ def cue_pause_with_note(*, cue_id: str, note: str, now: datetime) -> bool:
     to the gone endpoint again); returns whether this call paused it."""
     pausable = Q(status=Cue.Status.ACTIVE) | Q(status=Cue.Status.PAUSED, paused_until__isnull=False)
     return bool(Cue.objects.filter(pausable, pk=cue_id).update(
-        status=Cue.Status.PAUSED, next_run=None, next_slot=None, overlap_buffered_slot=None, paused_until=None,
-        pause_note=note[:500], updated_at=now))
+        status=Cue.Status.PAUSED, **dict.fromkeys(PAUSE_CLEARS), paused_until=None, pause_note=note[:500],
+        updated_at=now))
