@@ -60,8 +60,12 @@ class UserManager(BaseUserManager):
     # What cueapi.authentication (a layer below, which knows the user model only through
     # get_user_model()) asks about keys.
     def api_key(self, key_hash):
-        """The ApiKey with this hash, its active user loaded, or None: one indexed query."""
-        return ApiKey.objects.select_related("user").filter(key_hash=key_hash, user__is_active=True).first()
+        """The ApiKey with this hash, its active user loaded, or None: one indexed query (get(),
+        not first(): the hash is unique, and first() would sort by the default ordering)."""
+        try:
+            return ApiKey.objects.select_related("user").get(key_hash=key_hash, user__is_active=True)
+        except ApiKey.DoesNotExist:
+            return None
 
     def api_key_hashes(self, user_id):
         return list(ApiKey.objects.filter(user_id=user_id).values_list("key_hash", flat=True))
