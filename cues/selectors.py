@@ -1,33 +1,46 @@
 import re
 from datetime import datetime
 
+from django.db import connection
+
 from accounts.models import User
 from cueapi.errors import AppError
+from cueapi.rows import RowLoader
 from cues.models import Cue
 
 # Wider than the ids we issue (cue_ + 12), narrow enough that nothing odd (a NUL byte, which
 # PostgreSQL refuses outright) ever reaches the database.
 CUE_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,20}")
+# A cue is read by hand-written SQL on the API's hot paths (see cueapi.rows).
+CUE_ROWS = RowLoader(Cue)
 
 
 def cue_get(*, user: User, cue_id: str, for_update: bool = False) -> Cue:
     """The caller's cue, or 404 `cue_not_found` (also for someone else's or a malformed id)."""
     if not CUE_ID_PATTERN.fullmatch(cue_id):
         raise AppError("cue_not_found", "Cue not found", 404)
-    queryset = Cue.objects.select_for_update(no_key=True) if for_update else Cue.objects
-    cue = queryset.filter(user=user, pk=cue_id).first()
-    if cue is None:
+    sql = f"SELECT {CUE_ROWS.columns('cues')} FROM cues WHERE user_id = %s AND id = %s"
+    if for_update and connection.features.has_select_for_no_key_update:
+        sql += " FOR NO KEY UPDATE"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [CUE_ROWS.param("user", user.pk), cue_id])
+        row = cursor.fetchone()
+    if row is None:
         raise AppError("cue_not_found", "Cue not found", 404)
-    return cue
+    return CUE_ROWS.load(row)
 
 
 def cue_list(*, user: User, status: str | None = None, limit: int, offset: int) -> tuple[list[Cue], int]:
     """(page of cues newest first, total)."""
-    queryset = Cue.objects.filter(user=user)
+    where, params = "user_id = %s", [CUE_ROWS.param("user", user.pk)]
     if status:
-        queryset = queryset.filter(status=status)
-    total = queryset.count()
-    return list(queryset.order_by("-created_at", "-id")[offset : offset + limit]), total
+        where, params = where + " AND status = %s", [*params, status]
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*) FROM cues WHERE {where}", params)
+        total = cursor.fetchone()[0]
+        cursor.execute(f"SELECT {CUE_ROWS.columns('cues')} FROM cues WHERE {where} "
+                       "ORDER BY created_at DESC, id DESC LIMIT %s OFFSET %s", [*params, limit, offset])
+        return [CUE_ROWS.load(row) for row in cursor.fetchall()], total
 
 
 def cue_executions(*, cue: Cue, limit: int, offset: int) -> tuple[list, int]:

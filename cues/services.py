@@ -21,7 +21,7 @@ from cueapi.validation import contains_nul
 from cues import schedule as schedule_math
 from cues.models import Cue, default_backoff_minutes, default_on_failure
 from cues.representations import NO_ACTIVE_WORKER_WARNING, NO_TASK_WARNING
-from cues.selectors import CUE_ID_PATTERN, cue_get, user_has_active_worker
+from cues.selectors import CUE_ID_PATTERN, CUE_ROWS, cue_get, user_has_active_worker
 
 MAX_PAYLOAD_BYTES = 1_048_576
 DEFAULT_RETRY = {"max_attempts": 3, "backoff_minutes": default_backoff_minutes()}
@@ -320,7 +320,7 @@ def cue_create(*, user, data, actor: Actor, now=None):
             # In autocommit a failed INSERT spoils nothing; inside a caller's transaction a
             # savepoint keeps that transaction usable after a duplicate.
             with transaction.atomic() if connection.in_atomic_block else nullcontext():
-                cue.save(force_insert=True)
+                CUE_ROWS.insert(cue)
         else:
             with transaction.atomic():
                 owner = User.objects.select_for_update(no_key=True).only("pk", "active_cue_limit").get(pk=user.pk)
@@ -328,7 +328,7 @@ def cue_create(*, user, data, actor: Actor, now=None):
                     if Cue.objects.filter(user=owner, name=name).exists():
                         raise _duplicate_name(name)
                     raise AppError("cue_limit_exceeded", cue_limit_message(owner.active_cue_limit), 403)
-                cue.save(force_insert=True)
+                CUE_ROWS.insert(cue)
     except IntegrityError:  # unique_user_cue_name
         raise _duplicate_name(name) from None
     audit_record(user_id=cue.user_id, actor=actor, action=AuditEntry.Action.CUE_CREATED, target_id=cue.pk,

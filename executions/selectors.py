@@ -1,14 +1,20 @@
 import uuid
 from datetime import timedelta
 
-from django.db.models import Case, CharField, Count, Max, Min, Q, QuerySet, TextChoices, Value, When
+from django.db.models import Case, CharField, Count, Max, Q, QuerySet, TextChoices, Value, When
+
+from django.db import connection
 
 from cueapi.errors import AppError
+from cueapi.rows import RowLoader
 from cueapi.timefmt import ts_z
 from cues.models import Cue
+from cues.selectors import CUE_ROWS
 from executions.models import DeliveryAttempt, Execution
 
 CLAIMABLE_LIMIT = 50
+# Executions are read by hand-written SQL on the API's hot paths (see cueapi.rows).
+EXECUTION_ROWS = RowLoader(Execution)
 
 
 class Verdict(TextChoices):
@@ -114,12 +120,19 @@ def parse_execution_id(value):
 def execution_get(*, user, execution_id, for_update=False):
     """The caller's execution (through its cue), or 404 `execution_not_found`."""
     pk = parse_execution_id(execution_id)
-    queryset = Execution.objects.select_related("cue")
-    if for_update:
-        queryset = queryset.select_for_update(no_key=True, of=("self",))
-    execution = queryset.filter(pk=pk, cue__user=user).first() if pk else None
-    if execution is None:
+    row = None
+    if pk is not None:
+        sql = (f"SELECT {EXECUTION_ROWS.columns('e')}, {CUE_ROWS.columns('c')} "
+               "FROM executions e JOIN cues c ON c.id = e.cue_id WHERE e.id = %s AND c.user_id = %s")
+        if for_update and connection.features.has_select_for_no_key_update:
+            sql += " FOR NO KEY UPDATE OF e"
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [EXECUTION_ROWS.param("id", pk), CUE_ROWS.param("user", user.pk)])
+            row = cursor.fetchone()
+    if row is None:
         raise AppError("execution_not_found", "Execution not found", 404)
+    execution = EXECUTION_ROWS.load(row)
+    execution.cue = CUE_ROWS.load(row, len(EXECUTION_ROWS))
     return execution
 
 
@@ -131,18 +144,23 @@ def execution_attempts(*, user, execution_id):
 
 def execution_list(*, user, filters, limit, offset):
     """(page newest first, total, oldest claimed_at) of the caller's executions."""
-    queryset = Execution.objects.filter(cue__user=user)
-    for field in ("cue_id", "status", "outcome_state", "triggered_by"):
-        if filters.get(field):
-            queryset = queryset.filter(**{field: filters[field]})
+    where, params = ["c.user_id = %s"], [CUE_ROWS.param("user", user.pk)]
+    for name, column in (("cue_id", "cue_id"), ("status", "status"), ("outcome_state", "outcome_state"),
+                         ("triggered_by", "triggered_by"), ("worker_id", "claimed_by_worker")):
+        if filters.get(name):
+            where.append(f"e.{column} = %s")
+            params.append(filters[name])
     if filters.get("status__in"):
-        queryset = queryset.filter(status__in=filters["status__in"])
-    if filters.get("worker_id"):
-        queryset = queryset.filter(claimed_by_worker=filters["worker_id"])
-    summary = queryset.aggregate(total=Count("pk"), oldest_claimed=Min("claimed_at"))  # one query
-    total, oldest_claimed = summary["total"], summary["oldest_claimed"]
-    page = list(queryset.order_by("-created_at", "-id")[offset : offset + limit])
-    return page, total, oldest_claimed
+        where.append(f"e.status IN ({', '.join(['%s'] * len(filters['status__in']))})")
+        params.extend(filters["status__in"])
+    rows = f"FROM executions e JOIN cues c ON c.id = e.cue_id WHERE {' AND '.join(where)}"
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*), MIN(e.claimed_at) {rows}", params)
+        total, oldest_claimed = cursor.fetchone()
+        cursor.execute(f"SELECT {EXECUTION_ROWS.columns('e')} {rows} ORDER BY e.created_at DESC, e.id DESC "
+                       "LIMIT %s OFFSET %s", [*params, limit, offset])
+        page = [EXECUTION_ROWS.load(row) for row in cursor.fetchall()]
+    return page, total, EXECUTION_ROWS.convert("claimed_at", oldest_claimed)
 
 
 def _payload_key(key, value):

@@ -1,0 +1,87 @@
+"""Model instances from hand-written SQL, for the few statements every request runs.
+
+Compiling an ORM query costs Django about as much CPU as PostgreSQL spends running a simple
+indexed one (more for wide rows: each column is an expression to compile), and the hot paths
+ask the same question thousands of times a second. There the SQL is written once, as a
+string, and its rows become model instances here, with the same conversions the ORM applies
+to each column (SQLite's text datetimes and UUIDs, JSON), so the instances are the ones a
+queryset would return.
+"""
+
+from django.db import connection
+
+
+class RowLoader:
+    """Loads one model's concrete columns, selected by `columns(alias)`, from a row."""
+
+    def __init__(self, model):
+        self.model = model
+        self.fields = list(model._meta.concrete_fields)
+        self.attnames = [field.attname for field in self.fields]
+        self._converters = None
+        self._columns = {}
+        self._inserts = {}
+
+    def columns(self, alias):
+        """The select list, `alias.column` for each concrete field in model order."""
+        if alias not in self._columns:
+            quote = connection.ops.quote_name
+            self._columns[alias] = ", ".join(f"{alias}.{quote(field.column)}" for field in self.fields)
+        return self._columns[alias]
+
+    def __len__(self):
+        return len(self.fields)
+
+    def converters(self):
+        """(index, field, converters) for the columns whose database value needs converting;
+        computed once per process (a process talks to one database)."""
+        if self._converters is None:
+            found = []
+            for index, field in enumerate(self.fields):
+                column = field.get_col(self.model._meta.db_table)
+                functions = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
+                if functions:
+                    found.append((index, column, functions))
+            self._converters = found
+        return self._converters
+
+    def param(self, name, value):
+        """`value` as the database takes it for field `name` (a UUID as SQLite's hex text, a
+        datetime as its text), as the ORM would pass it."""
+        return self.model._meta.get_field(name).get_db_prep_value(value, connection)
+
+    def insert(self, instance, names=None):
+        """INSERT `instance` (its fields `names`, default all), as save(force_insert=True) does
+        for a model with no save signals or overrides: auto_now fields are set, defaults are
+        already on the instance, and nothing is read back (the primary key must be set, or be
+        the table's own, e.g. an audit entry's serial)."""
+        fields = self.fields if names is None else [self.model._meta.get_field(name) for name in names]
+        key = tuple(field.attname for field in fields)
+        if key not in self._inserts:
+            quote = connection.ops.quote_name
+            self._inserts[key] = (f"INSERT INTO {quote(self.model._meta.db_table)} "
+                                  f"({', '.join(quote(field.column) for field in fields)}) "
+                                  f"VALUES ({', '.join(['%s'] * len(fields))})")
+        values = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
+        with connection.cursor() as cursor:
+            cursor.execute(self._inserts[key], values)
+        instance._state.adding = False
+        instance._state.db = connection.alias
+
+    def convert(self, name, value):
+        """A value selected from field `name`'s column (an aggregate of it), as the ORM loads it."""
+        field = self.model._meta.get_field(name)
+        column = field.get_col(self.model._meta.db_table)
+        for function in connection.ops.get_db_converters(column) + field.get_db_converters(connection):
+            value = function(value, column, connection)
+        return value
+
+    def load(self, row, start=0):
+        """The instance whose columns are row[start:start + len(self)]."""
+        values = list(row[start : start + len(self.fields)])
+        for index, column, functions in self.converters():
+            value = values[index]
+            for function in functions:
+                value = function(value, column, connection)
+            values[index] = value
+        return self.model.from_db(connection.alias, self.attnames, values)
