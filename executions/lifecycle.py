@@ -24,7 +24,7 @@ from datetime import timezone as dt_timezone
 from typing import Iterable
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, QuerySet
 from django.db.models.functions import Coalesce
 
@@ -40,7 +40,7 @@ from executions import signals
 from executions.delivery import DeliveryResult
 from executions.models import DeliveryAttempt, DispatchOutbox, Execution
 from executions.outcome_rules import outcome_fields, outcome_from_reply
-from executions.selectors import SUCCEEDED_OUTCOMES, running
+from executions.selectors import EXECUTION_ROWS, SUCCEEDED_OUTCOMES, claimable_worker_sql, running
 
 logger = logging.getLogger("cueapi.engine")
 
@@ -194,16 +194,37 @@ def webhook_claimed(*, execution_ids: QuerySet, now: datetime) -> int:
         status=Status.DELIVERING, started_at=Coalesce("started_at", now), updated_at=now)
 
 
-def worker_claimed(*, claimable: QuerySet, execution_id, worker_id: str, now: datetime) -> bool:
-    """A worker takes one execution of `claimable` (selectors.claimable_worker_executions):
-    a guarded UPDATE from a claimable status, so two claims can never both win."""
-    claimed = claimable.filter(pk=execution_id).update(
-        status=Status.DELIVERING, claimed_by_worker=worker_id, claimed_at=now, started_at=now,
-        last_attempt_at=now, attempts=F("attempts") + 1, updated_at=now, next_retry=None,
-        lease_expires_at=now + timedelta(seconds=settings.CUEAPI_WORKER_LEASE_SECONDS))
+def worker_claimed(*, user, execution_id, worker_id: str, now: datetime) -> bool:
+    """A worker takes one of the user's claimable executions (selectors.claimable_worker_sql):
+    a guarded UPDATE from a claimable status, so two claims can never both win. Written by
+    hand: claims are the workers' hot path (see cueapi.rows)."""
+    claimable, params = claimable_worker_sql(user=user, now=now)
+    at = EXECUTION_ROWS.param("claimed_at", now)
+    lease = EXECUTION_ROWS.param("lease_expires_at", now + timedelta(seconds=settings.CUEAPI_WORKER_LEASE_SECONDS))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE executions SET status = %s, claimed_by_worker = %s, claimed_at = %s, started_at = %s, "
+            "last_attempt_at = %s, attempts = attempts + 1, updated_at = %s, next_retry = NULL, "
+            f"lease_expires_at = %s WHERE executions.id = %s AND {claimable}",
+            [Status.DELIVERING, worker_id, at, at, at, at, lease, EXECUTION_ROWS.param("id", execution_id), *params])
+        claimed = cursor.rowcount
     if claimed:
         log_event(logger, "claimed", execution_id=execution_id, worker_id=worker_id)
     return bool(claimed)
+
+
+def next_claimable(*, user, now):
+    """The id of the user's oldest claimable execution, locked (SKIP LOCKED on PostgreSQL:
+    concurrent claimers each get another), or None. Call inside a transaction."""
+    claimable, params = claimable_worker_sql(user=user, now=now)
+    sql = (f"SELECT executions.id FROM executions WHERE {claimable} "
+           "ORDER BY executions.scheduled_for, executions.id LIMIT 1")
+    if connection.vendor == "postgresql":
+        sql += " FOR UPDATE SKIP LOCKED"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return EXECUTION_ROWS.convert("id", row[0]) if row else None
 
 
 def retry_released(*, execution: Execution, now: datetime) -> bool:

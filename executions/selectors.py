@@ -1,7 +1,8 @@
 import uuid
 from datetime import timedelta
 
-from django.db.models import Case, CharField, Count, Max, Q, QuerySet, TextChoices, Value, When
+from django.db.models import BooleanField, Case, CharField, Count, Max, Q, QuerySet, TextChoices, Value, When
+from django.db.models.expressions import RawSQL
 
 from django.db import connection
 
@@ -168,20 +169,29 @@ def _payload_key(key, value):
     return Q(payload__isnull=True, **{f"cue__payload__{key}": value}) | Q(**{f"payload__{key}": value})
 
 
-def claimable_worker_executions(*, user, now):
-    """The one rule for what a worker may claim: the user's worker-transport executions in a
-    claimable status whose time has come (a fire's future send_at is not claimable early).
+def claimable_worker_sql(*, user, now) -> tuple[str, list]:
+    """The one rule for what a worker may claim, as a condition on the `executions` table (and
+    its parameters): the user's worker-transport executions in a claimable status whose time
+    has come (a fire's future send_at is not claimable early). The claims (lifecycle) use it in
+    their hand-written statements, the claimable list through claimable_worker_executions.
 
     Every condition is on the execution row itself (the cue check is `cue_id IN (...)`), so a
     guarded claim is a plain `UPDATE … WHERE id = … AND status IN (…)`. With a join, Django
     writes `WHERE id IN (SELECT …)`, and PostgreSQL re-checks only `id IN` against its old
     snapshot after waiting for a concurrent claim: both claims then win (caught by
     tests/test_claim_race.py: 501 claims of 500 executions)."""
-    return Execution.objects.filter(
-        cue__in=Cue.objects.filter(user=user, callback_transport=Cue.Transport.WORKER),
-        status__in=Execution.CLAIMABLE,
-        scheduled_for__lte=now,
-    )
+    statuses = ", ".join(["%s"] * len(Execution.CLAIMABLE))
+    return (f"executions.cue_id IN (SELECT worker_cues.id FROM cues worker_cues WHERE worker_cues.user_id = %s "
+            f"AND worker_cues.callback_transport = %s) AND executions.status IN ({statuses}) "
+            "AND executions.scheduled_for <= %s",
+            [CUE_ROWS.param("user", user.pk), Cue.Transport.WORKER, *Execution.CLAIMABLE,
+             EXECUTION_ROWS.param("scheduled_for", now)])
+
+
+def claimable_worker_executions(*, user, now):
+    """claimable_worker_sql's executions, as a queryset."""
+    condition, params = claimable_worker_sql(user=user, now=now)
+    return Execution.objects.filter(RawSQL(condition, params, output_field=BooleanField()))
 
 
 def claimable_executions(*, user, now, task=None, agent=None):

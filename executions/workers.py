@@ -5,22 +5,21 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import User
 from cueapi.errors import AppError
 from executions import lifecycle
 from executions.models import Execution, Worker
-from executions.selectors import claimable_worker_executions, execution_get, parse_execution_id
+from executions.selectors import execution_get, parse_execution_id
 
 
 def execution_claim(*, user: User, worker_id: str, execution_id: str, now: datetime | None = None) -> UUID:
     """Claim one execution for a worker. 409 `claim_failed` for anything not claimable (never 404)."""
     now = now or timezone.now()
     pk = parse_execution_id(execution_id)
-    if pk is None or not lifecycle.worker_claimed(claimable=claimable_worker_executions(user=user, now=now),
-                                                  execution_id=pk, worker_id=worker_id, now=now):
+    if pk is None or not lifecycle.worker_claimed(user=user, execution_id=pk, worker_id=worker_id, now=now):
         raise AppError("claim_failed", "Execution not available for claiming", 409)
     return pk
 
@@ -30,14 +29,10 @@ def execution_claim_next(*, user: User, worker_id: str, now: datetime | None = N
     now = now or timezone.now()
     for _ in range(5):
         with transaction.atomic():
-            claimable = claimable_worker_executions(user=user, now=now)
-            candidates = claimable.order_by("scheduled_for", "id")
-            if connection.vendor == "postgresql":
-                candidates = candidates.select_for_update(skip_locked=True, of=("self",))
-            pk = candidates.values_list("id", flat=True).first()
+            pk = lifecycle.next_claimable(user=user, now=now)
             if pk is None:
                 break
-            if lifecycle.worker_claimed(claimable=claimable, execution_id=pk, worker_id=worker_id, now=now):
+            if lifecycle.worker_claimed(user=user, execution_id=pk, worker_id=worker_id, now=now):
                 return pk
     raise AppError("claim_failed", "No executions available for claiming", 409)
 

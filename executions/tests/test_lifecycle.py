@@ -113,13 +113,10 @@ class LifecycleTests(CueTestCase):
         self.assertEqual(self.reload(done).status, S.SUCCESS)
 
     def test_worker_claimed_wins_once(self):
-        from executions.selectors import claimable_worker_executions
-
         execution = self.execution(self.worker_cue())
-        claimable = claimable_worker_executions(user=self.alice, now=NOW)
-        self.assertTrue(lifecycle.worker_claimed(claimable=claimable, execution_id=execution.pk, worker_id="w1",
+        self.assertTrue(lifecycle.worker_claimed(user=self.alice, execution_id=execution.pk, worker_id="w1",
                                                  now=NOW))
-        self.assertFalse(lifecycle.worker_claimed(claimable=claimable, execution_id=execution.pk, worker_id="w2",
+        self.assertFalse(lifecycle.worker_claimed(user=self.alice, execution_id=execution.pk, worker_id="w2",
                                                   now=NOW))
         execution = self.reload(execution)
         self.assertEqual((execution.status, execution.claimed_by_worker, execution.attempts), (S.DELIVERING, "w1", 1))
