@@ -9,8 +9,10 @@ messages, and `errors_from_drf` (cueapi/errors.py) flattens DRF's nested errors 
 
 import datetime
 import re
+import threading
 from collections.abc import Mapping
 
+from django.utils.functional import cached_property
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from pydantic import AwareDatetime, HttpUrl, TypeAdapter
@@ -296,6 +298,9 @@ class AwareDateTime(_PydanticField):
         return storable(super().to_internal_value(data))
 
 
+_thread_fields = threading.local()
+
+
 class InputSerializer(serializers.Serializer):
     """Base for request bodies and query strings.
 
@@ -305,6 +310,23 @@ class InputSerializer(serializers.Serializer):
 
     forbid_extra = False
     default_error_messages = {"required": "Field required", "null": NOT_A_DICT}
+
+    @cached_property
+    def fields(self):
+        """The declared fields, deep-copied once per class and thread instead of on every
+        instance (DRF's default: a fifth of a cue create's CPU went to copying ~40 fields).
+        The copies hold no request state, only a link to their serializer, which is moved to
+        this instance; a thread validates one body at a time, so no two instances share them.
+        A nested serializer keeps DRF's own copy: it lives inside its parent's cached fields."""
+        if self.parent is not None:
+            return super().fields
+        per_thread = _thread_fields.__dict__.setdefault("by_class", {})
+        fields = per_thread.get(type(self))
+        if fields is None:
+            fields = per_thread[type(self)] = super().fields
+        for field in fields.values():
+            field.parent = self
+        return fields
 
     def to_internal_value(self, data):
         if not isinstance(data, Mapping):
