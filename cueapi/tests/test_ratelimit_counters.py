@@ -54,3 +54,13 @@ class RateLimitCounterTests(TestCase):
         # One statement on PostgreSQL; a read and an upsert on SQLite.
         with self.assertNumQueries(1 if connection.vendor == "postgresql" else 2):
             ratelimit.hit("ratelimit:k", 10, now=START)
+
+
+class RateLimitCounterStorageTests(TestCase):
+    def test_on_postgresql_the_counters_write_no_wal(self):
+        """UNLOGGED (migration 0004): a request's counter write does not wait for a disk flush."""
+        if connection.vendor != "postgresql":
+            self.skipTest("an UNLOGGED table is PostgreSQL's")
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT relpersistence FROM pg_class WHERE relname = 'rate_limit_counters'")
+            self.assertEqual(cursor.fetchone(), ("u",))
