@@ -3,7 +3,6 @@ meaning, in the reference's order (SERVER.md §3.4), and persists nothing on err
 
 import json
 from collections import Counter
-from contextlib import nullcontext
 from datetime import date, datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
 
@@ -316,23 +315,20 @@ def cue_create(*, user, data, actor: Actor, now=None):
         _check_cue_limit(user)
         raise
     try:
-        if user.active_cue_limit == NO_LIMIT:
-            # In autocommit a failed INSERT spoils nothing; inside a caller's transaction a
-            # savepoint keeps that transaction usable after a duplicate.
-            with transaction.atomic() if connection.in_atomic_block else nullcontext():
-                CUE_ROWS.insert(cue)
-        else:
-            with transaction.atomic():
+        # The cue and its audit entry commit together (one commit: one WAL flush). Inside a
+        # caller's transaction this is a savepoint, which keeps it usable after a duplicate.
+        with transaction.atomic():
+            if user.active_cue_limit != NO_LIMIT:
                 owner = User.objects.select_for_update(no_key=True).only("pk", "active_cue_limit").get(pk=user.pk)
                 if limit_reached(used=user_limited_cue_count(user=owner), limit=owner.active_cue_limit):
                     if Cue.objects.filter(user=owner, name=name).exists():
                         raise _duplicate_name(name)
                     raise AppError("cue_limit_exceeded", cue_limit_message(owner.active_cue_limit), 403)
-                CUE_ROWS.insert(cue)
+            CUE_ROWS.insert(cue)
+            audit_record(user_id=cue.user_id, actor=actor, action=AuditEntry.Action.CUE_CREATED, target_id=cue.pk,
+                         changes={**cue_audit_snapshot(cue), "status": cue.status}, now=now)
     except IntegrityError:  # unique_user_cue_name
         raise _duplicate_name(name) from None
-    audit_record(user_id=cue.user_id, actor=actor, action=AuditEntry.Action.CUE_CREATED, target_id=cue.pk,
-                 changes={**cue_audit_snapshot(cue), "status": cue.status}, now=now)
     return cue, cue_worker_warning(cue=cue, now=now)
 
 
