@@ -71,6 +71,19 @@ class RowLoader:
         instance._state.adding = False
         instance._state.db = connection.alias
 
+    def update(self, pk, values, *, guard=""):
+        """UPDATE row `pk` to `values` (field name -> plain value) if `guard`, a condition on
+        its columns, also holds; return the number of rows changed (0 or 1)."""
+        fields = [self.model._meta.get_field(name) for name in values]
+        quote = connection.ops.quote_name
+        sql = (f"UPDATE {quote(self.model._meta.db_table)} SET "
+               f"{', '.join(f'{quote(field.column)} = %s' for field in fields)} "
+               f"WHERE {quote(self.model._meta.pk.column)} = %s" + (f" AND {guard}" if guard else ""))
+        params = [field.get_db_prep_save(value, connection) for field, value in zip(fields, values.values())]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*params, self.param(self.model._meta.pk.name, pk)])
+            return cursor.rowcount
+
     def convert(self, name, value):
         """A value selected from field `name`'s column (an aggregate of it), as the ORM loads it."""
         field = self.model._meta.get_field(name)

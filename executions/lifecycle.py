@@ -34,6 +34,7 @@ from accounts.services import usage_increment
 from cueapi import metrics
 from cueapi.bulk import value_by_pk
 from cueapi.logs import log_event
+from cueapi.rows import RowLoader
 from cues.models import Cue
 from cues.services import cue_pause_with_note, cue_record_run, cue_runs_recorded
 from executions import signals
@@ -240,6 +241,11 @@ def retry_released(*, execution: Execution, now: datetime) -> bool:
 
 # --- attempts -------------------------------------------------------------------------------
 
+# Attempts are written by hand-written SQL (see cueapi.rows): a worker's outcome writes one.
+ATTEMPT_ROWS = RowLoader(DeliveryAttempt)
+ATTEMPT_COLUMNS = [field.name for field in DeliveryAttempt._meta.concrete_fields if not field.primary_key]
+
+
 def _attempt_row(execution: Execution, attempt: int, transport: str, result: str, now: datetime, *,
                  started_at: datetime | None = None, duration_ms: int | None = None,
                  http_status: int | None = None, error: str | None = None,
@@ -247,10 +253,10 @@ def _attempt_row(execution: Execution, attempt: int, transport: str, result: str
     started_at = started_at or now
     if duration_ms is None:
         duration_ms = max(0, int((now - started_at).total_seconds() * 1000))
-    DeliveryAttempt.objects.create(
+    ATTEMPT_ROWS.insert(DeliveryAttempt(
         execution_id=execution.pk, attempt=attempt, transport=transport, result=result,
         started_at=started_at, finished_at=now, duration_ms=duration_ms, http_status=http_status,
-        error=error, worker_id=worker_id, retry_after=retry_after)
+        error=error, worker_id=worker_id, retry_after=retry_after), ATTEMPT_COLUMNS)
 
 
 def webhook_delivered(*, execution: Execution, cue: Cue, attempt: int, result: DeliveryResult,
@@ -459,7 +465,7 @@ def outcome_recorded(*, execution: Execution, cue: Cue, outcome: dict, now: date
                       updated_at=now)
         fields.update(delivered_at=now, error_message=None) if success else fields.update(
             error_message=outcome.get("error"))
-    if not Execution.objects.filter(pk=execution.pk, outcome_recorded_at__isnull=True).update(**fields):
+    if not EXECUTION_ROWS.update(execution.pk, fields, guard="outcome_recorded_at IS NULL"):
         return None
     if worker:
         # For a worker, running the handler is the delivery: its failure fails the attempt.

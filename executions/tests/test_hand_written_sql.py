@@ -4,6 +4,7 @@ the same through the ORM; its filters select the same rows."""
 
 from datetime import timedelta
 
+from django.db.models import JSONField
 from django.test import override_settings
 from django.utils import timezone
 
@@ -104,6 +105,11 @@ class HandWrittenSqlTests(CueTestCase):
         self.assertLess(abs(cue.created_at - timezone.now()), timedelta(seconds=30))
         self.assertLess(abs(cue.updated_at - cue.created_at), timedelta(seconds=1))
         self.assertEqual(cue.payload, {"task": "t", "n": [1, 2]})
+        # A None is SQL NULL, as save() writes it (not JSON null): isnull finds it.
+        nulls = [f.name for f in Cue._meta.concrete_fields if f.null and getattr(cue, f.attname) is None]
+        self.assertTrue(any(isinstance(Cue._meta.get_field(n), JSONField) for n in nulls), nulls)
+        for name in nulls:
+            self.assertTrue(Cue.objects.filter(pk=cue_id, **{f"{name}__isnull": True}).exists(), name)
         now = timezone.now() - timedelta(minutes=1)
         audit_record(user_id=self.alice.pk, actor=Actor(AuditEntry.ActorType.KEY, "key_x"),
                      action=AuditEntry.Action.CUE_UPDATED, target_id=cue_id,
