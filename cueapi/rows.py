@@ -9,8 +9,9 @@ queryset would return.
 """
 
 from django.db import connection
-from django.db.models import signals
+from django.db.models import CASCADE, DO_NOTHING, signals
 from django.db.models.base import ModelState
+from django.db.models.deletion import get_candidate_relations_to_delete
 
 
 class RowLoader:
@@ -113,3 +114,59 @@ class RowLoader:
         instance._state.adding = False
         instance._state.db = connection.alias
         return instance
+
+
+def cascade_delete(model, where, params, returning):
+    """Delete the rows of `model` for which `where` holds (a condition on its table's columns,
+    with `params`) and every row that cascades from them, as Django's collector does, and
+    return the deleted rows' `returning` columns. In one statement on PostgreSQL (each cascade a
+    data-modifying WITH; its foreign keys are checked at commit), children first on SQLite.
+
+    The collector costs a SELECT per level and the compilation of each DELETE; this plan is
+    read from the same model metadata once. It refuses (ValueError) a relation it would have to
+    handle differently (SET_NULL, PROTECT, …) or a model with delete signals, so a new
+    relation can't be skipped silently: use Model.delete() for those."""
+    key = (model, where, tuple(returning))
+    if key not in _cascades:
+        _cascades[key] = _cascade_statements(model, where, returning)
+    statements, copies = _cascades[key]
+    with connection.cursor() as cursor:
+        for sql in statements:
+            cursor.execute(sql, list(params) * copies[sql])
+        return cursor.fetchall()
+
+
+_cascades = {}
+
+
+def _cascade_plan(model, where, path=()):
+    """[(table, condition)] for `model`'s rows matching `where` and their cascades, children first."""
+    if model in path:
+        raise ValueError(f"{model.__name__} cascades to itself: use Model.delete()")
+    if signals.pre_delete.has_listeners(model) or signals.post_delete.has_listeners(model):
+        raise ValueError(f"{model.__name__} has delete signals: use Model.delete()")
+    quote = connection.ops.quote_name
+    plan = []
+    for relation in get_candidate_relations_to_delete(model._meta):
+        if relation.on_delete is DO_NOTHING:
+            continue
+        if relation.on_delete is not CASCADE:
+            raise ValueError(f"{relation.related_model.__name__}.{relation.field.name} is "
+                             f"{relation.on_delete.__name__}: use Model.delete()")
+        child_where = (f"{quote(relation.field.column)} IN (SELECT {quote(relation.field.target_field.column)} "
+                       f"FROM {quote(model._meta.db_table)} WHERE {where})")
+        plan += _cascade_plan(relation.related_model, child_where, (*path, model))
+    return [*plan, (model._meta.db_table, where)]
+
+
+def _cascade_statements(model, where, returning):
+    quote = connection.ops.quote_name
+    *cascades, (table, condition) = _cascade_plan(model, where)
+    last = (f"DELETE FROM {quote(table)} WHERE {condition} "
+            f"RETURNING {', '.join(quote(model._meta.get_field(name).column) for name in returning)}")
+    if connection.vendor == "postgresql":
+        ctes = ", ".join(f"cascade_{i} AS (DELETE FROM {quote(t)} WHERE {c})" for i, (t, c) in enumerate(cascades))
+        sql = f"WITH {ctes} {last}" if cascades else last
+        return [sql], {sql: len(cascades) + 1}
+    statements = [f"DELETE FROM {quote(t)} WHERE {c}" for t, c in cascades] + [last]
+    return statements, {sql: 1 for sql in statements}

@@ -326,7 +326,7 @@ class CueDetailApi(APIView):
 
     @extend_schema(request=None, responses={204: None})
     def delete(self, request, cue_id):
-        services.cue_delete(cue=selectors.cue_get(user=request.user, cue_id=cue_id), actor=Actor.from_request(request))
+        services.cue_delete(user=request.user, cue_id=cue_id, actor=Actor.from_request(request))
         return Response(status=204)
 
 

@@ -15,10 +15,14 @@ CUE_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,20}")
 CUE_ROWS = RowLoader(Cue)
 
 
+def cue_not_found() -> AppError:
+    return AppError("cue_not_found", "Cue not found", 404)
+
+
 def cue_get(*, user: User, cue_id: str, for_update: bool = False) -> Cue:
     """The caller's cue, or 404 `cue_not_found` (also for someone else's or a malformed id)."""
     if not CUE_ID_PATTERN.fullmatch(cue_id):
-        raise AppError("cue_not_found", "Cue not found", 404)
+        raise cue_not_found()
     sql = f"SELECT {CUE_ROWS.columns('cues')} FROM cues WHERE user_id = %s AND id = %s"
     if for_update and connection.features.has_select_for_no_key_update:
         sql += " FOR NO KEY UPDATE"
@@ -26,7 +30,7 @@ def cue_get(*, user: User, cue_id: str, for_update: bool = False) -> Cue:
         cursor.execute(sql, [CUE_ROWS.param("user", user.pk), cue_id])
         row = cursor.fetchone()
     if row is None:
-        raise AppError("cue_not_found", "Cue not found", 404)
+        raise cue_not_found()
     return CUE_ROWS.load(row)
 
 

@@ -15,12 +15,13 @@ from accounts.audit import Actor, audit_entry, audit_record
 from accounts.models import NO_LIMIT, AuditEntry, User, cue_limit_message, limit_reached
 from accounts.selectors import user_limited_cue_count
 from cueapi.errors import AppError, RequestValidationError
+from cueapi.rows import cascade_delete
 from cueapi.urlsafety import UnsafeURL, validate_url
 from cueapi.validation import contains_nul
 from cues import schedule as schedule_math
 from cues.models import Cue, default_backoff_minutes, default_on_failure
 from cues.representations import NO_ACTIVE_WORKER_WARNING, NO_TASK_WARNING
-from cues.selectors import CUE_ID_PATTERN, CUE_ROWS, cue_get, user_has_active_worker
+from cues.selectors import CUE_ID_PATTERN, CUE_ROWS, cue_get, cue_not_found, user_has_active_worker
 
 MAX_PAYLOAD_BYTES = 1_048_576
 DEFAULT_RETRY = {"max_attempts": 3, "backoff_minutes": default_backoff_minutes()}
@@ -622,12 +623,19 @@ def _audit_update(cue, before, status_before, *, actor, now):
                      changes={"status": {"from": status_before, "to": cue.status}}, now=now)
 
 
-def cue_delete(*, cue, actor: Actor):
-    """Delete a cue; its executions go with it (FK cascade)."""
+def cue_delete(*, user: User, cue_id: str, actor: Actor) -> None:
+    """Delete the user's cue; its executions (with their outbox rows and attempts), fire keys and
+    alert streak go with it, as the model's CASCADEs say. 404 `cue_not_found` for an unknown
+    or someone else's id. One statement on PostgreSQL (cueapi.rows.cascade_delete)."""
+    if not CUE_ID_PATTERN.fullmatch(cue_id):
+        raise cue_not_found()
     with transaction.atomic():
-        audit_record(user_id=cue.user_id, actor=actor, action=AuditEntry.Action.CUE_DELETED, target_id=cue.pk,
-                     changes={"name": cue.name})
-        cue.delete()
+        deleted = cascade_delete(Cue, "id = %s AND user_id = %s", [cue_id, CUE_ROWS.param("user", user.pk)],
+                                 returning=["name"])
+        if not deleted:
+            raise cue_not_found()
+        audit_record(user_id=user.pk, actor=actor, action=AuditEntry.Action.CUE_DELETED, target_id=cue_id,
+                     changes={"name": deleted[0][0]})
 
 
 def cue_bulk_delete(*, user: User, ids: list[str], actor: Actor) -> tuple[list[str], list[str]]:
