@@ -1,6 +1,13 @@
-"""Helpers for the engine's batch statements."""
+"""Helpers for the engine's batch statements, and for the hand-written SQL of its hot paths
+(plain SQL that PostgreSQL and SQLite both run, values passed through the backend's adapters)."""
 
-from django.db.models import Case, Field, Value, When
+from datetime import datetime
+from datetime import timezone as dt_timezone
+
+from django.db import connection
+from django.db.models import Case, Field, Model, Value, When
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 
 def value_by_pk(values: dict, output_field: Field):
@@ -11,3 +18,41 @@ def value_by_pk(values: dict, output_field: Field):
         return Value(distinct.pop(), output_field=output_field)
     return Case(*(When(pk=pk, then=Value(value, output_field=output_field)) for pk, value in values.items()),
                 output_field=output_field)
+
+
+def in_list(values) -> str:
+    """`(%s, %s, ...)`: an IN list's placeholders, one per value (SQLite has no arrays)."""
+    return "(" + ", ".join(["%s"] * len(values)) + ")"
+
+
+def fetch(sql: str, params) -> list[tuple]:
+    """The rows of one hand-written statement (a SELECT, or a write with RETURNING)."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def execute(sql: str, params) -> int:
+    """Run one hand-written write; return how many rows it changed (the guard's verdict)."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+def db_time(moment: datetime | None):
+    """A datetime as the database compares it (SQLite: naive UTC text)."""
+    return connection.ops.adapt_datetimefield_value(moment)
+
+
+def from_db_time(value) -> datetime | None:
+    """A datetime read by hand-written SQL, aware (SQLite answers an aggregate with text)."""
+    if isinstance(value, str):
+        value = parse_datetime(value)
+    if value is not None and timezone.is_naive(value):
+        value = timezone.make_aware(value, dt_timezone.utc)
+    return value
+
+
+def db_id(model: type[Model], field: str, value):
+    """A key or UUID value as the database stores it (SQLite: a UUID as 32 hex digits)."""
+    return model._meta.get_field(field).get_db_prep_value(value, connection)
