@@ -56,3 +56,16 @@ def from_db_time(value) -> datetime | None:
 def db_id(model: type[Model], field: str, value):
     """A key or UUID value as the database stores it (SQLite: a UUID as 32 hex digits)."""
     return model._meta.get_field(field).get_db_prep_value(value, connection)
+
+
+def sql_by_id(values: dict, column: str = "id") -> tuple[str, list]:
+    """The hand-written form of value_by_pk: (SQL, parameters) for a column's new value, one
+    placeholder when every row gets the same value, else a CASE on `column` (`values`: the
+    row's id as the database stores it -> value)."""
+    distinct = set(values.values())
+    if len(distinct) == 1:
+        return "%s", [distinct.pop()]
+    params = []
+    for row_id, value in values.items():
+        params += [row_id, value]
+    return f"CASE {column} " + "WHEN %s THEN %s " * len(values) + "END", params

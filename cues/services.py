@@ -14,6 +14,7 @@ from django.utils import timezone
 from accounts.audit import Actor, audit_entry, audit_record
 from accounts.models import NO_LIMIT, AuditEntry, User, cue_limit_message, limit_reached
 from accounts.selectors import user_limited_cue_count
+from cueapi.bulk import db_time, execute, fetch, in_list
 from cueapi.errors import AppError, RequestValidationError
 from cueapi.rows import cascade_delete
 from cueapi.urlsafety import UnsafeURL, validate_url
@@ -689,22 +690,26 @@ def cue_record_run(*, cue: Cue, now: datetime, finished: bool, ran: bool = True,
         Cue.objects.filter(pk=cue.pk).update(**fields)
 
 
+# cue_runs_recorded's statements, hand-written: they run for every batch the dispatcher records.
+LOCK_CUES_SQL = "SELECT id FROM cues WHERE id IN {ids} ORDER BY id FOR NO KEY UPDATE"
+# Only an active one-time cue changes status: a cue paused by hand meanwhile stays paused.
+CUE_RUNS_SQL = ("UPDATE cues SET run_count = run_count + %s, last_run = %s,"
+                " status = CASE WHEN schedule_type = %s AND status = %s THEN %s ELSE status END WHERE id IN {ids}")
+
+
 def cue_runs_recorded(*, cue_ids: list, now: datetime, once_status: str) -> None:
     """cue_record_run(finished=True) for a batch of finished executions (`cue_ids` may repeat a
     cue): one UPDATE per distinct number of runs. On PostgreSQL the cues are locked in id
     order first, so two dispatchers recording overlapping batches can't deadlock."""
     runs = Counter(cue_ids)
     if connection.vendor == "postgresql":
-        list(Cue.objects.filter(pk__in=runs).order_by("pk").select_for_update(no_key=True).values_list("pk"))
+        fetch(LOCK_CUES_SQL.format(ids=in_list(runs)), list(runs))
     by_runs = {}
     for cue_id, count in runs.items():
         by_runs.setdefault(count, []).append(cue_id)
     for count, ids in by_runs.items():
-        # Only an active one-time cue changes status: a cue paused by hand meanwhile stays paused.
-        Cue.objects.filter(pk__in=ids).update(
-            run_count=F("run_count") + count, last_run=now,
-            status=Case(When(schedule_type=Cue.ScheduleType.ONCE, status=Cue.Status.ACTIVE, then=Value(once_status)),
-                        default=F("status")))
+        execute(CUE_RUNS_SQL.format(ids=in_list(ids)),
+                [count, db_time(now), Cue.ScheduleType.ONCE, Cue.Status.ACTIVE, once_status, *ids])
 
 
 def cue_park(*, cue_id: str, due: datetime, reason: str, now: datetime) -> bool:

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from cueapi.bulk import db_id, db_time, fetch, from_db_time, in_list
+from cueapi.bulk import db_id, db_time, execute, fetch, from_db_time, in_list
 from cueapi.logs import log_event
 from cues.models import Cue
 from executions import lifecycle
@@ -357,6 +357,11 @@ def _delivered_item(delivery: Delivery) -> lifecycle.Delivered:
                                result=delivery.result)
 
 
+# Rows still held with the token, marked sent (the recorder's hot path, hand-written SQL).
+CLOSE_SQL = ("UPDATE dispatch_outbox SET dispatched_at = %s, locked_until = NULL, last_dispatch_error = NULL"
+             " WHERE lock_token = %s AND dispatched_at IS NULL AND id IN {ids}")
+
+
 def _close_rows(deliveries: list[Delivery], now: datetime) -> bool:
     """Mark the rows dispatched, one UPDATE per claim; True when every row was still held."""
     closed = 0
@@ -364,8 +369,8 @@ def _close_rows(deliveries: list[Delivery], now: datetime) -> bool:
     for delivery in deliveries:
         by_token.setdefault(delivery.token, []).append(delivery.row_id)
     for token, row_ids in by_token.items():
-        closed += DispatchOutbox.objects.filter(pk__in=row_ids, lock_token=token, dispatched_at__isnull=True).update(
-            dispatched_at=now, locked_until=None, last_dispatch_error=None)
+        closed += execute(CLOSE_SQL.format(ids=in_list(row_ids)),
+                          [db_time(now), db_id(DispatchOutbox, "lock_token", token), *row_ids])
     return closed == len(deliveries)
 
 

@@ -31,7 +31,7 @@ from accounts.models import limit_reached, monthly_execution_limit_message
 from accounts.selectors import user_executions_this_month
 from accounts.services import usage_increment
 from cueapi import metrics
-from cueapi.bulk import db_id, db_time, execute, in_list, value_by_pk
+from cueapi.bulk import db_id, db_time, execute, in_list, sql_by_id
 from cueapi.logs import log_event
 from cueapi.rows import RowLoader
 from cues.models import Cue
@@ -318,27 +318,42 @@ class BatchChanged(Exception):
     batch back and makes each transition on its own (which sorts out who moved what)."""
 
 
+# webhooks_delivered's statements, hand-written: they run for every batch the dispatcher records.
+WEBHOOKS_DELIVERED_SQL = (
+    "UPDATE executions SET status = %s, delivered_at = %s, next_retry = NULL, error_message = NULL,"
+    " last_attempt_at = %s, updated_at = %s, {by_row} WHERE id IN {ids} AND status = %s")
+ATTEMPTS_INSERT_SQL = ("INSERT INTO delivery_attempts (execution_id, attempt, transport, result, http_status,"
+                       " started_at, finished_at, duration_ms) VALUES ")
+ATTEMPT_VALUES = "(%s, %s, %s, %s, %s, %s, %s, %s)"
+
+
 def webhooks_delivered(*, items: list[Delivered], now: datetime) -> None:
     """webhook_delivered for a batch of plain 2xx answers in a few statements (the dispatcher's
     hot path): the same fields, attempt rows, cue runs, metrics and log lines. All or nothing:
     raises BatchChanged when any execution is no longer `delivering`."""
     deadlines = {item.execution.pk: outcome_deadline_seconds(item.cue) for item in items}
-    moved = Execution.objects.filter(pk__in=deadlines, status=Status.DELIVERING).update(
-        status=Status.SUCCESS, delivered_at=now, next_retry=None, error_message=None, last_attempt_at=now,
-        updated_at=now,
-        outcome_deadline_seconds=_by_row("outcome_deadline_seconds", deadlines),
-        outcome_deadline_at=_by_row("outcome_deadline_at", {
-            pk: now + timedelta(seconds=seconds) if seconds else None for pk, seconds in deadlines.items()}),
-        http_status=_by_row("http_status", {i.execution.pk: i.result.http_status for i in items}),
-        response_body=_by_row("response_body", {i.execution.pk: i.result.response_text for i in items}),
-        attempts=_by_row("attempts", {i.execution.pk: i.attempt for i in items}))
+    at = db_time(now)
+    ids = {item.execution.pk: db_id(Execution, "id", item.execution.pk) for item in items}
+    by_row = {
+        "outcome_deadline_seconds": {ids[pk]: seconds for pk, seconds in deadlines.items()},
+        "outcome_deadline_at": {ids[pk]: db_time(now + timedelta(seconds=seconds)) if seconds else None
+                                for pk, seconds in deadlines.items()},
+        "http_status": {ids[i.execution.pk]: i.result.http_status for i in items},
+        "response_body": {ids[i.execution.pk]: i.result.response_text for i in items},
+        "attempts": {ids[i.execution.pk]: i.attempt for i in items},
+    }
+    assignments, params = [], [Status.SUCCESS, at, at, at]
+    for column, values in by_row.items():
+        value_sql, value_params = sql_by_id(values)
+        assignments.append(f"{column} = {value_sql}")
+        params += value_params
+    moved = execute(WEBHOOKS_DELIVERED_SQL.format(by_row=", ".join(assignments), ids=in_list(ids)),
+                    [*params, *ids.values(), Status.DELIVERING])
     if moved != len(items):
         raise BatchChanged(f"{len(items) - moved} of {len(items)} executions are no longer delivering")
-    DeliveryAttempt.objects.bulk_create(
-        DeliveryAttempt(execution_id=i.execution.pk, attempt=i.attempt, transport=Transport.WEBHOOK,
-                        result=DeliveryAttempt.Result.DELIVERED, http_status=i.result.http_status,
-                        started_at=now - timedelta(milliseconds=i.result.duration_ms), finished_at=now,
-                        duration_ms=i.result.duration_ms) for i in items)
+    rows = [(ids[i.execution.pk], i.attempt, Transport.WEBHOOK, DeliveryAttempt.Result.DELIVERED, i.result.http_status,
+             db_time(now - timedelta(milliseconds=i.result.duration_ms)), at, i.result.duration_ms) for i in items]
+    execute(ATTEMPTS_INSERT_SQL + ", ".join([ATTEMPT_VALUES] * len(rows)), [value for row in rows for value in row])
     cue_runs_recorded(cue_ids=[i.cue.pk for i in items], now=now, once_status=Cue.Status.COMPLETED)
     metrics.count("cueapi_webhook_deliveries", len(items), result="delivered")
     _count_result("delivered", Transport.WEBHOOK, sum(1 for seconds in deadlines.values() if not seconds))
@@ -351,10 +366,6 @@ def webhooks_delivered(*, items: list[Delivered], now: datetime) -> None:
                   http_status=item.result.http_status, duration_ms=item.result.duration_ms, outcome=None)
         if not deadlines[item.execution.pk]:
             _ended(item.cue, now)
-
-
-def _by_row(field: str, values: dict):
-    return value_by_pk(values, Execution._meta.get_field(field))
 
 
 def attempt_failed(*, execution: Execution, cue: Cue, attempt: int, error: str, now: datetime,

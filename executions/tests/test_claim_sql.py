@@ -1,13 +1,17 @@
-"""The dispatcher's claim and sleep are hand-written SQL (executions/dispatcher.py): what they
-write must read back through the ORM as it did (token, lease, counts, times), on both databases."""
+"""The dispatcher's claim, sleep and record are hand-written SQL (executions/dispatcher.py,
+lifecycle.webhooks_delivered, cues.services.cue_runs_recorded): what they write must read back
+through the ORM as it did (token, lease, counts, times, per-row values), on both databases."""
 
 from datetime import timedelta
 
+from django.test import override_settings
 from django.utils import timezone
 
 from cueapi.testing import CueTestCase
+from cues.models import Cue
 from executions import dispatcher
-from executions.models import DispatchOutbox, Execution
+from executions.delivery import DeliveryResult
+from executions.models import DeliveryAttempt, DispatchOutbox, Execution
 
 
 class ClaimSqlTests(CueTestCase):
@@ -53,3 +57,52 @@ class ClaimSqlTests(CueTestCase):
         lapses = timezone.now() + timedelta(minutes=1)
         DispatchOutbox.objects.filter(pk=row.pk).update(available_at=timezone.now(), locked_until=lapses)
         self.assertEqual(dispatcher.next_available(now=timezone.now()), lapses)
+
+
+@override_settings(CUEAPI_DISPATCH_PER_USER_IN_FLIGHT=100)
+class RecordSqlTests(CueTestCase):
+    """The recorder's batch statements (lifecycle.webhooks_delivered, cue_runs_recorded) are
+    hand-written SQL with per-row values: each row gets its own, and nothing applies twice."""
+
+    def claim(self, count, **cue_fields):
+        for index in range(count):
+            cue = self.create_cue(name=f"job-{index}", **cue_fields)
+            self.post(f"/v1/cues/{cue['id']}/fire")
+        ids, token = dispatcher.claim_outbox_rows(now=timezone.now() + timedelta(seconds=1), limit=100)
+        return dispatcher.load_deliveries(ids, token)
+
+    def test_each_row_gets_its_own_values(self):
+        deliveries = self.claim(3)
+        Cue.objects.filter(pk=deliveries[1].cue.pk).update(outcome_deadline_seconds=90)
+        deliveries = dispatcher.load_deliveries([d.row_id for d in deliveries], deliveries[0].token)
+        texts = ["it's \"quoted\"", "ünïcode ✓", ""]
+        for index, delivery in enumerate(deliveries):
+            delivery.result = DeliveryResult(delivered=True, http_status=200 + index, response_text=texts[index],
+                                             duration_ms=5 * index)
+        now = timezone.now()
+        dispatcher.record_deliveries(deliveries, now=now)
+        for index, delivery in enumerate(deliveries):
+            execution = Execution.objects.get(pk=delivery.execution.pk)
+            self.assertEqual((execution.status, execution.http_status, execution.response_body, execution.attempts),
+                             (Execution.Status.SUCCESS, 200 + index, texts[index], 1))
+            self.assertEqual((execution.delivered_at, execution.last_attempt_at), (now, now))
+            self.assertEqual(execution.outcome_deadline_seconds, 90 if index == 1 else None)
+            self.assertEqual(execution.outcome_deadline_at, now + timedelta(seconds=90) if index == 1 else None)
+            attempt = DeliveryAttempt.objects.get(execution=execution)
+            self.assertEqual((attempt.attempt, attempt.transport, attempt.result, attempt.http_status,
+                              attempt.duration_ms, attempt.finished_at, attempt.error, attempt.worker_id),
+                             (1, "webhook", "delivered", 200 + index, 5 * index, now, None, None))
+            self.assertEqual(attempt.started_at, now - timedelta(milliseconds=5 * index))
+            self.assertEqual(Cue.objects.get(pk=delivery.cue.pk).last_run, now)
+
+    def test_recording_a_batch_twice_applies_it_once(self):
+        at = (timezone.now() + timedelta(hours=1)).isoformat()
+        deliveries = self.claim(2, schedule={"type": "once", "at": at})
+        for delivery in deliveries:
+            delivery.result = DeliveryResult(delivered=True, http_status=200, response_text="ok", duration_ms=1)
+        dispatcher.record_deliveries(deliveries, now=timezone.now())
+        dispatcher.record_deliveries(deliveries, now=timezone.now())  # a second recorder, or a retry
+        for delivery in deliveries:
+            self.assertEqual(DeliveryAttempt.objects.filter(execution_id=delivery.execution.pk).count(), 1)
+            cue = Cue.objects.get(pk=delivery.cue.pk)
+            self.assertEqual((cue.run_count, cue.status), (1, Cue.Status.COMPLETED))
