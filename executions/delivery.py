@@ -10,6 +10,7 @@ RESPONSE_READ_LIMIT bytes of the answer are read, and the whole exchange has one
 import base64
 import datetime
 import email.utils
+import functools
 import hashlib
 import heapq
 import hmac
@@ -21,11 +22,12 @@ import time
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import requests
 import urllib3
 from django.conf import settings
-from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
@@ -224,42 +226,38 @@ class DeadlineHTTPSConnectionPool(HTTPSConnectionPool):
     ConnectionCls = type("DeadlineHTTPSConnection", (DeadlineConnectionMixin, HTTPSConnection), {})
 
 
-class PinnedAddressAdapter(HTTPAdapter):
-    """Connects to `request.pinned_address` (checked beforehand) instead of resolving the
-    host again, while TLS still verifies the certificate against the real host name; its
-    connections obey the delivery's TotalDeadline."""
-
-    def init_poolmanager(self, *args, **kwargs):
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {
-            "http": DeadlineHTTPConnectionPool, "https": DeadlineHTTPSConnectionPool,
-        }
-
-    def build_connection_pool_key_attributes(self, request, verify, cert=None):
-        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
-        address = getattr(request, "pinned_address", None)
-        if address:
-            if host_params["scheme"] == "https":
-                pool_kwargs["server_hostname"] = host_params["host"]
-                pool_kwargs["assert_hostname"] = host_params["host"]
-            host_params["host"] = address
-        return host_params, pool_kwargs
+_pool_managers = threading.local()
 
 
-_sessions = threading.local()
+def pool_manager() -> urllib3.PoolManager:
+    """One keep-alive pool manager per delivery thread, whose connections obey the delivery's
+    TotalDeadline. Sends go to urllib3 directly: a requests Session cost more CPU per send
+    than the request itself (preparing, merging settings, hooks, cookies). No proxy: a
+    callback never goes through an environment proxy."""
+    manager = getattr(_pool_managers, "manager", None)
+    if manager is None:
+        manager = urllib3.PoolManager(num_pools=32, maxsize=4)
+        manager.pool_classes_by_scheme = {"http": DeadlineHTTPConnectionPool, "https": DeadlineHTTPSConnectionPool}
+        _pool_managers.manager = manager
+    return manager
 
 
-def http_session():
-    """One keep-alive session per thread (requests sessions are not thread-safe)."""
-    session = getattr(_sessions, "session", None)
-    if session is None:
-        session = requests.Session()
-        adapter = PinnedAddressAdapter(pool_connections=32, pool_maxsize=4, max_retries=0)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        session.trust_env = False  # never send callbacks through an environment proxy
-        _sessions.session = session
-    return session
+# The headers a requests Session sent under ours (ours replace them by name, case-insensitively,
+# as the Session merged them): the request on the wire is what it was when sends went through
+# requests, byte for byte.
+SESSION_HEADERS = requests.utils.default_headers()
+# No retries (a failed send is a recorded attempt, retried by the engine) and no redirects.
+NO_RETRIES = urllib3.Retry(0, read=False)
+
+
+@functools.lru_cache(maxsize=4096)
+def _request_target(url: str) -> tuple[str, str, str]:
+    """(scheme, host for TLS, path and query sent) for `url`, normalised exactly as requests
+    did (IDNA host, percent-encoding): computed once per callback URL."""
+    prepared = requests.PreparedRequest()
+    prepared.prepare_url(url, None)
+    parts = urlsplit(prepared.url)
+    return parts.scheme.lower(), parts.hostname, prepared.path_url
 
 
 @dataclass
@@ -399,51 +397,71 @@ def _send(*, url: str, method: str, headers: Mapping[str, str], body: bytes, tim
         return DeliveryResult(delivered=False, error=str(exc))
     default_port = 443 if url.lower().startswith("https") else 80
     host = f"[{hostname}]" if ":" in hostname else hostname  # an IPv6 literal
-    request = requests.Request(
-        method, url,
-        headers={**headers, "Host": host if port == default_port else f"{host}:{port}"},
-        data=None if method == "GET" else body,
-    )
-    prepared = http_session().prepare_request(request)
-    prepared.pinned_address = address
+    scheme, tls_hostname, target = _request_target(url)
+    body = None if method == "GET" else body
+    wire_headers = CaseInsensitiveDict(SESSION_HEADERS)
+    wire_headers.update(headers)
+    wire_headers["Host"] = host if port == default_port else f"{host}:{port}"
+    if body is not None:
+        wire_headers["Content-Length"] = str(len(body))
+    # The address checked is the one connected to; TLS verifies the certificate against the
+    # real host name (with the CA bundle requests used).
+    pool_kwargs = ({"cert_reqs": "CERT_REQUIRED", "ca_certs": requests.utils.DEFAULT_CA_BUNDLE_PATH,
+                    "server_hostname": tls_hostname, "assert_hostname": tls_hostname}
+                   if scheme == "https" else {})
     timed_out = DeliveryResult(delivered=False, error="Webhook endpoint timed out")
     response = None
     with TotalDeadline(timeout) as deadline:
         try:
-            response = http_session().send(prepared, timeout=timeout, allow_redirects=False, stream=True)
+            pool = pool_manager().connection_from_host(address, port=port, scheme=scheme, pool_kwargs=pool_kwargs)
+            response = pool.urlopen(method.upper(), target, body=body, headers=wire_headers, retries=NO_RETRIES,
+                                    redirect=False, assert_same_host=False, preload_content=False,
+                                    decode_content=False, timeout=urllib3.Timeout(connect=timeout, read=timeout))
             try:
-                raw = response.raw.read(RESPONSE_READ_LIMIT, decode_content=True) or b""
+                raw = response.read(RESPONSE_READ_LIMIT, decode_content=True) or b""
             finally:
-                response.close()
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            if deadline.expired or isinstance(exc, (requests.Timeout, urllib3.exceptions.TimeoutError,
-                                                    socket.timeout)):
+                response.close()  # an answer not read to its end: the connection is not reused
+                response.release_conn()
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            if deadline.expired or _timed_out(exc):
                 return timed_out
             if response is None:
                 return DeliveryResult(delivered=False, error=_request_error(exc))
-            return DeliveryResult(delivered=False, http_status=response.status_code,
-                                  error=_answer_error(exc, response.status_code))
+            return DeliveryResult(delivered=False, http_status=response.status,
+                                  error=_answer_error(exc, response.status))
     if deadline.expired:
         return timed_out
     text = _without_nul(raw.decode("utf-8", errors="replace")[:RESPONSE_BODY_STORED])
-    if 200 <= response.status_code < 300:
-        return DeliveryResult(delivered=True, http_status=response.status_code, response_text=text,
+    if 200 <= response.status < 300:
+        return DeliveryResult(delivered=True, http_status=response.status, response_text=text,
                               reported_outcome=_reported_outcome(raw))
     retry_at = None
-    if response.status_code in RETRY_AFTER_STATUSES:
+    if response.status in RETRY_AFTER_STATUSES:
         asked, now = response.headers.get("Retry-After"), time.time()
         wait = retry_after_seconds(asked, now)
         if wait is not None:  # a date stays that very time, not now + (date - now) in floats
             retry_at = retry_after_date(asked) or now + wait
-    return DeliveryResult(delivered=False, http_status=response.status_code, response_text=text,
-                          error=failure_message(response.status_code), retry_at=retry_at)
+    return DeliveryResult(delivered=False, http_status=response.status, response_text=text,
+                          error=failure_message(response.status), retry_at=retry_at)
+
+
+def _cause(exc):
+    """What went wrong: the reason a MaxRetryError wraps (urllib3 wraps connection errors)."""
+    return exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) else exc
+
+
+def _timed_out(exc):
+    cause = _cause(exc)
+    return (isinstance(cause, (urllib3.exceptions.TimeoutError, socket.timeout))
+            and not isinstance(cause, urllib3.exceptions.NewConnectionError))  # a refusal, not a timeout
 
 
 def _request_error(exc):
     """What went wrong before an answer arrived (never the exception's text)."""
-    if isinstance(exc, requests.exceptions.SSLError):
+    if isinstance(_cause(exc), urllib3.exceptions.SSLError):
         return "TLS connection to webhook endpoint failed (is its certificate valid?)"
-    if isinstance(exc, requests.ConnectionError):
+    if isinstance(exc, (urllib3.exceptions.MaxRetryError, urllib3.exceptions.ProtocolError,
+                        urllib3.exceptions.ClosedPoolError, OSError)):
         return "Could not connect to webhook endpoint"
     return f"Webhook request failed ({type(exc).__name__})"
 
