@@ -1,23 +1,13 @@
-"""Helpers for the engine's batch statements, and for the hand-written SQL of its hot paths
-(plain SQL that PostgreSQL and SQLite both run, values passed through the backend's adapters)."""
+"""Helpers for the hand-written SQL of the engine's hot paths and batch statements: plain SQL
+that PostgreSQL and SQLite both run, values passed through the backend's adapters."""
 
 from datetime import datetime
 from datetime import timezone as dt_timezone
 
 from django.db import connection
-from django.db.models import Case, Field, Model, Value, When
+from django.db.models import Model
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-
-
-def value_by_pk(values: dict, output_field: Field):
-    """An UPDATE's value for a column that may differ by row (`values`: primary key -> value):
-    a single value when every row gets the same one, else a CASE on the primary key."""
-    distinct = set(values.values())
-    if len(distinct) == 1:
-        return Value(distinct.pop(), output_field=output_field)
-    return Case(*(When(pk=pk, then=Value(value, output_field=output_field)) for pk, value in values.items()),
-                output_field=output_field)
 
 
 def in_list(values) -> str:
@@ -59,7 +49,7 @@ def db_id(model: type[Model], field: str, value):
 
 
 def sql_by_id(values: dict, column: str = "id") -> tuple[str, list]:
-    """The hand-written form of value_by_pk: (SQL, parameters) for a column's new value, one
+    """An UPDATE's value for a column that may differ by row: (SQL, parameters), one
     placeholder when every row gets the same value, else a CASE on `column` (`values`: the
     row's id as the database stores it -> value)."""
     distinct = set(values.values())

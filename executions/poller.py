@@ -12,13 +12,13 @@ import time
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import F, Min, Q, QuerySet
+from django.db.models import F, Min, QuerySet
 from django.utils import timezone
 
 from accounts.models import NO_LIMIT, monthly_execution_limit_message
 from accounts.selectors import user_executions_this_month
 from cueapi import metrics
-from cueapi.bulk import value_by_pk
+from cueapi.bulk import db_time, execute, sql_by_id
 from cueapi.logs import log_event
 from cues.models import Cue
 from cues.schedule import ScheduleError, jitter_offset, plan_catch_up
@@ -124,22 +124,31 @@ def _plan(cue: Cue, now: datetime) -> tuple[list, list, datetime | None, datetim
     return fire, missed, slot, slot + jitter_offset(cue.pk, slot, cue.jitter_seconds)
 
 
+# _advance's statement, hand-written: compiling the ORM's form (a guard per cue OR-ed together,
+# a CASE per column) was a third of the poller's CPU in a burst. Guarded on each cue's next_run
+# as read: `(id, next_run) IN ((...), ...)`.
+ADVANCE_SQL = ('UPDATE "cues" SET next_run = {next_run}, next_slot = {next_slot}, status = {status},'
+               " fired_count = fired_count + {fired}, updated_at = %s"
+               " WHERE status = %s AND (id, next_run) IN ({guard})")
+
+
 def _advance(plans: list, now: datetime) -> None:
     """Every planned cue's next_run moved on in one UPDATE, guarded on the next_run read;
     raises _CueChanged (rolling it back) unless every cue was still as read."""
     if not plans:
         return
-    guard = Q()
     next_runs, next_slots, fired, statuses = {}, {}, {}, {}
     for cue, fire, _skipped, next_slot, next_run in plans:
-        guard |= Q(pk=cue.pk, next_run=cue.next_run)
-        next_runs[cue.pk], next_slots[cue.pk], fired[cue.pk] = next_run, next_slot, len(fire)
-        statuses[cue.pk] = _status_after(cue, next_run)
-    field = Cue._meta.get_field
-    advanced = Cue.objects.filter(guard, status=Cue.Status.ACTIVE).update(
-        next_run=value_by_pk(next_runs, field("next_run")), next_slot=value_by_pk(next_slots, field("next_slot")),
-        status=value_by_pk(statuses, field("status")),
-        fired_count=F("fired_count") + value_by_pk(fired, field("fired_count")), updated_at=now)
+        next_runs[cue.pk], next_slots[cue.pk] = db_time(next_run), db_time(next_slot)
+        fired[cue.pk], statuses[cue.pk] = len(fire), _status_after(cue, next_run)
+    columns, params = {}, []
+    for column, values in (("next_run", next_runs), ("next_slot", next_slots), ("status", statuses),
+                           ("fired", fired)):
+        columns[column], column_params = sql_by_id(values)
+        params += column_params
+    guard = [value for cue, *_ in plans for value in (cue.pk, db_time(cue.next_run))]
+    advanced = execute(ADVANCE_SQL.format(guard=", ".join(["(%s, %s)"] * len(plans)), **columns),
+                       [*params, db_time(now), Cue.Status.ACTIVE, *guard])
     if advanced != len(plans):
         raise _CueChanged
 

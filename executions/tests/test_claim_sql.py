@@ -1,15 +1,17 @@
-"""The dispatcher's claim, sleep and record are hand-written SQL (executions/dispatcher.py,
-lifecycle.webhooks_delivered, cues.services.cue_runs_recorded): what they write must read back
-through the ORM as it did (token, lease, counts, times, per-row values), on both databases."""
+"""The engine's hot paths are hand-written SQL (the dispatcher's claim, sleep and record:
+executions/dispatcher.py, lifecycle.webhooks_delivered, cues.services.cue_runs_recorded; the
+poller's batch advance): what they write must read back through the ORM as it did (token, lease,
+counts, times, per-row values), on both databases, and apply once."""
 
 from datetime import timedelta
 
+from django.db import transaction
 from django.test import override_settings
 from django.utils import timezone
 
 from cueapi.testing import CueTestCase
 from cues.models import Cue
-from executions import dispatcher
+from executions import dispatcher, poller
 from executions.delivery import DeliveryResult
 from executions.models import DeliveryAttempt, DispatchOutbox, Execution
 
@@ -106,3 +108,27 @@ class RecordSqlTests(CueTestCase):
             self.assertEqual(DeliveryAttempt.objects.filter(execution_id=delivery.execution.pk).count(), 1)
             cue = Cue.objects.get(pk=delivery.cue.pk)
             self.assertEqual((cue.run_count, cue.status), (1, Cue.Status.COMPLETED))
+
+
+class AdvanceSqlTests(CueTestCase):
+    """The poller's batch advance (poller._advance) is hand-written SQL: each cue gets its own
+    next run, slot, status and count, guarded on the next_run read, and applies once."""
+
+    def test_a_cue_whose_window_ends_completes_beside_one_that_advances(self):
+        now = timezone.now().replace(minute=12, second=0, microsecond=0)
+        for name in ("goes-on", "ends"):
+            self.create_cue(name=name, schedule={"type": "recurring", "cron": "*/5 * * * *", "timezone": "UTC"})
+        Cue.objects.update(next_run=now - timedelta(minutes=2))
+        Cue.objects.filter(name="ends").update(schedule_end_at=now)
+        plans = [(cue, *poller._plan(cue, now)) for cue in Cue.objects.order_by("name")]
+        poller._advance(plans, now)
+        ends, goes_on = Cue.objects.get(name="ends"), Cue.objects.get(name="goes-on")
+        self.assertEqual((ends.status, ends.next_run, ends.next_slot, ends.fired_count),
+                         (Cue.Status.COMPLETED, None, None, 1))
+        self.assertEqual((goes_on.status, goes_on.next_run, goes_on.next_slot, goes_on.fired_count),
+                         (Cue.Status.ACTIVE, now + timedelta(minutes=3), now + timedelta(minutes=3), 1))
+        self.assertEqual(goes_on.updated_at, now)
+        # The same plans again: no cue is as read any more, so nothing applies twice.
+        with self.assertRaises(poller._CueChanged), transaction.atomic():
+            poller._advance(plans, now)
+        self.assertEqual(Cue.objects.get(name="goes-on").fired_count, 1)
