@@ -16,7 +16,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from alerts.models import Notification, NotificationAttempt
-from cueapi.bulk import db_time, fetch
+from cueapi.rows import db_time, fetch
 from cueapi.claims import claim_due
 from cueapi.logs import log_event
 from cues.models import default_backoff_minutes

@@ -1,17 +1,76 @@
-"""Model instances from hand-written SQL, for the few statements every request runs.
+"""Hand-written SQL for the hot paths: the statements every API request and every engine
+batch runs.
 
 Compiling an ORM query costs Django about as much CPU as PostgreSQL spends running a simple
 indexed one (more for wide rows: each column is an expression to compile), and the hot paths
 ask the same question thousands of times a second. There the SQL is written once, as a
 string, and its rows become model instances here, with the same conversions the ORM applies
 to each column (SQLite's text datetimes and UUIDs, JSON), so the instances are the ones a
-queryset would return.
+queryset would return. Values go in through the backend's adapters (SQLite's UUIDs as hex,
+datetimes as naive UTC text), so one statement runs on PostgreSQL and SQLite alike.
 """
 
+from datetime import datetime
+from datetime import timezone as dt_timezone
+
 from django.db import connection
-from django.db.models import CASCADE, DO_NOTHING, signals
+from django.db.models import CASCADE, DO_NOTHING, Model, signals
 from django.db.models.base import ModelState
 from django.db.models.deletion import get_candidate_relations_to_delete
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+
+def in_list(values) -> str:
+    """`(%s, %s, ...)`: an IN list's placeholders, one per value (SQLite has no arrays)."""
+    return "(" + ", ".join(["%s"] * len(values)) + ")"
+
+
+def fetch(sql: str, params) -> list[tuple]:
+    """The rows of one hand-written statement (a SELECT, or a write with RETURNING)."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def execute(sql: str, params) -> int:
+    """Run one hand-written write; return how many rows it changed (the guard's verdict)."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+def db_time(moment: datetime | None):
+    """A datetime as the database compares it (SQLite: naive UTC text)."""
+    return connection.ops.adapt_datetimefield_value(moment)
+
+
+def from_db_time(value) -> datetime | None:
+    """A datetime read by hand-written SQL, aware (SQLite answers an aggregate with text)."""
+    if isinstance(value, str):
+        value = parse_datetime(value)
+    if value is not None and timezone.is_naive(value):
+        value = timezone.make_aware(value, dt_timezone.utc)
+    return value
+
+
+def db_id(model: type[Model], field: str, value):
+    """`value` as the database takes it for `model`'s field `field`, as the ORM would pass it
+    (SQLite: a UUID as 32 hex digits, a datetime as naive UTC text)."""
+    return model._meta.get_field(field).get_db_prep_value(value, connection)
+
+
+def sql_by_id(values: dict, column: str = "id") -> tuple[str, list]:
+    """An UPDATE's value for a column that may differ by row: (SQL, parameters), one
+    placeholder when every row gets the same value, else a CASE on `column` (`values`: the
+    row's id as the database stores it -> value)."""
+    distinct = set(values.values())
+    if len(distinct) == 1:
+        return "%s", [distinct.pop()]
+    params = []
+    for row_id, value in values.items():
+        params += [row_id, value]
+    return f"CASE {column} " + "WHEN %s THEN %s " * len(values) + "END", params
 
 
 class RowLoader:
@@ -52,7 +111,7 @@ class RowLoader:
     def param(self, name, value):
         """`value` as the database takes it for field `name` (a UUID as SQLite's hex text, a
         datetime as its text), as the ORM would pass it."""
-        return self.model._meta.get_field(name).get_db_prep_value(value, connection)
+        return db_id(self.model, name, value)
 
     def insert(self, instance, names=None):
         """INSERT `instance` (its fields `names`, default all), as save(force_insert=True) does
@@ -64,8 +123,7 @@ class RowLoader:
         if key not in self._inserts:
             quote = connection.ops.quote_name
             self._inserts[key] = (f"INSERT INTO {quote(self.model._meta.db_table)} "
-                                  f"({', '.join(quote(field.column) for field in fields)}) "
-                                  f"VALUES ({', '.join(['%s'] * len(fields))})")
+                                  f"({', '.join(quote(field.column) for field in fields)}) VALUES {in_list(fields)}")
         values = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
         with connection.cursor() as cursor:
             cursor.execute(self._inserts[key], values)

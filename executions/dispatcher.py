@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from cueapi.bulk import db_id, db_time, execute, fetch, from_db_time, in_list
+from cueapi.rows import db_id, db_time, execute, fetch, from_db_time, in_list
 from cueapi.logs import log_event
 from cues.models import Cue
 from executions import lifecycle

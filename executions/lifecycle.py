@@ -31,7 +31,7 @@ from accounts.models import limit_reached, monthly_execution_limit_message
 from accounts.selectors import user_executions_this_month
 from accounts.services import usage_increment
 from cueapi import metrics
-from cueapi.bulk import db_id, db_time, execute, in_list, sql_by_id
+from cueapi.rows import db_id, db_time, execute, in_list, sql_by_id
 from cueapi.logs import log_event
 from cueapi.rows import RowLoader
 from cues.models import Cue

@@ -7,7 +7,7 @@ from django.db.models.expressions import RawSQL
 from django.db import connection
 
 from cueapi.errors import AppError
-from cueapi.rows import RowLoader
+from cueapi.rows import RowLoader, in_list
 from cueapi.timefmt import ts_z
 from cues.models import Cue
 from cues.selectors import CUE_ROWS
@@ -152,7 +152,7 @@ def execution_list(*, user, filters, limit, offset):
             where.append(f"e.{column} = %s")
             params.append(filters[name])
     if filters.get("status__in"):
-        where.append(f"e.status IN ({', '.join(['%s'] * len(filters['status__in']))})")
+        where.append(f"e.status IN {in_list(filters['status__in'])}")
         params.extend(filters["status__in"])
     rows = f"FROM executions e JOIN cues c ON c.id = e.cue_id WHERE {' AND '.join(where)}"
     with connection.cursor() as cursor:
@@ -180,9 +180,8 @@ def claimable_worker_sql(*, user, now) -> tuple[str, list]:
     writes `WHERE id IN (SELECT …)`, and PostgreSQL re-checks only `id IN` against its old
     snapshot after waiting for a concurrent claim: both claims then win (caught by
     tests/test_claim_race.py: 501 claims of 500 executions)."""
-    statuses = ", ".join(["%s"] * len(Execution.CLAIMABLE))
     return (f"executions.cue_id IN (SELECT worker_cues.id FROM cues worker_cues WHERE worker_cues.user_id = %s "
-            f"AND worker_cues.callback_transport = %s) AND executions.status IN ({statuses}) "
+            f"AND worker_cues.callback_transport = %s) AND executions.status IN {in_list(Execution.CLAIMABLE)} "
             "AND executions.scheduled_for <= %s",
             [CUE_ROWS.param("user", user.pk), Cue.Transport.WORKER, *Execution.CLAIMABLE,
              EXECUTION_ROWS.param("scheduled_for", now)])
