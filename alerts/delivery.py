@@ -16,9 +16,9 @@ from django.db.models import F
 from django.utils import timezone
 
 from alerts.models import Notification, NotificationAttempt
-from cueapi.rows import db_time, fetch
 from cueapi.claims import claim_due
 from cueapi.logs import log_event
+from cueapi.rows import db_time, fetch
 from cues.models import default_backoff_minutes
 from executions.delivery import USER_AGENT, cueapi_signature, send_webhook, standard_webhooks_signatures
 

@@ -11,8 +11,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from cueapi.rows import db_id, db_time, execute, fetch, from_db_time, in_list
 from cueapi.logs import log_event
+from cueapi.rows import db_id, db_time, execute, fetch, from_db_time, in_list
 from cues.models import Cue
 from executions import lifecycle
 from executions.delivery import DeliveryResult, send_webhook, signed_headers, webhook_body
@@ -46,7 +46,7 @@ def lease_seconds(timeout: float | None = None) -> float:
 # The claim and the sleep run on every pass of the loop, so they are written as SQL once here
 # rather than compiled by the ORM each time (that compilation was most of the claim's CPU). Plain
 # SQL that PostgreSQL and SQLite both run; datetimes and ids go through the backend's adapters
-# (cueapi.bulk's `db_time`, `db_id`), and an IN list gets a placeholder per value (`in_list`).
+# (cueapi.rows' `db_time`, `db_id`), and an IN list gets a placeholder per value (`in_list`).
 OUTBOX_WITH_CUES = ("FROM dispatch_outbox o JOIN executions e ON e.id = o.execution_id "
                     "JOIN cues c ON c.id = e.cue_id")
 # Due and unlocked (or its lock lapsed); two parameters: now, now.

@@ -18,8 +18,8 @@ from django.utils import timezone
 from accounts.models import NO_LIMIT, monthly_execution_limit_message
 from accounts.selectors import user_executions_this_month
 from cueapi import metrics
-from cueapi.rows import db_time, execute, sql_by_id
 from cueapi.logs import log_event
+from cueapi.rows import db_time, execute, sql_by_id
 from cues.models import Cue
 from cues.schedule import ScheduleError, jitter_offset, plan_catch_up
 from cues.services import cue_park, cue_resume_due
