@@ -15,8 +15,7 @@ from accounts.audit import Actor, audit_entry, audit_record
 from accounts.models import NO_LIMIT, AuditEntry, User, cue_limit_message, limit_reached
 from accounts.selectors import user_limited_cue_count
 from cueapi.errors import AppError, RequestValidationError
-from cueapi.rows import cascade_delete
-from cueapi.rows import db_time, execute, fetch, in_list
+from cueapi.rows import cascade_delete, db_time, execute, fetch, in_list
 from cueapi.urlsafety import UnsafeURL, validate_url
 from cueapi.validation import contains_nul
 from cues import schedule as schedule_math

@@ -32,8 +32,7 @@ from accounts.selectors import user_executions_this_month
 from accounts.services import usage_increment
 from cueapi import metrics
 from cueapi.logs import log_event
-from cueapi.rows import RowLoader
-from cueapi.rows import db_id, db_time, execute, in_list, sql_by_id
+from cueapi.rows import RowLoader, db_id, db_time, execute, in_list, sql_by_id
 from cues.models import Cue
 from cues.services import cue_pause_with_note, cue_record_run, cue_runs_recorded
 from executions import signals
