@@ -4,11 +4,11 @@ import uuid
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.core.validators import MinValueValidator
-from django.db import connection, models
+from django.db import models
 
 from cueapi.authentication import forget_user_keys
 from cueapi.ids import new_key_id, new_webhook_secret
-from cueapi.rows import RowLoader
+from cueapi.rows import RowLoader, fetch
 from cueapi.scopes import SCOPES
 
 
@@ -64,11 +64,10 @@ class UserManager(BaseUserManager):
     def api_key(self, key_hash):
         """The ApiKey with this hash, its active user loaded, or None: one indexed query, written
         by hand (every request runs it; see cueapi.rows)."""
-        with connection.cursor() as cursor:
-            cursor.execute(_api_key_sql(), [key_hash, True])
-            row = cursor.fetchone()
-        if row is None:
+        rows = fetch(_api_key_sql(), [key_hash, True])
+        if not rows:
             return None
+        row = rows[0]
         key = _API_KEY_ROWS.load(row)
         key.user = _USER_ROWS.load(row, len(_API_KEY_ROWS))
         return key

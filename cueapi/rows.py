@@ -124,9 +124,8 @@ class RowLoader:
             quote = connection.ops.quote_name
             self._inserts[key] = (f"INSERT INTO {quote(self.model._meta.db_table)} "
                                   f"({', '.join(quote(field.column) for field in fields)}) VALUES {in_list(fields)}")
-        values = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
-        with connection.cursor() as cursor:
-            cursor.execute(self._inserts[key], values)
+        execute(self._inserts[key], [field.get_db_prep_save(field.pre_save(instance, True), connection)
+                                     for field in fields])
         instance._state.adding = False
         instance._state.db = connection.alias
 
@@ -139,9 +138,7 @@ class RowLoader:
                f"{', '.join(f'{quote(field.column)} = %s' for field in fields)} "
                f"WHERE {quote(self.model._meta.pk.column)} = %s" + (f" AND {guard}" if guard else ""))
         params = [field.get_db_prep_save(value, connection) for field, value in zip(fields, values.values())]
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [*params, self.param(self.model._meta.pk.name, pk)])
-            return cursor.rowcount
+        return execute(sql, [*params, self.param(self.model._meta.pk.name, pk)])
 
     def convert(self, name, value):
         """A value selected from field `name`'s column (an aggregate of it), as the ORM loads it."""

@@ -5,7 +5,7 @@ from django.db import connection
 
 from accounts.models import User
 from cueapi.errors import AppError
-from cueapi.rows import RowLoader
+from cueapi.rows import RowLoader, fetch
 from cues.models import Cue
 
 # Wider than the ids we issue (cue_ + 12), narrow enough that nothing odd (a NUL byte, which
@@ -26,12 +26,10 @@ def cue_get(*, user: User, cue_id: str, for_update: bool = False) -> Cue:
     sql = f"SELECT {CUE_ROWS.columns('cues')} FROM cues WHERE user_id = %s AND id = %s"
     if for_update and connection.features.has_select_for_no_key_update:
         sql += " FOR NO KEY UPDATE"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [CUE_ROWS.param("user", user.pk), cue_id])
-        row = cursor.fetchone()
-    if row is None:
+    rows = fetch(sql, [CUE_ROWS.param("user", user.pk), cue_id])
+    if not rows:
         raise cue_not_found()
-    return CUE_ROWS.load(row)
+    return CUE_ROWS.load(rows[0])
 
 
 def cue_list(*, user: User, status: str | None = None, limit: int, offset: int) -> tuple[list[Cue], int]:
@@ -39,12 +37,10 @@ def cue_list(*, user: User, status: str | None = None, limit: int, offset: int) 
     where, params = "user_id = %s", [CUE_ROWS.param("user", user.pk)]
     if status:
         where, params = where + " AND status = %s", [*params, status]
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT COUNT(*) FROM cues WHERE {where}", params)
-        total = cursor.fetchone()[0]
-        cursor.execute(f"SELECT {CUE_ROWS.columns('cues')} FROM cues WHERE {where} "
-                       "ORDER BY created_at DESC, id DESC LIMIT %s OFFSET %s", [*params, limit, offset])
-        return [CUE_ROWS.load(row) for row in cursor.fetchall()], total
+    [(total,)] = fetch(f"SELECT COUNT(*) FROM cues WHERE {where}", params)
+    page = fetch(f"SELECT {CUE_ROWS.columns('cues')} FROM cues WHERE {where} "
+                 "ORDER BY created_at DESC, id DESC LIMIT %s OFFSET %s", [*params, limit, offset])
+    return [CUE_ROWS.load(row) for row in page], total
 
 
 def cue_executions(*, cue: Cue, limit: int, offset: int) -> tuple[list, int]:

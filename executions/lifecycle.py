@@ -32,7 +32,7 @@ from accounts.selectors import user_executions_this_month
 from accounts.services import usage_increment
 from cueapi import metrics
 from cueapi.logs import log_event
-from cueapi.rows import RowLoader, db_id, db_time, execute, in_list, sql_by_id
+from cueapi.rows import RowLoader, db_id, db_time, execute, fetch, in_list, sql_by_id
 from cues.models import Cue
 from cues.services import cue_pause_with_note, cue_record_run, cue_runs_recorded
 from executions import signals
@@ -211,13 +211,11 @@ def worker_claimed(*, user, execution_id, worker_id: str, now: datetime) -> bool
     claimable, params = claimable_worker_sql(user=user, now=now)
     at = EXECUTION_ROWS.param("claimed_at", now)
     lease = EXECUTION_ROWS.param("lease_expires_at", now + timedelta(seconds=settings.CUEAPI_WORKER_LEASE_SECONDS))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE executions SET status = %s, claimed_by_worker = %s, claimed_at = %s, started_at = %s, "
-            "last_attempt_at = %s, attempts = attempts + 1, updated_at = %s, next_retry = NULL, "
-            f"lease_expires_at = %s WHERE executions.id = %s AND {claimable}",
-            [Status.DELIVERING, worker_id, at, at, at, at, lease, EXECUTION_ROWS.param("id", execution_id), *params])
-        claimed = cursor.rowcount
+    claimed = execute(
+        "UPDATE executions SET status = %s, claimed_by_worker = %s, claimed_at = %s, started_at = %s, "
+        "last_attempt_at = %s, attempts = attempts + 1, updated_at = %s, next_retry = NULL, "
+        f"lease_expires_at = %s WHERE executions.id = %s AND {claimable}",
+        [Status.DELIVERING, worker_id, at, at, at, at, lease, EXECUTION_ROWS.param("id", execution_id), *params])
     if claimed:
         log_event(logger, "claimed", execution_id=execution_id, worker_id=worker_id)
     return bool(claimed)
@@ -231,10 +229,8 @@ def next_claimable(*, user, now):
            "ORDER BY executions.scheduled_for, executions.id LIMIT 1")
     if connection.vendor == "postgresql":
         sql += " FOR UPDATE SKIP LOCKED"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    return EXECUTION_ROWS.convert("id", row[0]) if row else None
+    rows = fetch(sql, params)
+    return EXECUTION_ROWS.convert("id", rows[0][0]) if rows else None
 
 
 def retry_released(*, execution: Execution, now: datetime) -> bool:

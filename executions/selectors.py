@@ -7,7 +7,7 @@ from django.db.models.expressions import RawSQL
 from django.db import connection
 
 from cueapi.errors import AppError
-from cueapi.rows import RowLoader, in_list
+from cueapi.rows import RowLoader, fetch, from_db_time, in_list
 from cueapi.timefmt import ts_z
 from cues.models import Cue
 from cues.selectors import CUE_ROWS
@@ -121,19 +121,17 @@ def parse_execution_id(value):
 def execution_get(*, user, execution_id, for_update=False):
     """The caller's execution (through its cue), or 404 `execution_not_found`."""
     pk = parse_execution_id(execution_id)
-    row = None
+    rows = []
     if pk is not None:
         sql = (f"SELECT {EXECUTION_ROWS.columns('e')}, {CUE_ROWS.columns('c')} "
                "FROM executions e JOIN cues c ON c.id = e.cue_id WHERE e.id = %s AND c.user_id = %s")
         if for_update and connection.features.has_select_for_no_key_update:
             sql += " FOR NO KEY UPDATE OF e"
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [EXECUTION_ROWS.param("id", pk), CUE_ROWS.param("user", user.pk)])
-            row = cursor.fetchone()
-    if row is None:
+        rows = fetch(sql, [EXECUTION_ROWS.param("id", pk), CUE_ROWS.param("user", user.pk)])
+    if not rows:
         raise AppError("execution_not_found", "Execution not found", 404)
-    execution = EXECUTION_ROWS.load(row)
-    execution.cue = CUE_ROWS.load(row, len(EXECUTION_ROWS))
+    execution = EXECUTION_ROWS.load(rows[0])
+    execution.cue = CUE_ROWS.load(rows[0], len(EXECUTION_ROWS))
     return execution
 
 
@@ -154,14 +152,11 @@ def execution_list(*, user, filters, limit, offset):
     if filters.get("status__in"):
         where.append(f"e.status IN {in_list(filters['status__in'])}")
         params.extend(filters["status__in"])
-    rows = f"FROM executions e JOIN cues c ON c.id = e.cue_id WHERE {' AND '.join(where)}"
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT COUNT(*), MIN(e.claimed_at) {rows}", params)
-        total, oldest_claimed = cursor.fetchone()
-        cursor.execute(f"SELECT {EXECUTION_ROWS.columns('e')} {rows} ORDER BY e.created_at DESC, e.id DESC "
-                       "LIMIT %s OFFSET %s", [*params, limit, offset])
-        page = [EXECUTION_ROWS.load(row) for row in cursor.fetchall()]
-    return page, total, EXECUTION_ROWS.convert("claimed_at", oldest_claimed)
+    matching = f"FROM executions e JOIN cues c ON c.id = e.cue_id WHERE {' AND '.join(where)}"
+    [(total, oldest_claimed)] = fetch(f"SELECT COUNT(*), MIN(e.claimed_at) {matching}", params)
+    page = fetch(f"SELECT {EXECUTION_ROWS.columns('e')} {matching} ORDER BY e.created_at DESC, e.id DESC "
+                 "LIMIT %s OFFSET %s", [*params, limit, offset])
+    return [EXECUTION_ROWS.load(row) for row in page], total, from_db_time(oldest_claimed)
 
 
 def _payload_key(key, value):
