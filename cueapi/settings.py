@@ -123,6 +123,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend with a health check that polls the socket instead of a `SELECT 1`
+    # round trip per request (cueapi/postgresql/base.py).
+    DATABASES["default"]["ENGINE"] = "cueapi.postgresql"
 # "transaction" when DATABASE_URL points at a pooler in transaction mode (PgBouncer
 # pool_mode=transaction): consecutive transactions of one connection may run on different
 # server connections, so nothing may outlive a transaction: no server-side cursors (Django's
