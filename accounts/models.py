@@ -6,6 +6,7 @@ from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, Permis
 from django.core.validators import MinValueValidator
 from django.db import models
 
+from cueapi import ratelimit
 from cueapi.authentication import forget_user_keys
 from cueapi.ids import new_key_id, new_webhook_secret
 from cueapi.rows import RowLoader, fetch
@@ -65,12 +66,16 @@ class UserManager(BaseUserManager):
         """The ApiKey with this hash, its active user loaded, or None: one indexed query, written
         by hand (every request runs it; see cueapi.rows)."""
         rows = fetch(_api_key_sql(), [key_hash, True])
-        if not rows:
-            return None
-        row = rows[0]
-        key = _API_KEY_ROWS.load(row)
-        key.user = _USER_ROWS.load(row, len(_API_KEY_ROWS))
-        return key
+        return _api_key_from_row(rows[0]) if rows else None
+
+    def api_key_counting_hit(self, key_hash, *, bucket, default_limit):
+        """api_key() and the request's rate-limit hit in `bucket` in one statement (see
+        cueapi.ratelimit.hit_with_lookup): (the key or None, the limiter's Decision). The
+        limit is the key's user's rate_limit_per_minute, or `default_limit` for no key."""
+        row, decision = ratelimit.hit_with_lookup(
+            _api_key_sql(), [key_hash, True], limit_column="rate_limit_per_minute", bucket=bucket,
+            default_limit=default_limit)
+        return (_api_key_from_row(row) if row is not None else None), decision
 
     def api_key_hashes(self, user_id):
         return list(ApiKey.objects.filter(user_id=user_id).values_list("key_hash", flat=True))
@@ -274,6 +279,12 @@ class DeviceCode(models.Model):
 # The authentication query (UserManager.api_key), built on first use.
 _API_KEY_ROWS = RowLoader(ApiKey)
 _USER_ROWS = RowLoader(User)
+
+
+def _api_key_from_row(row):
+    key = _API_KEY_ROWS.load(row)
+    key.user = _USER_ROWS.load(row, len(_API_KEY_ROWS))
+    return key
 
 
 @functools.cache

@@ -21,6 +21,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
 from cueapi.ids import API_KEY_PREFIX, api_key_hash
+from cueapi import ratelimit
 from cueapi.ratelimit import redis_cache
 
 logger = logging.getLogger("cueapi.auth")
@@ -120,6 +121,20 @@ def request_api_key(request):
         key = key_for_api_key(token) if token and token.startswith(API_KEY_PREFIX) else None
         request._cueapi_key = key
     return key
+
+
+def request_api_key_counting_hit(request, *, bucket, default_limit):
+    """For the rate limiter: look up the request's API key and record its hit in `bucket` in
+    one statement where the limiter allows it (ratelimit.shares_lookup_round_trip), remembering
+    the key as request_api_key does. The limiter's Decision, or None where the two can't be
+    combined (no API key, already looked up, Redis): then look up and hit separately."""
+    token = bearer_token(request)
+    if (not token or not token.startswith(API_KEY_PREFIX) or hasattr(request, "_cueapi_key")
+            or not ratelimit.shares_lookup_round_trip()):
+        return None
+    request._cueapi_key, decision = get_user_model().objects.api_key_counting_hit(
+        api_key_hash(token), bucket=bucket, default_limit=default_limit)
+    return decision
 
 
 def request_key_user(request):

@@ -15,7 +15,7 @@ from django.urls import Resolver404, resolve
 from django.utils.functional import empty
 
 from cueapi import ratelimit
-from cueapi.authentication import bearer_token, request_key_user
+from cueapi.authentication import bearer_token, request_api_key_counting_hit, request_key_user
 from cueapi.errors import COMPACT_JSON, error_response
 from cueapi.ids import api_key_hash
 from cueapi.logs import log_event
@@ -146,10 +146,8 @@ class RateLimitMiddleware:
             or path.startswith(RATE_LIMIT_EXEMPT_PREFIXES)
         ):
             return self.get_response(request)
-        user = request_key_user(request)
-        limit = user.rate_limit_per_minute if user else settings.CUEAPI_DEFAULT_RATE_LIMIT_PER_MINUTE
         try:
-            decision = ratelimit.hit(rate_limit_bucket(request), limit)
+            decision = self.hit(request)
         except Exception:  # noqa: BLE001 - a cache outage must not take the API down
             logger.warning("rate limiter unavailable; request allowed", exc_info=True)
             return self.get_response(request)
@@ -164,6 +162,18 @@ class RateLimitMiddleware:
         for name, value in decision.headers().items():
             response[name] = value
         return response
+
+    @staticmethod
+    def hit(request):
+        """Count the request against its key's (or its address's) limit. On PostgreSQL the
+        key lookup authentication needs rides in the same statement."""
+        bucket = rate_limit_bucket(request)
+        default_limit = settings.CUEAPI_DEFAULT_RATE_LIMIT_PER_MINUTE
+        decision = request_api_key_counting_hit(request, bucket=bucket, default_limit=default_limit)
+        if decision is not None:
+            return decision
+        user = request_key_user(request)
+        return ratelimit.hit(bucket, user.rate_limit_per_minute if user else default_limit)
 
 
 class VerifyEchoMiddleware:

@@ -18,6 +18,8 @@ from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
 from django.db import connection
 
+from cueapi.rows import fetch
+
 WINDOW_SECONDS = 60
 _TTL_SECONDS = 70
 
@@ -77,17 +79,14 @@ _RECORD_SQL = (
     "INSERT INTO rate_limit_counters (bucket, second, hits, first_at) VALUES (%s, %s, 1, %s) "
     "ON CONFLICT (bucket, second) DO UPDATE SET hits = rate_limit_counters.hits + 1"
 )
+# Records the hit unless the window (the `in_window` row) is already at the limit.
+_RECORD_UNDER_LIMIT_SQL = """INSERT INTO rate_limit_counters (bucket, second, hits, first_at)
+    SELECT %s, %s, 1, %s FROM in_window WHERE in_window.used < {limit}
+    ON CONFLICT (bucket, second) DO UPDATE SET hits = rate_limit_counters.hits + 1"""
 # PostgreSQL: read the window and, when it is under the limit, record the hit, in one
 # statement (both parts see the window as of the statement's start).
-_HIT_SQL_POSTGRESQL = f"""
-WITH in_window AS ({_WINDOW_SQL}),
-recorded AS (
-    INSERT INTO rate_limit_counters (bucket, second, hits, first_at)
-    SELECT %s, %s, 1, %s FROM in_window WHERE in_window.used < %s
-    ON CONFLICT (bucket, second) DO UPDATE SET hits = rate_limit_counters.hits + 1
-)
-SELECT used, oldest FROM in_window
-"""
+_HIT_SQL_POSTGRESQL = (f"WITH in_window AS ({_WINDOW_SQL}), recorded AS ({_RECORD_UNDER_LIMIT_SQL.format(limit='%s')}) "
+                       "SELECT used, oldest FROM in_window")
 
 
 def redis_cache():
@@ -121,6 +120,29 @@ def _hit_table(bucket, limit, now):
             if used < limit:
                 cursor.execute(_RECORD_SQL, [bucket, int(now), now])
     return Decision(used < limit, limit, int(used), oldest, now)
+
+
+def shares_lookup_round_trip():
+    """Whether a hit can ride in another query's statement (hit_with_lookup): the database
+    limiter on PostgreSQL."""
+    return connection.vendor == "postgresql" and redis_cache() is None
+
+
+def hit_with_lookup(lookup_sql, lookup_params, *, limit_column, bucket, default_limit, now=None):
+    """Run `lookup_sql` (at most one row) and record one request in `bucket` unless it is over
+    the limit, in one statement: the limit is the found row's `limit_column`, or
+    `default_limit` without a row. PostgreSQL only (see shares_lookup_round_trip). Returns
+    (the row or None, the Decision)."""
+    now = time.time() if now is None else now
+    limit = f'COALESCE((SELECT "{limit_column}" FROM found), %s)'
+    sql = (f"WITH found AS ({lookup_sql}), in_window AS ({_WINDOW_SQL}), "
+           f"recorded AS ({_RECORD_UNDER_LIMIT_SQL.format(limit=limit)}) "
+           f"SELECT in_window.used, in_window.oldest, {limit}, found.* FROM in_window LEFT JOIN found ON TRUE")
+    params = [*lookup_params, *_window_params(bucket, now), bucket, int(now), now, default_limit, default_limit]
+    used, oldest, limit_value, *found = fetch(sql, params)[0]
+    # The lookup's first column is its primary key: NULL only when it found nothing.
+    row = found if found[0] is not None else None
+    return row, Decision(used < limit_value, limit_value, int(used), oldest, now)
 
 
 def _hit_redis(cache, bucket, limit, now):
