@@ -1,9 +1,13 @@
-"""The PostgreSQL backend's health check (cueapi/postgresql/base.py): no round trip for a
-healthy idle connection, and a connection the server closed is still replaced."""
+"""The PostgreSQL backend (cueapi/postgresql/base.py): its health check costs no round trip
+for a healthy idle connection and still replaces a connection the server closed; its
+timestamp loader gives what Django's does."""
 
+import random
 import select
 import time
 import unittest
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
 from django.db import connection, connections
 from django.test import TestCase
@@ -57,3 +61,48 @@ class HealthCheckTests(TestCase):
         self.check()
         self.assertEqual(self.last_statement(), "SELECT 1")
         self.other.connection.execute("ROLLBACK")
+
+
+@unittest.skipUnless(connection.vendor == "postgresql", "the PostgreSQL backend's own loader")
+class TimestampLoaderTests(TestCase):
+    def select_both_ways(self, sql, params=()):
+        """The rows of `sql` through this backend's loader and through Django's own."""
+        from django.db.backends.postgresql.psycopg_any import register_tzloader
+
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            fast = cursor.fetchall()
+        with connection.cursor() as cursor:
+            register_tzloader(connection.timezone, cursor.cursor)  # Django's, on this cursor only
+            cursor.execute(sql, params)
+            django = cursor.fetchall()
+        return fast, django
+
+    def test_the_connection_uses_it(self):
+        with connection.cursor() as cursor:
+            loader = cursor.cursor.adapters.get_loader(
+                cursor.cursor.adapters.types["timestamptz"].oid, 0)
+        self.assertEqual(loader.__name__, "UtcIsoTzLoader")
+        self.assertIs(loader.timezone, connection.timezone)
+
+    def test_the_same_values_as_djangos_loader(self):
+        rng = random.Random(7)
+        base = datetime(2026, 1, 1, tzinfo=dt_timezone.utc)
+        moments = [base + timedelta(seconds=rng.uniform(-3e9, 3e9)) for _ in range(300)]
+        moments += [base, base.replace(microsecond=500000), base.replace(microsecond=1),
+                    datetime(1, 1, 1, tzinfo=dt_timezone.utc), datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=dt_timezone.utc)]
+        fast, django = self.select_both_ways(
+            "SELECT m, m::text FROM unnest(%s::timestamptz[]) AS m", [moments])
+        self.assertEqual(fast, django)
+        self.assertEqual([row[0] for row in fast], moments)
+        self.assertTrue(all(row[0].tzinfo is connection.timezone for row in fast))
+
+    def test_other_session_time_zones_and_infinity_go_to_djangos_loader(self):
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL TIME ZONE 'Asia/Kolkata'")
+        fast, django = self.select_both_ways(
+            "SELECT '2026-06-01 12:00:00.25+00'::timestamptz, '1999-01-01 00:00:00+00'::timestamptz")
+        self.assertEqual(fast, django)
+        with self.assertRaises(Exception) as fast_error:
+            self.select_both_ways("SELECT 'infinity'::timestamptz")
+        self.assertIn("infinity", str(fast_error.exception).lower())
