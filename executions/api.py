@@ -206,15 +206,11 @@ class ClaimableApi(APIView):
         query = validate_query(ClaimableQuery, request)
         rows = selectors.claimable_executions(user=request.user, now=timezone.now(),
                                               task=query.get("task"), agent=query.get("agent"))
-        items = []
-        for execution in rows:
-            payload = selectors.execution_payload(execution)
-            items.append({
-                "execution_id": str(execution.id), "cue_id": execution.cue_id,
-                "cue_name": execution.cue.name, "task": payload.get("task"),
-                "scheduled_for": ts_z(execution.scheduled_for), "payload": payload,
-                "attempt": execution.attempts,
-            })
+        items = [{
+            "execution_id": str(row.id), "cue_id": row.cue_id, "cue_name": row.cue_name,
+            "task": row.payload.get("task"), "scheduled_for": ts_z(row.scheduled_for),
+            "payload": row.payload, "attempt": row.attempts,
+        } for row in rows]
         return Response({"executions": items})
 
 

@@ -1,5 +1,6 @@
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from django.db.models import BooleanField, Case, CharField, Count, Max, Q, QuerySet, TextChoices, Value, When
 from django.db.models.expressions import RawSQL
@@ -188,18 +189,38 @@ def claimable_worker_executions(*, user, now):
     return Execution.objects.filter(RawSQL(condition, params, output_field=BooleanField()))
 
 
-def claimable_executions(*, user, now, task=None, agent=None):
+class Claimable(NamedTuple):
+    """A claimable execution as the claimable list shows it: its payload already resolved."""
+    id: uuid.UUID
+    cue_id: str
+    cue_name: str
+    payload: dict
+    scheduled_for: datetime
+    attempts: int
+
+
+def claimable_executions(*, user, now, task=None, agent=None) -> list[Claimable]:
     """Worker executions the caller may claim now, oldest first; the filters apply before the
-    limit (DESIGN.md §3.5)."""
+    limit (DESIGN.md §3.5). Only the columns the list shows are read: a worker polls this
+    every few seconds, and whole rows of 50 executions and their cues are ~4,000 columns to
+    convert."""
     queryset = claimable_worker_executions(user=user, now=now)
     if task is not None:
         queryset = queryset.filter(_payload_key("task", task))
     if agent is not None:
         queryset = queryset.filter(_payload_key("agent", agent))
-    return list(queryset.select_related("cue").order_by("scheduled_for", "id")[:CLAIMABLE_LIMIT])
+    rows = queryset.order_by("scheduled_for", "id").values_list(
+        "id", "cue_id", "cue__name", "payload", "cue__payload", "scheduled_for", "attempts")[:CLAIMABLE_LIMIT]
+    return [Claimable(id, cue_id, cue_name, effective_payload(payload, cue_payload), scheduled_for, attempts)
+            for id, cue_id, cue_name, payload, cue_payload, scheduled_for, attempts in rows]
+
+
+def effective_payload(override, cue_payload):
+    """What an execution delivers: a fire's override, else the cue's current payload."""
+    payload = override if override is not None else cue_payload
+    return payload if isinstance(payload, dict) else {}
 
 
 def execution_payload(execution):
     """What the execution delivers: a fire's override, else the cue's current payload."""
-    payload = execution.payload if execution.payload is not None else execution.cue.payload
-    return payload if isinstance(payload, dict) else {}
+    return effective_payload(execution.payload, execution.cue.payload)
