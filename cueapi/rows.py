@@ -33,6 +33,20 @@ def fetch(sql: str, params) -> list[tuple]:
         return cursor.fetchall()
 
 
+def fetch_page(columns: str, matching: str, params, *, aggregates: list[str], order_by: str,
+               limit: int, offset: int) -> tuple[list[tuple], tuple]:
+    """A page of `SELECT {columns} {matching}` and the `aggregates` (e.g. COUNT(*)) over all its
+    matching rows, in one statement: each aggregate rides on every page row as an uncorrelated
+    subquery, which the database computes once. Returns (page rows, aggregate values); only an
+    empty page costs a second statement."""
+    subqueries = [f"(SELECT {aggregate} {matching})" for aggregate in aggregates]
+    rows = fetch(f"SELECT {', '.join(subqueries)}, {columns} {matching} ORDER BY {order_by} LIMIT %s OFFSET %s",
+                 [*params * len(aggregates), *params, limit, offset])
+    if not rows:
+        return [], fetch(f"SELECT {', '.join(aggregates)} {matching}", params)[0]
+    return [row[len(aggregates):] for row in rows], rows[0][:len(aggregates)]
+
+
 def execute(sql: str, params) -> int:
     """Run one hand-written write; return how many rows it changed (the guard's verdict)."""
     with connection.cursor() as cursor:

@@ -5,7 +5,7 @@ from django.db import connection
 
 from accounts.models import User
 from cueapi.errors import AppError
-from cueapi.rows import RowLoader, fetch
+from cueapi.rows import RowLoader, fetch, fetch_page
 from cues.models import Cue
 
 # Wider than the ids we issue (cue_ + 12), narrow enough that nothing odd (a NUL byte, which
@@ -37,9 +37,9 @@ def cue_list(*, user: User, status: str | None = None, limit: int, offset: int) 
     where, params = "user_id = %s", [CUE_ROWS.param("user", user.pk)]
     if status:
         where, params = where + " AND status = %s", [*params, status]
-    [(total,)] = fetch(f"SELECT COUNT(*) FROM cues WHERE {where}", params)
-    page = fetch(f"SELECT {CUE_ROWS.columns('cues')} FROM cues WHERE {where} "
-                 "ORDER BY created_at DESC, id DESC LIMIT %s OFFSET %s", [*params, limit, offset])
+    page, (total,) = fetch_page(CUE_ROWS.columns("cues"), f"FROM cues WHERE {where}", params,
+                                aggregates=["COUNT(*)"], order_by="created_at DESC, id DESC",
+                                limit=limit, offset=offset)
     return [CUE_ROWS.load(row) for row in page], total
 
 

@@ -8,7 +8,7 @@ from django.db.models.expressions import RawSQL
 from django.db import connection
 
 from cueapi.errors import AppError
-from cueapi.rows import RowLoader, fetch, from_db_time, in_list
+from cueapi.rows import RowLoader, fetch, fetch_page, from_db_time, in_list
 from cueapi.timefmt import ts_z
 from cues.models import Cue
 from cues.selectors import CUE_ROWS
@@ -154,9 +154,9 @@ def execution_list(*, user, filters, limit, offset):
         where.append(f"e.status IN {in_list(filters['status__in'])}")
         params.extend(filters["status__in"])
     matching = f"FROM executions e JOIN cues c ON c.id = e.cue_id WHERE {' AND '.join(where)}"
-    [(total, oldest_claimed)] = fetch(f"SELECT COUNT(*), MIN(e.claimed_at) {matching}", params)
-    page = fetch(f"SELECT {EXECUTION_ROWS.columns('e')} {matching} ORDER BY e.created_at DESC, e.id DESC "
-                 "LIMIT %s OFFSET %s", [*params, limit, offset])
+    page, (total, oldest_claimed) = fetch_page(
+        EXECUTION_ROWS.columns("e"), matching, params, aggregates=["COUNT(*)", "MIN(e.claimed_at)"],
+        order_by="e.created_at DESC, e.id DESC", limit=limit, offset=offset)
     return [EXECUTION_ROWS.load(row) for row in page], total, from_db_time(oldest_claimed)
 
 

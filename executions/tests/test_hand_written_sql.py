@@ -117,3 +117,15 @@ class HandWrittenSqlTests(CueTestCase):
         entry = AuditEntry.objects.filter(actor_id="key_x").get()
         self.assertEqual((entry.user_id, entry.at, entry.action, entry.target_id, entry.changes),
                          (self.alice.pk, now, "cue.updated", cue_id, {"name": {"from": "a", "to": "b"}, "none": None}))
+
+    def test_a_list_page_and_its_total_are_one_statement(self):
+        for name in ("a", "b", "c"):
+            self.create_cue(name=name)
+        with self.assertNumQueries(1):
+            page, total = cue_list(user=self.alice, limit=2, offset=0)
+        self.assertEqual((len(page), total), (2, 3))
+        # Past the end the page is empty and the total still right (a second statement).
+        with self.assertNumQueries(2):
+            self.assertEqual(cue_list(user=self.alice, limit=2, offset=5), ([], 3))
+        with self.assertNumQueries(2):  # no executions: an empty page
+            self.assertEqual(execution_list(user=self.alice, filters={}, limit=2, offset=0), ([], 0, None))
