@@ -14,6 +14,7 @@ from django.db.models import F
 
 from alerts import services
 from alerts.models import Alert, AlertStreak
+from cueapi.rows import fetch, in_list
 from cueapi.timefmt import ts_iso
 from cues.models import Cue
 from executions.models import Execution
@@ -83,9 +84,11 @@ def streaks_succeeded(*, succeeded: list, now: datetime) -> list[Alert]:
     by_cue = {}
     for cue_id, execution_id in succeeded:
         by_cue.setdefault(cue_id, {})[execution_id] = None  # distinct, in order
-    failing = AlertStreak.objects.filter(cue_id__in=by_cue, failures__gt=0).order_by("cue_id")
+    # Hand-written (see cueapi.rows): every reported success asks it.
+    failing = fetch(f"SELECT cue_id FROM {AlertStreak._meta.db_table} WHERE cue_id IN {in_list(by_cue)} "
+                    "AND failures > 0 ORDER BY cue_id", list(by_cue))
     raised = []
-    for cue_id in failing.values_list("cue_id", flat=True):
+    for (cue_id,) in failing:
         with transaction.atomic():
             streak = _locked(cue_id, create=False)
             if streak is None or not streak.failures:

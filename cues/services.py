@@ -8,7 +8,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, F, Q, Value, When
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.audit import Actor, audit_entry, audit_record
@@ -674,19 +674,25 @@ def cue_record_run(*, cue: Cue, now: datetime, finished: bool, ran: bool = True,
     """The one UPDATE of a cue after one of its executions moved (executions/lifecycle.py):
     run_count when an attempt ran; last_run when the execution is finished; a one-time cue's
     final status; the pause asked for by `on_failure.pause`."""
-    fields = {"run_count": F("run_count") + 1} if ran else {}
+    # Hand-written (see cueapi.rows): it runs for every outcome a worker reports. Every
+    # right-hand side reads the row as it was before this UPDATE.
+    sets, params = (["run_count = run_count + 1"] if ran else []), []
     if finished:
-        fields["last_run"] = now
+        sets.append("last_run = %s")
+        params.append(db_time(now))
     new_status = once_status if cue.schedule_type == Cue.ScheduleType.ONCE else None
     if pause:
         new_status = Cue.Status.PAUSED
         for field in PAUSE_CLEARS:
-            fields[field] = Case(When(status=Cue.Status.ACTIVE, then=Value(None)), default=F(field))
+            column = Cue._meta.get_field(field).column
+            sets.append(f"{column} = CASE WHEN status = %s THEN NULL ELSE {column} END")
+            params.append(Cue.Status.ACTIVE)
     if new_status:
         # Only an active cue changes status: a cue paused by hand meanwhile stays paused.
-        fields["status"] = Case(When(status=Cue.Status.ACTIVE, then=Value(new_status)), default=F("status"))
-    if fields:
-        Cue.objects.filter(pk=cue.pk).update(**fields)
+        sets.append("status = CASE WHEN status = %s THEN %s ELSE status END")
+        params += [Cue.Status.ACTIVE, new_status]
+    if sets:
+        execute(f"UPDATE cues SET {', '.join(sets)} WHERE id = %s", [*params, cue.pk])
 
 
 # cue_runs_recorded's statements, hand-written: they run for every batch the dispatcher records.
