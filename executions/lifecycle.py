@@ -204,33 +204,59 @@ def webhook_claimed(*, execution_ids, now: datetime) -> int:
                    [Status.DELIVERING, at, at, *ids, *Execution.CLAIMABLE])
 
 
+def _claim_update(*, worker_id: str, now: datetime) -> tuple[str, list]:
+    """The UPDATE a claim makes (up to its WHERE), and its parameters."""
+    at = EXECUTION_ROWS.param("claimed_at", now)
+    lease = EXECUTION_ROWS.param("lease_expires_at", now + timedelta(seconds=settings.CUEAPI_WORKER_LEASE_SECONDS))
+    return ("UPDATE executions SET status = %s, claimed_by_worker = %s, claimed_at = %s, started_at = %s, "
+            "last_attempt_at = %s, attempts = attempts + 1, updated_at = %s, next_retry = NULL, "
+            "lease_expires_at = %s", [Status.DELIVERING, worker_id, at, at, at, at, lease])
+
+
 def worker_claimed(*, user, execution_id, worker_id: str, now: datetime) -> bool:
     """A worker takes one of the user's claimable executions (selectors.claimable_worker_sql):
     a guarded UPDATE from a claimable status, so two claims can never both win. Written by
     hand: claims are the workers' hot path (see cueapi.rows)."""
     claimable, params = claimable_worker_sql(user=user, now=now)
-    at = EXECUTION_ROWS.param("claimed_at", now)
-    lease = EXECUTION_ROWS.param("lease_expires_at", now + timedelta(seconds=settings.CUEAPI_WORKER_LEASE_SECONDS))
-    claimed = execute(
-        "UPDATE executions SET status = %s, claimed_by_worker = %s, claimed_at = %s, started_at = %s, "
-        "last_attempt_at = %s, attempts = attempts + 1, updated_at = %s, next_retry = NULL, "
-        f"lease_expires_at = %s WHERE executions.id = %s AND {claimable}",
-        [Status.DELIVERING, worker_id, at, at, at, at, lease, EXECUTION_ROWS.param("id", execution_id), *params])
+    update, update_params = _claim_update(worker_id=worker_id, now=now)
+    claimed = execute(f"{update} WHERE executions.id = %s AND {claimable}",
+                      [*update_params, EXECUTION_ROWS.param("id", execution_id), *params])
     if claimed:
         log_event(logger, "claimed", execution_id=execution_id, worker_id=worker_id)
     return bool(claimed)
 
 
-def next_claimable(*, user, now):
-    """The id of the user's oldest claimable execution, locked (SKIP LOCKED on PostgreSQL:
-    concurrent claimers each get another), or None. Call inside a transaction."""
+def _oldest_claimable_sql(*, user, now) -> tuple[str, list]:
     claimable, params = claimable_worker_sql(user=user, now=now)
     sql = (f"SELECT executions.id FROM executions WHERE {claimable} "
            "ORDER BY executions.scheduled_for, executions.id LIMIT 1")
     if connection.vendor == "postgresql":
         sql += " FOR UPDATE SKIP LOCKED"
-    rows = fetch(sql, params)
+    return sql, params
+
+
+def next_claimable(*, user, now):
+    """The id of the user's oldest claimable execution, locked (SKIP LOCKED on PostgreSQL:
+    concurrent claimers each get another), or None. Call inside a transaction."""
+    rows = fetch(*_oldest_claimable_sql(user=user, now=now))
     return EXECUTION_ROWS.convert("id", rows[0][0]) if rows else None
+
+
+def worker_claimed_next(*, user, worker_id: str, now: datetime):
+    """PostgreSQL: pick the user's oldest claimable execution and claim it, in one statement
+    (no transaction of its own to begin and commit). The pick locks its row with SKIP LOCKED,
+    so concurrent claimers each get another, and the UPDATE keeps worker_claimed's guard.
+    Returns the claimed id, or None when nothing is claimable (or all of it is being claimed)."""
+    pick, pick_params = _oldest_claimable_sql(user=user, now=now)
+    claimable, params = claimable_worker_sql(user=user, now=now)
+    update, update_params = _claim_update(worker_id=worker_id, now=now)
+    rows = fetch(f"{update} WHERE executions.id = ({pick}) AND {claimable} RETURNING executions.id",
+                 [*update_params, *pick_params, *params])
+    if not rows:
+        return None
+    execution_id = EXECUTION_ROWS.convert("id", rows[0][0])
+    log_event(logger, "claimed", execution_id=execution_id, worker_id=worker_id)
+    return execution_id
 
 
 def retry_released(*, execution: Execution, now: datetime) -> bool:
