@@ -181,6 +181,7 @@ REST_FRAMEWORK = {
                                    "cueapi.scopes.KeyScopePermission"],
     "DEFAULT_PARSER_CLASSES": ["cueapi.parsers.JSONBodyParser"],
     "DEFAULT_RENDERER_CLASSES": ["cueapi.renderers.JSONRenderer"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "cueapi.renderers.JSONContentNegotiation",
     "EXCEPTION_HANDLER": "cueapi.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,

@@ -57,3 +57,31 @@ class RendererTests(SimpleTestCase):
         ours, drf = self.render_both(data)
         self.assertEqual(json.loads(ours), json.loads(drf))
         self.assertEqual(ours, b'{"small":8.906716619797224e-7,"large":1e+16,"list":[1e-300,5e-324,1.7976931348623157e+308]}')
+
+
+class NegotiationTests(SimpleTestCase):
+    ACCEPTS = [None, "*/*", "application/json", "text/html", "application/json; indent=2", "application/*",
+               "text/html, */*;q=0.1", "application/xml", ""]
+
+    def choose(self, negotiation, accept, query=""):
+        from rest_framework.request import Request
+        from rest_framework.test import APIRequestFactory
+
+        headers = {} if accept is None else {"HTTP_ACCEPT": accept}
+        request = Request(APIRequestFactory().get("/v1/cues" + query, **headers))
+        try:
+            renderer, media_type = negotiation.select_renderer(request, [JSONRenderer()])
+        except Exception as exc:  # noqa: BLE001 - the refusal itself is compared
+            return type(exc).__name__
+        return type(renderer).__name__, media_type
+
+    def test_the_same_choice_as_drfs(self):
+        from rest_framework.negotiation import DefaultContentNegotiation
+
+        from cueapi.renderers import JSONContentNegotiation
+
+        for accept in self.ACCEPTS:
+            for query in ("", "?format=json", "?format=xml"):
+                ours = self.choose(JSONContentNegotiation(), accept, query)
+                self.assertEqual(ours, self.choose(DefaultContentNegotiation(), accept, query), (accept, query))
+        self.assertEqual(self.choose(JSONContentNegotiation(), "text/html"), "NotAcceptable")
