@@ -20,8 +20,8 @@ from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
-from cueapi.ids import API_KEY_PREFIX, api_key_hash
 from cueapi import ratelimit
+from cueapi.ids import API_KEY_PREFIX, api_key_hash
 from cueapi.ratelimit import redis_cache
 
 logger = logging.getLogger("cueapi.auth")

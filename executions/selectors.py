@@ -211,8 +211,8 @@ def claimable_executions(*, user, now, task=None, agent=None) -> list[Claimable]
         queryset = queryset.filter(_payload_key("agent", agent))
     rows = queryset.order_by("scheduled_for", "id").values_list(
         "id", "cue_id", "cue__name", "payload", "cue__payload", "scheduled_for", "attempts")[:CLAIMABLE_LIMIT]
-    return [Claimable(id, cue_id, cue_name, effective_payload(payload, cue_payload), scheduled_for, attempts)
-            for id, cue_id, cue_name, payload, cue_payload, scheduled_for, attempts in rows]
+    return [Claimable(pk, cue_id, cue_name, effective_payload(payload, cue_payload), scheduled_for, attempts)
+            for pk, cue_id, cue_name, payload, cue_payload, scheduled_for, attempts in rows]
 
 
 def effective_payload(override, cue_payload):
