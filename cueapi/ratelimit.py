@@ -5,7 +5,8 @@ in the last 60 s. On Redis the window is a log of request times, checked and rec
 Lua script (atomic across processes). Otherwise (the default) it lives in the database, in
 `rate_limit_counters`: one row per bucket and wall-clock second with its hit count and the time
 of its first hit, so a hit is one statement on PostgreSQL (read the window, upsert this second)
-and two on SQLite, however busy the key. A row counts while its first hit is in the window, so
+and two on SQLite, however busy the key. On PostgreSQL an API request's hit rides in its key
+lookup's statement (hit_with_lookup). A row counts while its first hit is in the window, so
 a second's later hits leave the window with its first: a truly simultaneous burst from one key,
 or a second straddling the window's edge, may be under-counted by a few, never over-counted.
 """
