@@ -41,10 +41,16 @@ def audit_entry(*, user_id, actor: Actor, action: str, target_id: str = "", chan
 
 
 _AUDIT_ROWS = RowLoader(AuditEntry)
+_AUDIT_FIELDS = ["user", "at", "action", "actor_type", "actor_id", "target_id", "changes"]
 
 
 def audit_record(**fields) -> None:
     """Save one entry (audit_entry's arguments): a hand-written INSERT, as every cue write
     makes one (see cueapi.rows)."""
-    _AUDIT_ROWS.insert(audit_entry(**fields),
-                       ["user", "at", "action", "actor_type", "actor_id", "target_id", "changes"])
+    _AUDIT_ROWS.insert(audit_entry(**fields), _AUDIT_FIELDS)
+
+
+def audit_statement(**fields) -> tuple[str, list]:
+    """audit_record's INSERT as (sql, params), to run with the change it records
+    (cueapi.rows.execute_together)."""
+    return _AUDIT_ROWS.insert_statement(audit_entry(**fields), _AUDIT_FIELDS)

@@ -13,7 +13,7 @@ datetimes as naive UTC text), so one statement runs on PostgreSQL and SQLite ali
 from datetime import datetime
 from datetime import timezone as dt_timezone
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import CASCADE, DO_NOTHING, Model, signals
 from django.db.models.base import ModelState
 from django.db.models.deletion import get_candidate_relations_to_delete
@@ -31,6 +31,27 @@ def fetch(sql: str, params) -> list[tuple]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
+
+
+def execute_together(*statements: tuple[str, list], savepoint: bool = True) -> None:
+    """Run writes (sql, params) that stand or fall together and don't read each other's rows.
+    On PostgreSQL they go as one statement, each but the last a data-modifying WITH: atomic by
+    itself, so outside a transaction there is no BEGIN or COMMIT to wait for. Inside one they
+    run under a savepoint (unless `savepoint=False`), as transaction.atomic() would, so an
+    IntegrityError leaves the caller's transaction usable. On SQLite, in transaction.atomic()."""
+    if connection.vendor != "postgresql":
+        with transaction.atomic(savepoint=savepoint):
+            for sql, params in statements:
+                execute(sql, params)
+        return
+    *first, (last_sql, _) = statements
+    sql = "".join(f"{'WITH' if i == 0 else ','} together_{i} AS ({each}) " for i, (each, _) in enumerate(first))
+    params = [param for _, each in statements for param in each]
+    if connection.in_atomic_block and savepoint:
+        with transaction.atomic():
+            execute(sql + last_sql, params)
+    else:
+        execute(sql + last_sql, params)
 
 
 def fetch_page(columns: str, matching: str, params, *, aggregates: list[str], order_by: str,
@@ -132,16 +153,21 @@ class RowLoader:
         for a model with no save signals or overrides: auto_now fields are set, defaults are
         already on the instance, and nothing is read back (the primary key must be set, or be
         the table's own, e.g. an audit entry's serial)."""
+        execute(*self.insert_statement(instance, names))
+
+    def insert_statement(self, instance, names=None) -> tuple[str, list]:
+        """insert()'s INSERT as (sql, params), to run with other writes (execute_together).
+        The instance counts as saved from here on: run the statement."""
         fields = self.fields if names is None else [self.model._meta.get_field(name) for name in names]
         key = tuple(field.attname for field in fields)
         if key not in self._inserts:
             quote = connection.ops.quote_name
             self._inserts[key] = (f"INSERT INTO {quote(self.model._meta.db_table)} "
                                   f"({', '.join(quote(field.column) for field in fields)}) VALUES {in_list(fields)}")
-        execute(self._inserts[key], [field.get_db_prep_save(field.pre_save(instance, True), connection)
-                                     for field in fields])
+        params = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
         instance._state.adding = False
         instance._state.db = connection.alias
+        return self._inserts[key], params
 
     def update(self, pk, values, *, guard=""):
         """UPDATE row `pk` to `values` (field name -> plain value) if `guard`, a condition on
