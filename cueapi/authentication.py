@@ -52,7 +52,11 @@ def _safe_cache(call, *args, default=None):
 
 def key_for_api_key(api_key):
     """The ApiKey row for `api_key`, its active user loaded (`key.user`), or None."""
-    key_hash = api_key_hash(api_key)
+    return key_for_hash(api_key_hash(api_key))
+
+
+def key_for_hash(key_hash):
+    """key_for_api_key for a key already hashed."""
     cached = redis_cache() is not None
     key = _safe_cache(cache.get, _cache_key(key_hash)) if cached else None
     if key is None:
@@ -113,12 +117,25 @@ def bearer_token(request):
     return header[len("Bearer ") :].strip()
 
 
+def request_token_hash(request):
+    """The SHA-256 of the request's bearer token (None without one), computed once: the rate
+    limiter's bucket, the key lookup and the rotated-key check all need it."""
+    if not hasattr(request, "_cueapi_token_hash"):
+        token = bearer_token(request)
+        request._cueapi_token_hash = api_key_hash(token) if token else None
+    return request._cueapi_token_hash
+
+
+def _has_api_key(request):
+    token = bearer_token(request)
+    return bool(token) and token.startswith(API_KEY_PREFIX)
+
+
 def request_api_key(request):
     """The ApiKey row for the request's API key (None if no key or unknown), looked up once."""
     key = getattr(request, "_cueapi_key", _NOT_LOOKED_UP)
     if key is _NOT_LOOKED_UP:
-        token = bearer_token(request)
-        key = key_for_api_key(token) if token and token.startswith(API_KEY_PREFIX) else None
+        key = key_for_hash(request_token_hash(request)) if _has_api_key(request) else None
         request._cueapi_key = key
     return key
 
@@ -128,12 +145,10 @@ def request_api_key_counting_hit(request, *, bucket, default_limit):
     one statement where the limiter allows it (ratelimit.shares_lookup_round_trip), remembering
     the key as request_api_key does. The limiter's Decision, or None where the two can't be
     combined (no API key, already looked up, Redis): then look up and hit separately."""
-    token = bearer_token(request)
-    if (not token or not token.startswith(API_KEY_PREFIX) or hasattr(request, "_cueapi_key")
-            or not ratelimit.shares_lookup_round_trip()):
+    if not _has_api_key(request) or hasattr(request, "_cueapi_key") or not ratelimit.shares_lookup_round_trip():
         return None
     request._cueapi_key, decision = get_user_model().objects.api_key_counting_hit(
-        api_key_hash(token), bucket=bucket, default_limit=default_limit)
+        request_token_hash(request), bucket=bucket, default_limit=default_limit)
     return decision
 
 
@@ -151,7 +166,7 @@ class BearerAuthentication(BaseAuthentication):
         if token.startswith(API_KEY_PREFIX):
             key = request_api_key(request._request)
             if key is None:
-                if key_was_rotated(api_key_hash(token)):
+                if key_was_rotated(request_token_hash(request._request)):
                     raise AuthError(
                         "key_rotated", "This API key has been rotated. Use your new key."
                     )

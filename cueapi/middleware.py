@@ -15,9 +15,8 @@ from django.urls import Resolver404, resolve
 from django.utils.functional import empty
 
 from cueapi import ratelimit
-from cueapi.authentication import bearer_token, request_api_key_counting_hit, request_key_user
+from cueapi.authentication import bearer_token, request_api_key_counting_hit, request_key_user, request_token_hash
 from cueapi.errors import COMPACT_JSON, error_response
-from cueapi.ids import api_key_hash
 from cueapi.logs import log_event
 
 logger = logging.getLogger("cueapi.request")
@@ -130,7 +129,7 @@ def rate_limit_bucket(request):
     """Per API key when the bearer token looks like one (valid or not), else per client IP."""
     token = bearer_token(request)
     if token and "cue_sk_" in token:
-        return f"ratelimit:{api_key_hash(token)}"
+        return f"ratelimit:{request_token_hash(request)}"
     return f"ratelimit:ip:{request.META.get('REMOTE_ADDR', '')}"
 
 

@@ -77,3 +77,23 @@ class KeyLookupCountingHitTests(BaseTestCase):
         self.assertNotIn("rate_limit_counters", sqls[1])
         self.assertEqual(response["X-RateLimit-Limit"], "4")
         self.assertEqual(response["X-RateLimit-Remaining"], "2")
+
+
+class TokenHashedOnceTests(BaseTestCase):
+    @override_settings(CUEAPI_RATE_LIMIT_ENABLED=True)
+    def test_a_request_hashes_its_key_once(self):
+        """The limiter's bucket, the key lookup and authentication share one SHA-256."""
+        from cueapi import authentication, ids, middleware
+
+        hashed = mock.Mock(wraps=ids.api_key_hash)
+        # Wherever the request path might hash it (the middleware once did, separately).
+        with mock.patch.object(authentication, "api_key_hash", hashed), \
+                mock.patch.object(middleware, "api_key_hash", hashed, create=True):
+            self.assertEqual(self.get("/v1/cues").status_code, 200)
+        hashed.assert_called_once_with(self.alice_key)
+
+    def test_a_rotated_key_is_still_told_apart(self):
+        old_key = self.alice_key
+        self.assertEqual(self.post("/v1/auth/key/regenerate", headers={"X-Confirm-Destructive": "true"}).status_code,
+                         200)
+        self.assertError(self.get("/v1/cues", key=old_key), 401, "key_rotated")
