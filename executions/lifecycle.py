@@ -226,32 +226,32 @@ def worker_claimed(*, user, execution_id, worker_id: str, now: datetime) -> bool
     return bool(claimed)
 
 
-def _oldest_claimable_sql(*, user, now) -> tuple[str, list]:
-    claimable, params = claimable_worker_sql(user=user, now=now)
+def _oldest_claimable_sql(claimable: str) -> str:
+    """The user's oldest execution matching `claimable` (claimable_worker_sql), locked: SKIP
+    LOCKED on PostgreSQL, so concurrent claimers each get another."""
     sql = (f"SELECT executions.id FROM executions WHERE {claimable} "
            "ORDER BY executions.scheduled_for, executions.id LIMIT 1")
-    if connection.vendor == "postgresql":
-        sql += " FOR UPDATE SKIP LOCKED"
-    return sql, params
-
-
-def next_claimable(*, user, now):
-    """The id of the user's oldest claimable execution, locked (SKIP LOCKED on PostgreSQL:
-    concurrent claimers each get another), or None. Call inside a transaction."""
-    rows = fetch(*_oldest_claimable_sql(user=user, now=now))
-    return EXECUTION_ROWS.convert("id", rows[0][0]) if rows else None
+    return sql + " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else sql
 
 
 def worker_claimed_next(*, user, worker_id: str, now: datetime):
-    """PostgreSQL: pick the user's oldest claimable execution and claim it, in one statement
-    (no transaction of its own to begin and commit). The pick locks its row with SKIP LOCKED,
-    so concurrent claimers each get another, and the UPDATE keeps worker_claimed's guard.
-    Returns the claimed id, or None when nothing is claimable (or all of it is being claimed)."""
-    pick, pick_params = _oldest_claimable_sql(user=user, now=now)
+    """A worker takes the user's oldest claimable execution; returns its id, or None when
+    nothing is claimable (or all of it is being claimed). On PostgreSQL one statement (no
+    transaction to begin and commit): the pick locks its row with SKIP LOCKED and the UPDATE
+    keeps worker_claimed's guard. On SQLite, whose write transactions run one at a time, pick
+    then claim in one transaction."""
     claimable, params = claimable_worker_sql(user=user, now=now)
+    if connection.vendor != "postgresql":
+        with transaction.atomic():
+            rows = fetch(_oldest_claimable_sql(claimable), params)
+            if not rows:
+                return None
+            execution_id = EXECUTION_ROWS.convert("id", rows[0][0])
+            claimed = worker_claimed(user=user, execution_id=execution_id, worker_id=worker_id, now=now)
+            return execution_id if claimed else None
     update, update_params = _claim_update(worker_id=worker_id, now=now)
-    rows = fetch(f"{update} WHERE executions.id = ({pick}) AND {claimable} RETURNING executions.id",
-                 [*update_params, *pick_params, *params])
+    rows = fetch(f"{update} WHERE executions.id = ({_oldest_claimable_sql(claimable)}) AND {claimable} "
+                 "RETURNING executions.id", [*update_params, *params, *params])
     if not rows:
         return None
     execution_id = EXECUTION_ROWS.convert("id", rows[0][0])

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import User
@@ -25,27 +25,11 @@ def execution_claim(*, user: User, worker_id: str, execution_id: str, now: datet
 
 
 def execution_claim_next(*, user: User, worker_id: str, now: datetime | None = None) -> UUID:
-    """Claim the oldest claimable execution: on PostgreSQL in one statement (SKIP LOCKED, then
-    guarded); on SQLite, whose write transactions run one at a time, pick then claim."""
-    now = now or timezone.now()
-    if connection.vendor == "postgresql":
-        pk = lifecycle.worker_claimed_next(user=user, worker_id=worker_id, now=now)
-    else:
-        pk = _claim_next_in_transaction(user=user, worker_id=worker_id, now=now)
+    """Claim the oldest claimable execution (lifecycle.worker_claimed_next)."""
+    pk = lifecycle.worker_claimed_next(user=user, worker_id=worker_id, now=now or timezone.now())
     if pk is None:
         raise AppError("claim_failed", "No executions available for claiming", 409)
     return pk
-
-
-def _claim_next_in_transaction(*, user: User, worker_id: str, now: datetime) -> UUID | None:
-    for _ in range(5):
-        with transaction.atomic():
-            pk = lifecycle.next_claimable(user=user, now=now)
-            if pk is None:
-                return None
-            if lifecycle.worker_claimed(user=user, execution_id=pk, worker_id=worker_id, now=now):
-                return pk
-    return None
 
 
 def execution_heartbeat(*, user: User, execution_id: str, worker_id: str | None = None,
