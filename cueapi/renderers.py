@@ -44,8 +44,8 @@ class JSONContentNegotiation(DefaultContentNegotiation):
     `?format=`, an Accept list, parameters) goes through DRF's rules."""
 
     def select_renderer(self, request, renderers, format_suffix=None):
-        if (request.META.get("HTTP_ACCEPT") in _PLAIN_ACCEPTS and not format_suffix
-                and self.settings.URL_FORMAT_OVERRIDE not in request.query_params
-                and renderers[0].media_type == "application/json"):
+        if (renderers and renderers[0].media_type == "application/json"
+                and request.META.get("HTTP_ACCEPT") in _PLAIN_ACCEPTS and not format_suffix
+                and self.settings.URL_FORMAT_OVERRIDE not in request.query_params):
             return renderers[0], "application/json"
         return super().select_renderer(request, renderers, format_suffix)
