@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from tests.live import LiveServer, wait_for
-from tests.receiver import Receiver
+from tests.receiver import SHUTDOWN_POLL, Receiver
 
 pytestmark = pytest.mark.live
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -38,7 +38,7 @@ def readme_receiver(secret):
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recording)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs=SHUTDOWN_POLL, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}/alerts", seen
 
 

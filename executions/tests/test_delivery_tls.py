@@ -18,6 +18,7 @@ from cryptography.x509.oid import NameOID
 from django.test import SimpleTestCase, override_settings
 
 from executions.delivery import send_webhook
+from tests.receiver import SHUTDOWN_POLL
 
 TLS_FAILED = "TLS connection to webhook endpoint failed (is its certificate valid?)"
 
@@ -71,7 +72,7 @@ class TlsReceiver:
         self.port = self.server.server_address[1]
 
     def __enter__(self):
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, kwargs=SHUTDOWN_POLL, daemon=True).start()
         return self
 
     def __exit__(self, *exc):
