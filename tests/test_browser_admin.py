@@ -12,7 +12,7 @@ from tests.browser import chromium, requires_chromium, screenshot, wait_for_text
 from tests.live import LiveServer, wait_for
 from tests.receiver import Receiver
 
-pytestmark = [pytest.mark.live, requires_chromium]
+pytestmark = [pytest.mark.live, pytest.mark.db_agnostic, requires_chromium]
 PASSWORD = "correct horse battery staple"
 
 

@@ -10,7 +10,7 @@ import requests
 from tests.browser import chromium, requires_chromium, screenshot, wait_for_text
 from tests.live import LiveServer, wait_for_magic_link
 
-pytestmark = [pytest.mark.live, requires_chromium]
+pytestmark = [pytest.mark.live, pytest.mark.db_agnostic, requires_chromium]
 
 
 def test_the_device_page_sends_the_magic_link():

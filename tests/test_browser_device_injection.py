@@ -9,7 +9,7 @@ import requests
 from tests.browser import chromium, requires_chromium, wait_for_text
 from tests.live import LiveServer, wait_for
 
-pytestmark = [pytest.mark.live, requires_chromium]
+pytestmark = [pytest.mark.live, pytest.mark.db_agnostic, requires_chromium]
 PASSWORD = "correct horse battery staple"
 # What the attacker's link carried: read an admin page, keep it where the test can see it.
 INJECTION = ('</script><script>fetch("/admin/accounts/user/").then(r => r.text())'

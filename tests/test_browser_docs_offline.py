@@ -6,7 +6,7 @@ import pytest
 from tests.browser import chromium, requires_chromium, screenshot, wait_for_text
 from tests.live import LiveServer
 
-pytestmark = [pytest.mark.live, requires_chromium]
+pytestmark = [pytest.mark.live, pytest.mark.db_agnostic, requires_chromium]
 
 # Every host name fails to resolve except 127.0.0.1: a CDN request cannot succeed.
 OFFLINE = ("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",)

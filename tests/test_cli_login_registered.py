@@ -11,7 +11,7 @@ import requests
 from tests.cli import Cli
 from tests.live import LiveServer
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.db_agnostic]
 
 
 def test_a_registered_account_logs_in_with_the_cli():

@@ -8,7 +8,7 @@ import requests
 
 from tests.live import LiveServer, wait_for
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.db_agnostic]
 
 
 def test_the_server_log_holds_no_working_login_link():

@@ -13,7 +13,7 @@ import requests
 from tests.cli import Cli
 from tests.live import LiveServer
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.db_agnostic]
 
 
 def test_login_and_everyday_commands():

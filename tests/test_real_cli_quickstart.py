@@ -10,7 +10,7 @@ import requests
 from tests.cli import Cli
 from tests.live import LiveServer
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.db_agnostic]
 
 
 def test_quickstart_with_private_urls_off():

@@ -104,6 +104,7 @@ def test_the_real_worker_runs_handlers_and_reports_outcomes_with_evidence():
         assert "job-42" in page.text and "https://example.com/r/42" in page.text and "verified_success" in page.text
 
 
+@pytest.mark.db_agnostic
 def test_worker_login_by_email_writes_the_key():
     """`cueapi-worker login --email`: device code (201), email, magic link, poll every 5 s."""
     with tempfile.TemporaryDirectory() as home:

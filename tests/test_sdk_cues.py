@@ -9,7 +9,7 @@ import pytest
 
 from tests.live import LiveServer, hosted_limits_env
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.db_agnostic]
 SCRIPT = Path(__file__).parent / "clients" / "sdk_cues.py"
 SCENARIOS = [
     "test_recurring_cue_lifecycle",
