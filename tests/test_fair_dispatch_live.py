@@ -22,10 +22,11 @@ def create(server, auth, name, url):
 
 
 def test_a_slow_handler_delays_nobody_else():
-    env = dict(CUEAPI_DISPATCH_CONCURRENCY="8", CUEAPI_WEBHOOK_TIMEOUT_SECONDS="20",
+    env = dict(CUEAPI_DISPATCH_CONCURRENCY="8", CUEAPI_WEBHOOK_TIMEOUT_SECONDS="12",
                CUEAPI_RATE_LIMIT_ENABLED="false", LOG_LEVEL="WARNING")
-    # Each request to the slow handler is answered after 15 s.
-    with Receiver(responses=[(200, b"ok", 15)]) as slow, Receiver() as fast, LiveServer(**env) as server:
+    # Each request to the slow handler is answered after 8 s: the other user's delivery must
+    # come while the hog's requests are held (the server's stop waits for them).
+    with Receiver(responses=[(200, b"ok", 8)]) as slow, Receiver() as fast, LiveServer(**env) as server:
         hog, other = register(server, "hog@example.com"), register(server, "other@example.com")
         hog_cue, other_cue = create(server, hog, "slow", slow.url), create(server, other, "fast", fast.url)
         for _ in range(12):  # more than the dispatcher's 8 seats
