@@ -179,7 +179,8 @@ def test_the_real_worker_runs_with_a_worker_scoped_key():
         assert (got["status"], got["outcome"]["success"]) == ("success", True), output
         assert "hello Lin" in got["outcome"]["result"]
         assert [w["worker_id"] for w in workers] == ["test-worker"]
-        assert "403" not in output and "401" not in output, output
+        # As whole numbers: the server's port (e.g. 47403) may hold the digits.
+        assert not re.search(r"\b40[13]\b", output), output
         keys = requests.get(server.url + "/v1/auth/keys", headers=auth, timeout=10).json()["keys"]
         assert [k["last_used_at"] is not None for k in keys] == [True, True]
 
