@@ -123,21 +123,29 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # Django's backend with a health check that polls the socket instead of a `SELECT 1`
-    # round trip per request (cueapi/postgresql/base.py).
-    DATABASES["default"]["ENGINE"] = "cueapi.postgresql"
 # "transaction" when DATABASE_URL points at a pooler in transaction mode (PgBouncer
 # pool_mode=transaction): consecutive transactions of one connection may run on different
 # server connections, so nothing may outlive a transaction: no server-side cursors (Django's
-# .iterator() would DECLARE one WITH HOLD). Prepared statements need nothing here: Django on
-# psycopg 3 binds client-side and sets prepare_threshold=None. LISTEN does not work through
-# such a pooler either: cueapi/notify.py then polls instead.
+# .iterator() would DECLARE one WITH HOLD) and no prepared statements. LISTEN does not work
+# through such a pooler either: cueapi/notify.py then polls instead.
 DATABASE_POOLER = env.str("DATABASE_POOLER", default="").strip().lower()
 if DATABASE_POOLER not in ("", "session", "transaction"):
     raise ImproperlyConfigured(f"DATABASE_POOLER must be empty, session or transaction, got {DATABASE_POOLER!r}")
 if DATABASE_POOLER == "transaction":
     DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend with a health check that polls the socket instead of a `SELECT 1`
+    # round trip per request (cueapi/postgresql/base.py).
+    DATABASES["default"]["ENGINE"] = "cueapi.postgresql"
+    # Parameters sent apart from the statement (no quoting in Python), and a statement a
+    # connection has run PREPARE_THRESHOLD times prepared, so PostgreSQL stops parsing and
+    # planning it: most of the API's and the engine's statements repeat on every call. Not
+    # through a transaction-mode pooler, where the next transaction may find another server
+    # connection that never saw the PREPARE.
+    options = DATABASES["default"].setdefault("OPTIONS", {})
+    options.setdefault("server_side_binding", True)
+    if DATABASE_POOLER != "transaction":
+        options.setdefault("prepare_threshold", 5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHE_TABLE = "cueapi_cache"

@@ -112,7 +112,7 @@ class EngineCommand(BaseCommand):
         # Shows up in pg_stat_activity, so an operator can tell the processes apart.
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
-                cursor.execute("SET application_name = %s", [f"cueapi-{self.process_name}"])
+                cursor.execute("SELECT set_config('application_name', %s, false)", [f"cueapi-{self.process_name}"])
 
     def safe_sleep_seconds(self):
         try:

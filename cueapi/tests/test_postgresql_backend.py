@@ -1,9 +1,14 @@
 """The PostgreSQL backend (cueapi/postgresql/base.py): its health check costs no round trip
 for a healthy idle connection and still replaces a connection the server closed; its
-timestamp loader gives what Django's does."""
+timestamp loader gives what Django's does; statements repeated on a connection are prepared,
+except through a transaction-mode pooler."""
 
+import json
+import os
 import random
 import select
+import subprocess
+import sys
 import time
 import unittest
 from datetime import datetime, timedelta
@@ -106,3 +111,35 @@ class TimestampLoaderTests(TestCase):
         with self.assertRaises(Exception) as fast_error:
             self.select_both_ways("SELECT 'infinity'::timestamptz")
         self.assertIn("infinity", str(fast_error.exception).lower())
+
+
+@unittest.skipUnless(connection.vendor == "postgresql", "PostgreSQL's prepared statements")
+class PreparedStatementTests(TestCase):
+    STATEMENT = "SELECT count(*) FROM cues WHERE id = %s AND name = %s"
+
+    def prepared(self):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT statement FROM pg_prepared_statements")
+            return [row[0] for row in cursor.fetchall()]
+
+    def test_a_statement_run_a_sixth_time_is_prepared_and_its_parameters_bound_by_the_server(self):
+        with connection.cursor() as cursor:
+            for n in range(6):  # psycopg prepares it on the run after prepare_threshold (5)
+                cursor.execute(self.STATEMENT, [f"cue_{n}", "a name with a ' quote"])
+                self.assertEqual(cursor.fetchone(), (0,))
+        self.assertIn("SELECT count(*) FROM cues WHERE id = $1 AND name = $2", self.prepared())
+
+    def settings_options(self, **env):
+        """The database OPTIONS settings.py gives a PostgreSQL DATABASE_URL under `env`."""
+        code = ("from django.conf import settings; "
+                "print(json.dumps(settings.DATABASES['default'].get('OPTIONS', {})))")
+        env = {**os.environ, "DATABASE_URL": "postgres://u@127.0.0.1:5432/d", "DATABASE_POOLER": "", **env}
+        out = subprocess.run([sys.executable, "-c", f"import json, django; django.setup(); {code}"],
+                             env=env, capture_output=True, text=True, check=True).stdout
+        return json.loads(out)
+
+    def test_not_prepared_through_a_transaction_mode_pooler(self):
+        self.assertEqual(self.settings_options(), {"server_side_binding": True, "prepare_threshold": 5})
+        self.assertEqual(self.settings_options(DATABASE_POOLER="transaction"), {"server_side_binding": True})
+        self.assertEqual(self.settings_options(DATABASE_POOLER="session"),
+                         {"server_side_binding": True, "prepare_threshold": 5})
