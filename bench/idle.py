@@ -139,11 +139,15 @@ def seed_waiting_executions(count, worker_cues):
 
 
 def poller_command():
+    from django.db import connection
+
     from executions.management.commands.run_poller import Command
 
     command = Command()
     command.stopping = False
     command.once = False
+    connection.ensure_connection()
+    command.configure_session(connection=connection)  # as run_poller sets up its connections
     return command
 
 

@@ -1,9 +1,11 @@
 import signal
+import unittest
 from unittest import mock
 
 from django.core.cache import cache
 from django.core.management import call_command
-from django.test import TestCase
+from django.db import connection
+from django.test import TestCase, TransactionTestCase
 
 from executions.management.commands.run_poller import Command as PollerCommand
 
@@ -65,3 +67,27 @@ class DispatcherSeatsTests(TestCase):
             command.handle(once=False)
         # The second cycle found all four seats free again: the failed claim leaked none.
         self.assertEqual(claims, [4, 4])
+
+
+@unittest.skipUnless(connection.vendor == "postgresql", "PostgreSQL session settings")
+class EngineSessionTests(TransactionTestCase):
+    def session(self):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('application_name'), current_setting('plan_cache_mode')")
+            return cursor.fetchone()
+
+    def test_each_connection_of_an_engine_process_is_named_and_planned_per_run(self):
+        seen = []
+
+        def cycle():
+            seen.append(self.session())
+            connection.close()  # as after CONN_MAX_AGE: the next statement opens a new connection
+            seen.append(self.session())
+            return {"cues_processed": 0}
+
+        command = PollerCommand()
+        command.cycle = cycle
+        command.handle(once=True)
+        self.assertEqual(seen, [("cueapi-poller", "force_custom_plan")] * 2)
+        connection.close()  # other processes' connections keep PostgreSQL's default
+        self.assertEqual(self.session()[1], "auto")
