@@ -138,10 +138,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # round trip per request (cueapi/postgresql/base.py).
     DATABASES["default"]["ENGINE"] = "cueapi.postgresql"
     # Parameters sent apart from the statement (no quoting in Python), and a statement a
-    # connection has run PREPARE_THRESHOLD times prepared, so PostgreSQL stops parsing and
-    # planning it: most of the API's and the engine's statements repeat on every call. Not
-    # through a transaction-mode pooler, where the next transaction may find another server
-    # connection that never saw the PREPARE.
+    # connection has run `prepare_threshold` times prepared, so PostgreSQL stops parsing and
+    # planning it: the API's statements repeat on every request. (The engine's connections
+    # still plan each run: executions/engine.py.) Not through a transaction-mode pooler,
+    # where the next transaction may find another server connection that never saw the PREPARE.
     options = DATABASES["default"].setdefault("OPTIONS", {})
     options.setdefault("server_side_binding", True)
     if DATABASE_POOLER != "transaction":
