@@ -54,6 +54,36 @@ def execute_together(*statements: tuple[str, list], savepoint: bool = True) -> N
         execute(sql + last_sql, params)
 
 
+GUARDED = "{guarded}"
+
+
+def execute_guarded(guarded: tuple[str, list], *then: tuple[str, list]) -> int:
+    """Run the write `guarded` (an UPDATE whose WHERE carries its guard) and, only if it
+    changed a row, the writes `then`, which stand or fall with it. Each of `then` says where
+    by GUARDED, a condition that holds when the guard did (`INSERT ... SELECT ... WHERE
+    {guarded}`, `UPDATE ... WHERE id = %s AND {guarded}`); no two of them may write the same
+    row (PostgreSQL applies only one of them). On PostgreSQL one statement, the
+    guarded write a data-modifying WITH that the others test; on SQLite in transaction.atomic().
+    Returns the number of rows `guarded` changed (the guard's verdict)."""
+    for sql, _ in then:
+        if GUARDED not in sql:
+            raise ValueError(f"a guarded write must say where the guard applies ({GUARDED}): {sql}")
+    if not then:
+        return execute(*guarded)
+    if connection.vendor != "postgresql":
+        with transaction.atomic():
+            changed = execute(*guarded)
+            if changed:
+                for sql, params in then:
+                    execute(sql.replace(GUARDED, "1 = 1"), params)
+        return changed
+    condition = "EXISTS (SELECT 1 FROM guarded)"
+    sql = f"WITH guarded AS ({guarded[0]} RETURNING 1)" + "".join(
+        f", then_{i} AS ({each.replace(GUARDED, condition)})" for i, (each, _) in enumerate(then))
+    params = [*guarded[1], *(param for _, each in then for param in each)]
+    return fetch(sql + " SELECT count(*) FROM guarded", params)[0][0]
+
+
 def fetch_page(columns: str, matching: str, params, *, aggregates: list[str], order_by: str,
                limit: int, offset: int) -> tuple[list[tuple], tuple]:
     """A page of `SELECT {columns} {matching}` and the `aggregates` (e.g. COUNT(*)) over all its
@@ -155,15 +185,17 @@ class RowLoader:
         the table's own, e.g. an audit entry's serial)."""
         execute(*self.insert_statement(instance, names))
 
-    def insert_statement(self, instance, names=None) -> tuple[str, list]:
-        """insert()'s INSERT as (sql, params), to run with other writes (execute_together).
-        The instance counts as saved from here on: run the statement."""
+    def insert_statement(self, instance, names=None, *, guarded=False) -> tuple[str, list]:
+        """insert()'s INSERT as (sql, params), to run with other writes (execute_together; with
+        `guarded`, as one of execute_guarded's). The instance counts as saved from here on: run
+        the statement."""
         fields = self.fields if names is None else [self.model._meta.get_field(name) for name in names]
-        key = tuple(field.attname for field in fields)
+        key = (tuple(field.attname for field in fields), guarded)
         if key not in self._inserts:
             quote = connection.ops.quote_name
+            values = f"SELECT {', '.join(['%s'] * len(fields))} WHERE {GUARDED}" if guarded else f"VALUES {in_list(fields)}"
             self._inserts[key] = (f"INSERT INTO {quote(self.model._meta.db_table)} "
-                                  f"({', '.join(quote(field.column) for field in fields)}) VALUES {in_list(fields)}")
+                                  f"({', '.join(quote(field.column) for field in fields)}) {values}")
         params = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
         instance._state.adding = False
         instance._state.db = connection.alias
@@ -172,13 +204,17 @@ class RowLoader:
     def update(self, pk, values, *, guard=""):
         """UPDATE row `pk` to `values` (field name -> plain value) if `guard`, a condition on
         its columns, also holds; return the number of rows changed (0 or 1)."""
+        return execute(*self.update_statement(pk, values, guard=guard))
+
+    def update_statement(self, pk, values, *, guard="") -> tuple[str, list]:
+        """update()'s UPDATE as (sql, params), to run with other writes (execute_guarded)."""
         fields = [self.model._meta.get_field(name) for name in values]
         quote = connection.ops.quote_name
         sql = (f"UPDATE {quote(self.model._meta.db_table)} SET "
                f"{', '.join(f'{quote(field.column)} = %s' for field in fields)} "
                f"WHERE {quote(self.model._meta.pk.column)} = %s" + (f" AND {guard}" if guard else ""))
         params = [field.get_db_prep_save(value, connection) for field, value in zip(fields, values.values())]
-        return execute(sql, [*params, self.param(self.model._meta.pk.name, pk)])
+        return sql, [*params, self.param(self.model._meta.pk.name, pk)]
 
     def convert(self, name, value):
         """A value selected from field `name`'s column (an aggregate of it), as the ORM loads it."""

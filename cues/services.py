@@ -678,6 +678,17 @@ def cue_record_run(*, cue: Cue, now: datetime, finished: bool, ran: bool = True,
     """The one UPDATE of a cue after one of its executions moved (executions/lifecycle.py):
     run_count when an attempt ran; last_run when the execution is finished; a one-time cue's
     final status; the pause asked for by `on_failure.pause`."""
+    statement = cue_record_run_statement(cue=cue, now=now, finished=finished, ran=ran, once_status=once_status,
+                                         pause=pause)
+    if statement:
+        execute(*statement)
+
+
+def cue_record_run_statement(*, cue: Cue, now: datetime, finished: bool, ran: bool = True,
+                             once_status: str | None = None, pause: bool = False,
+                             condition: str = "") -> tuple[str, list] | None:
+    """cue_record_run's UPDATE as (sql, params), or None when it changes nothing; `condition`
+    is ANDed to its WHERE (a guard's, for rows.execute_guarded)."""
     # Hand-written (see cueapi.rows): it runs for every outcome a worker reports. Every
     # right-hand side reads the row as it was before this UPDATE.
     sets, params = (["run_count = run_count + 1"] if ran else []), []
@@ -695,8 +706,10 @@ def cue_record_run(*, cue: Cue, now: datetime, finished: bool, ran: bool = True,
         # Only an active cue changes status: a cue paused by hand meanwhile stays paused.
         sets.append("status = CASE WHEN status = %s THEN %s ELSE status END")
         params += [Cue.Status.ACTIVE, new_status]
-    if sets:
-        execute(f"UPDATE cues SET {', '.join(sets)} WHERE id = %s", [*params, cue.pk])
+    if not sets:
+        return None
+    return (f"UPDATE cues SET {', '.join(sets)} WHERE id = %s" + (f" AND {condition}" if condition else ""),
+            [*params, cue.pk])
 
 
 # cue_runs_recorded's statements, hand-written: they run for every batch the dispatcher records.

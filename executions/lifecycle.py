@@ -32,9 +32,9 @@ from accounts.selectors import user_executions_this_month
 from accounts.services import usage_increment
 from cueapi import metrics
 from cueapi.logs import log_event
-from cueapi.rows import RowLoader, db_id, db_time, execute, fetch, in_list, sql_by_id
+from cueapi.rows import GUARDED, RowLoader, db_id, db_time, execute, execute_guarded, fetch, in_list, sql_by_id
 from cues.models import Cue
-from cues.services import cue_pause_with_note, cue_record_run, cue_runs_recorded
+from cues.services import cue_pause_with_note, cue_record_run, cue_record_run_statement, cue_runs_recorded
 from executions import signals
 from executions.delivery import DeliveryResult
 from executions.models import DeliveryAttempt, DispatchOutbox, Execution
@@ -278,16 +278,21 @@ ATTEMPT_COLUMNS = [field.name for field in DeliveryAttempt._meta.concrete_fields
 
 
 def _attempt_row(execution: Execution, attempt: int, transport: str, result: str, now: datetime, *,
-                 started_at: datetime | None = None, duration_ms: int | None = None,
+                 guarded: bool = False, started_at: datetime | None = None, duration_ms: int | None = None,
                  http_status: int | None = None, error: str | None = None,
-                 worker_id: str | None = None, retry_after: datetime | None = None) -> None:
+                 worker_id: str | None = None, retry_after: datetime | None = None) -> tuple[str, list] | None:
+    """INSERT the attempt's row; with `guarded`, return the INSERT for rows.execute_guarded instead."""
     started_at = started_at or now
     if duration_ms is None:
         duration_ms = max(0, int((now - started_at).total_seconds() * 1000))
-    ATTEMPT_ROWS.insert(DeliveryAttempt(
+    row = DeliveryAttempt(
         execution_id=execution.pk, attempt=attempt, transport=transport, result=result,
         started_at=started_at, finished_at=now, duration_ms=duration_ms, http_status=http_status,
-        error=error, worker_id=worker_id, retry_after=retry_after), ATTEMPT_COLUMNS)
+        error=error, worker_id=worker_id, retry_after=retry_after)
+    if guarded:
+        return ATTEMPT_ROWS.insert_statement(row, ATTEMPT_COLUMNS, guarded=True)
+    ATTEMPT_ROWS.insert(row, ATTEMPT_COLUMNS)
+    return None
 
 
 def webhook_delivered(*, execution: Execution, cue: Cue, attempt: int, result: DeliveryResult,
@@ -507,14 +512,22 @@ def outcome_recorded(*, execution: Execution, cue: Cue, outcome: dict, now: date
                       updated_at=now)
         fields.update(delivered_at=now, error_message=None) if success else fields.update(
             error_message=outcome.get("error"))
-    if not EXECUTION_ROWS.update(execution.pk, fields, guard="outcome_recorded_at IS NULL"):
-        return None
+    update = EXECUTION_ROWS.update_statement(execution.pk, fields, guard="outcome_recorded_at IS NULL")
+    then = []
     if worker:
         # For a worker, running the handler is the delivery: its failure fails the attempt.
-        _attempt_row(execution, execution.attempts, Transport.WORKER,
-                     DeliveryAttempt.Result.DELIVERED if success else DeliveryAttempt.Result.FAILED, now,
-                     started_at=execution.claimed_at, error=None if success else outcome.get("error"),
-                     worker_id=execution.claimed_by_worker)
+        # The attempt's row and a success's run count are written with the outcome, in one
+        # statement (a failure's run is recorded by _failed_for_good).
+        then.append(_attempt_row(execution, execution.attempts, Transport.WORKER,
+                                 DeliveryAttempt.Result.DELIVERED if success else DeliveryAttempt.Result.FAILED,
+                                 now, guarded=True, started_at=execution.claimed_at,
+                                 error=None if success else outcome.get("error"),
+                                 worker_id=execution.claimed_by_worker))
+        if success:
+            then.append(cue_record_run_statement(cue=cue, now=now, finished=True, once_status=Cue.Status.COMPLETED,
+                                                 condition=GUARDED))
+    if not execute_guarded(update, *then):
+        return None
     if not logged:
         log_event(logger, "outcome_recorded", execution_id=execution.pk, cue_id=cue.id,
                   attempt=execution.attempts, success=success, outcome_state=state,
@@ -524,8 +537,6 @@ def outcome_recorded(*, execution: Execution, cue: Cue, outcome: dict, now: date
         _count_result("succeeded" if state in SUCCEEDED_OUTCOMES else "failed", cue.callback_transport)
     if not success:  # a worker's run ends here; a webhook's was counted when delivered
         _failed_for_good(execution.pk, cue, now, HANDLER_REPORTED_FAILURE, ran=worker)
-    elif worker:
-        cue_record_run(cue=cue, now=now, finished=True, once_status=Cue.Status.COMPLETED)
     if state in SUCCEEDED_OUTCOMES:
         succeeded(execution=execution, cue=cue, now=now)
     if success:  # a failure ended it in _failed_for_good

@@ -22,7 +22,9 @@ VERIFIABLE_STATES = (State.REPORTED_SUCCESS, State.REPORTED_FAILURE, State.VERIF
 def execution_report_outcome(*, user: User, execution_id: str, outcome: dict, now: datetime | None = None) -> str:
     """POST /v1/executions/{id}/outcome (SERVER.md §5.2). Returns the outcome_state."""
     now = now or timezone.now()
-    execution = execution_get(user=user, execution_id=execution_id, for_update=True)
+    # No row lock: the outcome's write is guarded on none being recorded, so of two reports
+    # one records and the other is told it was already recorded.
+    execution = execution_get(user=user, execution_id=execution_id)
     already = AppError("outcome_already_recorded", "Outcome has already been recorded for this execution", 409)
     if execution.outcome_recorded_at is not None:
         raise already

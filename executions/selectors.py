@@ -119,15 +119,13 @@ def parse_execution_id(value):
         return None
 
 
-def execution_get(*, user, execution_id, for_update=False):
+def execution_get(*, user, execution_id):
     """The caller's execution (through its cue), or 404 `execution_not_found`."""
     pk = parse_execution_id(execution_id)
     rows = []
     if pk is not None:
         sql = (f"SELECT {EXECUTION_ROWS.columns('e')}, {CUE_ROWS.columns('c')} "
                "FROM executions e JOIN cues c ON c.id = e.cue_id WHERE e.id = %s AND c.user_id = %s")
-        if for_update and connection.features.has_select_for_no_key_update:
-            sql += " FOR NO KEY UPDATE OF e"
         rows = fetch(sql, [EXECUTION_ROWS.param("id", pk), CUE_ROWS.param("user", user.pk)])
     if not rows:
         raise AppError("execution_not_found", "Execution not found", 404)
