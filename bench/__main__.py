@@ -26,6 +26,7 @@ Nothing here is a pass/fail test: it prints Markdown table rows for the README.
 
 import argparse
 import os
+import statistics
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -216,9 +217,10 @@ def run_claims(database_url, executions, claimers, cache_url=""):
     """Worker claims as users run the server (gunicorn defaults, rate limiter on, quotas
     raised): `claimers` processes (half claim-next, half list + claim-by-id) over `executions`
     claimable executions, each claim followed by its outcome. Returns (claims per second,
-    double claims, missing)."""
+    double claims, missing, gunicorn and PostgreSQL CPU ms per claim)."""
     import subprocess
 
+    from bench.api import cpu_seconds, cpu_used, gunicorn_workers, postgres_backends
     from tests.test_claim_race import CLAIMER, fire_many
 
     os.environ["DATABASE_URL"] = database_url
@@ -227,14 +229,18 @@ def run_claims(database_url, executions, claimers, cache_url=""):
         key = requests.post(server.url + "/v1/auth/register", json={"email": "claims@example.com"},
                             timeout=30).json()["api_key"]
         fired = fire_many(server, {"Authorization": f"Bearer {key}"}, executions)
+        workers = gunicorn_workers(server)
+        web_before, db_before = cpu_seconds(workers), cpu_seconds(postgres_backends(server))
         started = time.monotonic()
         procs = [subprocess.Popen([sys.executable, str(CLAIMER), server.url, key, "next" if i % 2 else "by-id",
                                    f"w{i}", "report"], stdout=subprocess.PIPE, text=True) for i in range(claimers)]
         claimed = [line for p in procs for line in p.communicate(timeout=600)[0].split()]
         elapsed = time.monotonic() - started
+        web_ms = cpu_used(web_before, cpu_seconds(workers)) * 1000 / max(1, len(claimed))
+        db_ms = cpu_used(db_before, cpu_seconds(postgres_backends(server))) * 1000 / max(1, len(claimed))
         if any(p.returncode for p in procs):
             raise RuntimeError(f"a claimer failed:\n{server.output()[-3000:]}")
-    return len(claimed) / elapsed, len(claimed) - len(set(claimed)), len(fired - set(claimed))
+    return len(claimed) / elapsed, len(claimed) - len(set(claimed)), len(fired - set(claimed)), web_ms, db_ms
 
 
 def main():
@@ -262,17 +268,20 @@ def main():
         args = parser.parse_args()
         cache = args.cache_url.split("://")[0] if args.cache_url else "database (default)"
         print(f"claims: claim + outcome per execution; {os.cpu_count()} cores; load {os.getloadavg()[0]:.2f}\n")
-        print("| database | cache | claimers | executions | claims/s | double claims | unclaimed |")
-        print("|---|---|---|---|---|---|---|", flush=True)
-        rates = []
+        print("| database | cache | claimers | executions | claims/s | double claims | unclaimed "
+              "| CPU ms/claim: gunicorn + PostgreSQL |")
+        print("|---|---|---|---|---|---|---|---|", flush=True)
+        runs = []
         for _ in range(args.runs):
-            rate, doubles, missing = run_claims(args.postgres, args.executions, args.claimers, args.cache_url)
-            rates.append(rate)
-            print(f"| PostgreSQL | {cache} | {args.claimers} | {args.executions} | {rate:.0f} | {doubles} | {missing} |",
-                  flush=True)
-        if len(rates) > 1:
-            print(f"| PostgreSQL | {cache}, median | {args.claimers} | {args.executions} | "
-                  f"{sorted(rates)[len(rates) // 2]:.0f} | | |", flush=True)
+            rate, doubles, missing, web_ms, db_ms = run_claims(args.postgres, args.executions, args.claimers,
+                                                               args.cache_url)
+            runs.append((rate, web_ms, db_ms))
+            print(f"| PostgreSQL | {cache} | {args.claimers} | {args.executions} | {rate:.0f} | {doubles} | {missing} "
+                  f"| {web_ms:.1f} + {db_ms:.1f} |", flush=True)
+        if len(runs) > 1:
+            rate, web_ms, db_ms = (statistics.median(run[i] for run in runs) for i in range(3))
+            print(f"| PostgreSQL | {cache}, median | {args.claimers} | {args.executions} | {rate:.0f} | | "
+                  f"| {web_ms:.1f} + {db_ms:.1f} |", flush=True)
         return
     if sys.argv[1:2] == ["memory"]:
         parser = argparse.ArgumentParser(prog="python -m bench memory")
