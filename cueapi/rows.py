@@ -193,7 +193,8 @@ class RowLoader:
         key = (tuple(field.attname for field in fields), guarded)
         if key not in self._inserts:
             quote = connection.ops.quote_name
-            values = f"SELECT {', '.join(['%s'] * len(fields))} WHERE {GUARDED}" if guarded else f"VALUES {in_list(fields)}"
+            values = (f"SELECT {', '.join(['%s'] * len(fields))} WHERE {GUARDED}" if guarded
+                      else f"VALUES {in_list(fields)}")
             self._inserts[key] = (f"INSERT INTO {quote(self.model._meta.db_table)} "
                                   f"({', '.join(quote(field.column) for field in fields)}) {values}")
         params = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]

@@ -241,7 +241,8 @@ class LifecycleTests(CueTestCase):
         self.assertEqual((execution.status, execution.outcome_success, execution.delivered_at), (S.SUCCESS, True, NOW))
         attempt = DeliveryAttempt.objects.get()
         self.assertEqual((attempt.result, attempt.duration_ms, attempt.worker_id), ("delivered", 5000, "w1"))
-        self.assertEqual(self.reload(cue).status, Cue.Status.COMPLETED)
+        cue = self.reload(cue)  # the refused second report wrote neither an attempt nor a run
+        self.assertEqual((cue.status, cue.run_count, cue.last_run), (Cue.Status.COMPLETED, 1, NOW))
         self.assertEqual([r["state"] for r in recorded], ["reported_success"])
 
     def test_a_worker_failure_fails_the_execution_and_the_one_time_cue(self):
