@@ -36,6 +36,7 @@ def execution_report_outcome(*, user: User, execution_id: str, outcome: dict, no
         raise AppError("assertions_too_large", "Outcome assertions must be under 10KB, as metadata", 400)
     state = lifecycle.outcome_recorded(execution=execution, cue=execution.cue, outcome=outcome, now=now)
     if state is None:
+        execution_get(user=user, execution_id=execution_id)  # 404 if it was deleted since the read
         raise already
     return state
 

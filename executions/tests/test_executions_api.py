@@ -1,11 +1,13 @@
 import datetime
 import json
 import uuid
+from unittest import mock
 
 from alerts.models import Alert
 from cueapi.testing import CueTestCase
 from cues.models import Cue
-from executions.models import Execution
+from executions import outcomes
+from executions.models import DeliveryAttempt, Execution
 
 T0 = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
 
@@ -111,6 +113,23 @@ class OutcomeTests(ExecutionsTestCase):
         self.assertEqual(r.status_code, 200)
         self.assertError(self.post(f"/v1/executions/{e.id}/outcome", {"success": True}), 409,
                          "outcome_already_recorded", "Outcome has already been recorded for this execution")
+
+    def test_an_execution_deleted_between_the_read_and_the_write_is_404(self):
+        # The outcome's read takes no lock: the execution may be deleted before the guarded write.
+        e = self.execution(self.worker_cue, status="delivering", claimed_by_worker="w1", attempts=1)
+        read, reads = outcomes.execution_get, []
+
+        def read_then_deleted(**kwargs):
+            execution = read(**kwargs)
+            if not reads:  # a delete commits right after the first read
+                Execution.objects.filter(pk=execution.pk).delete()
+            reads.append(execution)
+            return execution
+
+        with mock.patch.object(outcomes, "execution_get", read_then_deleted):
+            r = self.post(f"/v1/executions/{e.id}/outcome", {"success": True})
+        self.assertError(r, 404, "execution_not_found")
+        self.assertFalse(DeliveryAttempt.objects.exists())
 
     def test_evidence_is_stored(self):
         e = self.execution(status="success")
