@@ -277,22 +277,23 @@ ATTEMPT_ROWS = RowLoader(DeliveryAttempt)
 ATTEMPT_COLUMNS = [field.name for field in DeliveryAttempt._meta.concrete_fields if not field.primary_key]
 
 
-def _attempt_row(execution: Execution, attempt: int, transport: str, result: str, now: datetime, *,
-                 guarded: bool = False, started_at: datetime | None = None, duration_ms: int | None = None,
-                 http_status: int | None = None, error: str | None = None,
-                 worker_id: str | None = None, retry_after: datetime | None = None) -> tuple[str, list] | None:
-    """INSERT the attempt's row; with `guarded`, return the INSERT for rows.execute_guarded instead."""
+def _attempt(execution: Execution, attempt: int, transport: str, result: str, now: datetime, *,
+             started_at: datetime | None = None, duration_ms: int | None = None,
+             http_status: int | None = None, error: str | None = None,
+             worker_id: str | None = None, retry_after: datetime | None = None) -> DeliveryAttempt:
+    """An attempt's row, finished now, unsaved (see _attempt_row)."""
     started_at = started_at or now
     if duration_ms is None:
         duration_ms = max(0, int((now - started_at).total_seconds() * 1000))
-    row = DeliveryAttempt(
+    return DeliveryAttempt(
         execution_id=execution.pk, attempt=attempt, transport=transport, result=result,
         started_at=started_at, finished_at=now, duration_ms=duration_ms, http_status=http_status,
         error=error, worker_id=worker_id, retry_after=retry_after)
-    if guarded:
-        return ATTEMPT_ROWS.insert_statement(row, ATTEMPT_COLUMNS, guarded=True)
-    ATTEMPT_ROWS.insert(row, ATTEMPT_COLUMNS)
-    return None
+
+
+def _attempt_row(*args, **kwargs) -> None:
+    """INSERT an attempt's row (_attempt's arguments)."""
+    ATTEMPT_ROWS.insert(_attempt(*args, **kwargs), ATTEMPT_COLUMNS)
 
 
 def webhook_delivered(*, execution: Execution, cue: Cue, attempt: int, result: DeliveryResult,
@@ -507,25 +508,24 @@ def outcome_recorded(*, execution: Execution, cue: Cue, outcome: dict, now: date
                             required_assertions=cue.required_assertions if required is None else required)
     state, success = fields["outcome_state"], outcome["success"]
     worker = cue.callback_transport == Transport.WORKER
+    then = []
     if worker:  # the outcome completes the worker's run: one UPDATE for both
         fields.update(status=Status.SUCCESS if success else Status.FAILED, lease_expires_at=None, next_retry=None,
                       updated_at=now)
         fields.update(delivered_at=now, error_message=None) if success else fields.update(
             error_message=outcome.get("error"))
-    update = EXECUTION_ROWS.update_statement(execution.pk, fields, guard="outcome_recorded_at IS NULL")
-    then = []
-    if worker:
         # For a worker, running the handler is the delivery: its failure fails the attempt.
         # The attempt's row and a success's run count are written with the outcome, in one
         # statement (a failure's run is recorded by _failed_for_good).
-        then.append(_attempt_row(execution, execution.attempts, Transport.WORKER,
-                                 DeliveryAttempt.Result.DELIVERED if success else DeliveryAttempt.Result.FAILED,
-                                 now, guarded=True, started_at=execution.claimed_at,
-                                 error=None if success else outcome.get("error"),
-                                 worker_id=execution.claimed_by_worker))
+        attempt = _attempt(execution, execution.attempts, Transport.WORKER,
+                           DeliveryAttempt.Result.DELIVERED if success else DeliveryAttempt.Result.FAILED, now,
+                           started_at=execution.claimed_at, error=None if success else outcome.get("error"),
+                           worker_id=execution.claimed_by_worker)
+        then.append(ATTEMPT_ROWS.insert_statement(attempt, ATTEMPT_COLUMNS, guarded=True))
         if success:
             then.append(cue_record_run_statement(cue=cue, now=now, finished=True, once_status=Cue.Status.COMPLETED,
                                                  condition=GUARDED))
+    update = EXECUTION_ROWS.update_statement(execution.pk, fields, guard="outcome_recorded_at IS NULL")
     if not execute_guarded(update, *then):
         return None
     if not logged:

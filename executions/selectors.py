@@ -5,7 +5,6 @@ from typing import NamedTuple
 from django.db.models import BooleanField, Case, CharField, Count, Max, Q, QuerySet, TextChoices, Value, When
 from django.db.models.expressions import RawSQL
 
-from django.db import connection
 
 from cueapi.errors import AppError
 from cueapi.rows import RowLoader, fetch, fetch_page, from_db_time, in_list
