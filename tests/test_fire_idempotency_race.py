@@ -39,14 +39,19 @@ def race(url, key, bodies):
     return answers
 
 
+def worker_cue(server, email, name):
+    """A new user's key and a worker cue of theirs that fires only when asked: (key, cue)."""
+    key = requests.post(server.url + "/v1/auth/register", json={"email": email}, timeout=10).json()["api_key"]
+    cue = requests.post(server.url + "/v1/cues", headers={"Authorization": f"Bearer {key}"}, timeout=10, json={
+        "name": name, "transport": "worker", "payload": {"task": "t"},
+        "schedule": {"type": "recurring", "cron": "0 0 1 1 *"}}).json()
+    return key, cue
+
+
 def test_processes_firing_with_one_key_make_one_execution():
     with LiveServer(api_only=True, **RACE_ENV) as server:
-        key = requests.post(server.url + "/v1/auth/register", json={"email": "idem@example.com"},
-                            timeout=10).json()["api_key"]
+        key, cue = worker_cue(server, "idem@example.com", "idem")
         auth = {"Authorization": f"Bearer {key}"}
-        cue = requests.post(server.url + "/v1/cues", headers=auth, timeout=10, json={
-            "name": "idem", "transport": "worker", "payload": {"task": "t"},
-            "schedule": {"type": "recurring", "cron": "0 0 1 1 *"}}).json()
         fire_url = f"{server.url}/v1/cues/{cue['id']}/fire"
 
         # All the same body: every answer is 200 with the one execution.

@@ -8,19 +8,15 @@ import pytest
 import requests
 
 from tests.live import LiveServer
-from tests.test_fire_idempotency_race import PROCESSES, RACE_ENV, race
+from tests.test_fire_idempotency_race import PROCESSES, RACE_ENV, race, worker_cue
 
 pytestmark = pytest.mark.live
 
 
 def test_processes_reporting_one_outcome_record_it_once():
     with LiveServer(api_only=True, **RACE_ENV) as server:
-        key = requests.post(server.url + "/v1/auth/register", json={"email": "outcome@example.com"},
-                            timeout=10).json()["api_key"]
+        key, cue = worker_cue(server, "outcome@example.com", "race")
         auth = {"Authorization": f"Bearer {key}"}
-        cue = requests.post(server.url + "/v1/cues", headers=auth, timeout=10, json={
-            "name": "race", "transport": "worker", "payload": {"task": "t"},
-            "schedule": {"type": "recurring", "cron": "0 0 1 1 *"}}).json()
         for round_ in range(3):
             execution_id = requests.post(f"{server.url}/v1/cues/{cue['id']}/fire", headers=auth,
                                          timeout=10).json()["id"]
